@@ -1,0 +1,18 @@
+import type { Redis } from 'ioredis'
+import type { Config } from '../core/config.ts'
+import type { DbClient } from '../core/db/db-client.ts'
+import type { QueueRegistry } from '../core/queues/queue-registry.ts'
+import type { Readiness } from '../core/readiness.ts'
+import type { TaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import type { TaskService } from '../core/tasks/task-service.ts'
+
+/** Everything the HTTP app needs, opened by the composition root (server.ts) or by a test. */
+export type AppDeps = {
+  config: Config
+  database: DbClient
+  redis: Redis
+  queues: QueueRegistry
+  taskTypes: TaskTypeRegistry
+  tasks: TaskService
+  readiness: Readiness
+}

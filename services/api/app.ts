@@ -1,0 +1,28 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { ProblemSchema } from './schemas/problem-schema.ts'
+import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
+import type { AppDeps } from './app-deps.ts'
+import appServices from './plugins/app-services.ts'
+import openapi from './plugins/openapi.ts'
+import problemDetails from './plugins/problem-details.ts'
+import healthRoutes from './routes/health/index.ts'
+import taskTypeRoutes from './routes/task-types/index.ts'
+import taskRoutes from './routes/tasks/index.ts'
+
+/** The HTTP application as a plugin: infrastructure, services, error handling, then routes. */
+export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
+  // Bodies are JSON only: anything else is a 415, not a string handed to a route.
+  app.removeContentTypeParser('text/plain')
+  app.addSchema(ProblemSchema)
+  app.addSchema(TaskSchema)
+  app.addSchema(CreateTaskSchema)
+
+  await app.register(problemDetails)
+  await app.register(openapi)
+  await app.register(appServices, deps)
+
+  await app.register(healthRoutes)
+  await app.register(taskTypeRoutes)
+  await app.register(taskRoutes)
+}, { name: 'tasklane-app' })

@@ -1,0 +1,27 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import type { Logger } from '../core/log.ts'
+import app from './app.ts'
+import type { AppDeps } from './app-deps.ts'
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** A Fastify instance with Tasklane's server options and the app registered; not listening. */
+export async function buildServer (deps: AppDeps, log: Logger): Promise<FastifyInstance> {
+  const server = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: deps.config.TASKLANE_BODY_LIMIT_BYTES,
+    requestIdHeader: 'x-request-id',
+    // A caller's request id is kept only when it is a sane token; anything else is replaced.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
+    routerOptions: { maxParamLength: 200 },
+    return503OnClosing: true,
+  })
+  server.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+  await server.register(app, deps)
+  return server
+}

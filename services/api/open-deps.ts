@@ -1,0 +1,29 @@
+import type { Config } from '../core/config.ts'
+import { createDbClient } from '../core/db/db-client.ts'
+import type { Logger } from '../core/log.ts'
+import { createQueueRegistry } from '../core/queues/queue-registry.ts'
+import { createRedisConnection } from '../core/queues/redis-connection.ts'
+import { createReadiness } from '../core/readiness.ts'
+import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
+import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import { createTaskService } from '../core/tasks/task-service.ts'
+import type { AppDeps } from './app-deps.ts'
+
+/** Opens the API's connections and wires the core services; `close` releases them in order. */
+export function openApiDeps (config: Config, log: Logger): AppDeps & { close: () => Promise<void> } {
+  const database = createDbClient(config.DATABASE_URL, { max: config.TASKLANE_DB_POOL_SIZE, applicationName: 'tasklane-api' })
+  const redis = createRedisConnection(config.REDIS_URL, 'producer', 'tasklane-api')
+  redis.on('error', (err) => log.warn({ err }, 'redis connection error'))
+  const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
+  const queues = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
+  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log })
+  const readiness = createReadiness({ sql: database.sql, redis })
+  return {
+    config, database, redis, queues, taskTypes, tasks, readiness,
+    async close () {
+      await queues.close()
+      redis.disconnect()
+      await database.close()
+    },
+  }
+}

@@ -1,0 +1,85 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { ValidationError, type FieldError } from '../../core/errors.ts'
+import { isOutage } from '../../core/outage.ts'
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  406: 'Not Acceptable', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type',
+  422: 'Unprocessable Content', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+}
+
+const slug = (code: string | undefined, status: number): string =>
+  (code ?? `HTTP_${status}`).replace(/^(TASKLANE|FST_ERR)_/, '').toLowerCase().replace(/_/g, '-')
+
+type Problem = { type: string, title: string, status: number, detail?: string, code?: string, requestId: string, errors?: FieldError[] }
+
+export function sendProblem (reply: FastifyReply, status: number, fields: { code?: string, detail?: string, errors?: FieldError[] }) {
+  const problem: Problem = {
+    type: `urn:tasklane:problem:${slug(fields.code, status)}`,
+    title: TITLES[status] ?? 'Error',
+    status,
+    requestId: String(reply.request.id),
+    ...fields,
+  }
+  return reply.code(status).type('application/problem+json; charset=utf-8').send(problem)
+}
+
+function fieldErrors (err: FastifyError): FieldError[] {
+  const context = err.validationContext === 'body' ? '' : `/${err.validationContext ?? 'request'}`
+  return (err.validation ?? []).map((v) => {
+    const missing = (v.params as { missingProperty?: string }).missingProperty
+    const extra = (v.params as { additionalProperty?: string }).additionalProperty
+    const leaf = missing ? `/${missing}` : extra ? `/${extra}` : ''
+    return { path: `${context}${v.instancePath}${leaf}` || '/', message: v.message ?? 'is invalid' }
+  })
+}
+
+/**
+ * Every error leaves the API as an RFC 9457 problem document. Client errors keep their
+ * message; server errors say only that something failed, with the request id to quote.
+ */
+export default fp(async function problemDetails (app: FastifyInstance) {
+  // Route patterns by method, to tell "no such route" (404) from "wrong method" (405).
+  const routes: { pattern: RegExp, method: string }[] = []
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    const pattern = new RegExp(`^${route.url.replace(/:[^/]+/g, '[^/]+').replace(/\*/g, '.*')}/?$`)
+    for (const method of methods) routes.push({ pattern, method })
+  })
+
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? '/'
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))]
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.join(', '))
+      return sendProblem(reply, 405, { code: 'METHOD_NOT_ALLOWED', detail: `${request.method} is not allowed on ${path}` })
+    }
+    return sendProblem(reply, 404, { code: 'ROUTE_NOT_FOUND', detail: `No route ${request.method} ${path}` })
+  })
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof ValidationError) {
+      return sendProblem(reply, 400, { code: err.code, detail: err.message, errors: err.errors })
+    }
+    if (err.validation) {
+      return sendProblem(reply, 400, { code: 'VALIDATION', detail: 'The request does not match the schema', errors: fieldErrors(err) })
+    }
+    if (isOutage(err)) {
+      request.log.warn({ err }, 'dependency unavailable')
+      reply.header('retry-after', '5')
+      return sendProblem(reply, 503, { code: 'UNAVAILABLE', detail: 'A backing service is unavailable; try again later' })
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '5')
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed')
+      const detail = status === 503 ? err.message : `The request failed; quote request id ${request.id} when reporting it`
+      return sendProblem(reply, status, { code: status === 503 ? err.code : 'INTERNAL', detail })
+    }
+    if (err instanceof SyntaxError) {
+      return sendProblem(reply, 400, { code: 'MALFORMED_JSON', detail: 'The body is not valid JSON' })
+    }
+    return sendProblem(reply, status, { code: err.code, detail: err.message })
+  })
+}, { name: 'problem-details' })

@@ -1,0 +1,76 @@
+import { Type } from 'typebox'
+import { BackoffSchema, PRIORITIES } from '../../core/task-types/task-type.ts'
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
+const DateTime = Type.String({ format: 'date-time' })
+
+export const PrioritySchema = Type.Union(PRIORITIES.map((p) => Type.Literal(p)))
+export const TaskStatusSchema = Type.Union(
+  (['queued', 'running', 'completed', 'failed', 'cancelled'] as const).map((s) => Type.Literal(s)))
+
+export const TaskErrorSchema = Type.Object({ message: Type.String(), code: Type.String() })
+
+export const TaskSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  type: Type.String(),
+  queue: Type.String(),
+  status: TaskStatusSchema,
+  priority: PrioritySchema,
+  payload: Type.Unknown(),
+  result: Type.Unknown(),
+  error: Nullable(TaskErrorSchema),
+  progress: Type.Unknown({ description: '0..100, or an object the handler reported' }),
+  attempts: Type.Integer(),
+  maxAttempts: Type.Integer(),
+  runAt: DateTime,
+  timeoutMs: Type.Integer(),
+  idempotencyKey: Nullable(Type.String()),
+  createdAt: DateTime,
+  startedAt: Nullable(DateTime),
+  finishedAt: Nullable(DateTime),
+  updatedAt: DateTime,
+}, { $id: 'Task', title: 'Task' })
+
+export const TaskRef = Type.Ref('Task')
+
+export const CreateTaskSchema = Type.Object({
+  type: Type.String({ minLength: 1, maxLength: 100 }),
+  payload: Type.Optional(Type.Unknown()),
+  priority: Type.Optional(PrioritySchema),
+  runAt: Type.Optional(DateTime),
+  delayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 31_536_000_000 })),
+  maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  backoff: Type.Optional(BackoffSchema),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+}, { additionalProperties: false, $id: 'CreateTask', title: 'CreateTask' })
+
+export const TaskIdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+
+export const ListTasksQuery = Type.Object({
+  status: Type.Optional(TaskStatusSchema),
+  type: Type.Optional(Type.String({ maxLength: 100 })),
+  queue: Type.Optional(Type.String({ maxLength: 100 })),
+  createdAfter: Type.Optional(DateTime),
+  createdBefore: Type.Optional(DateTime),
+  limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+}, { additionalProperties: false })
+
+export const TaskPageSchema = Type.Object({
+  items: Type.Array(TaskRef),
+  nextCursor: Nullable(Type.String()),
+})
+
+export const AttemptSchema = Type.Object({
+  attempt: Type.Integer(),
+  workerId: Type.String(),
+  startedAt: DateTime,
+  finishedAt: Nullable(DateTime),
+  outcome: Type.String({ description: 'running, completed, failed, cancelled or lost' }),
+  error: Nullable(TaskErrorSchema),
+  durationMs: Nullable(Type.Integer()),
+})
+
+export const IdempotencyKeyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
+})

@@ -1,0 +1,64 @@
+import { envSchema } from 'env-schema'
+import { Type, type Static } from 'typebox'
+
+const EnvSchema = Type.Object({
+  DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/tasklane', pattern: '^postgres(ql)?://' }),
+  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  METRICS_PORT: Type.Integer({ default: 9464, minimum: 0, maximum: 65535 }),
+  TASKLANE_QUEUE_PREFIX: Type.String({ default: 'tasklane', pattern: '^[A-Za-z0-9_{}:.-]+$' }),
+  TASKLANE_QUEUES: Type.String({ default: '' }),
+  TASKLANE_API_KEYS: Type.String({ default: '' }),
+  TASKLANE_ADMIN_KEY: Type.String({ default: '' }),
+  TASKLANE_AUTH: Type.Union([Type.Literal('required'), Type.Literal('disabled')], { default: 'required' }),
+  TASKLANE_HTTP_ALLOW_PRIVATE: Type.Boolean({ default: false }),
+  TASKLANE_SHUTDOWN_GRACE_MS: Type.Integer({ default: 25000, minimum: 0 }),
+  TASKLANE_BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1024 }),
+  TASKLANE_MAX_PAYLOAD_BYTES: Type.Integer({ default: 262_144, minimum: 16 }),
+  TASKLANE_DB_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
+  TASKLANE_WORKER_ID: Type.String({ default: '' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+})
+
+type Env = Static<typeof EnvSchema>
+
+export type QueueConcurrency = { name: string, concurrency: number }
+
+export type Config = Readonly<Env & {
+  /** Parsed TASKLANE_QUEUES; empty means "every queue at its default concurrency". */
+  queues: readonly QueueConcurrency[]
+}>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const QUEUE_ITEM = /^([a-z0-9][a-z0-9_-]*)(?::([1-9][0-9]{0,3}))?$/
+
+function parseQueues (raw: string): QueueConcurrency[] {
+  if (raw.trim() === '') return []
+  return raw.split(',').map((item) => {
+    const match = QUEUE_ITEM.exec(item.trim())
+    if (!match) {
+      throw new ConfigError(`TASKLANE_QUEUES: "${item}" is not "name" or "name:concurrency" (e.g. default:50,http:20)`)
+    }
+    return { name: match[1]!, concurrency: match[2] ? Number(match[2]) : 0 }
+  })
+}
+
+/** Reads and validates the environment once; a bad variable throws one line naming it. */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  let parsed: Env
+  try {
+    parsed = envSchema<Env>({ schema: EnvSchema, data: env, dotenv: false })
+  } catch (err) {
+    // Ajv says "env/PORT must be integer" or "env must have required property 'X'".
+    const message = (err as Error).message.split(',')[0]!.replace(/^env\/?/, '').trim()
+    throw new ConfigError(`invalid configuration: ${message}`)
+  }
+  return Object.freeze({ ...parsed, queues: Object.freeze(parseQueues(parsed.TASKLANE_QUEUES)) })
+}

@@ -1,0 +1,59 @@
+import { sql } from 'drizzle-orm'
+import type { Backoff, Priority } from '../task-types/task-type.ts'
+import type { TaskStatus } from '../tasks/task-view.ts'
+import { bigserial, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+
+const tz = { withTimezone: true, mode: 'date' } as const
+
+export const tasks = pgTable('tasks', {
+  id: uuid('id').primaryKey(),
+  tenant: text('tenant').notNull().default('default'),
+  type: text('type').notNull(),
+  queue: text('queue').notNull(),
+  status: text('status').$type<TaskStatus>().notNull(),
+  priority: text('priority').$type<Priority>().notNull(),
+  payload: jsonb('payload').notNull(),
+  result: jsonb('result'),
+  error: jsonb('error'),
+  progress: jsonb('progress'),
+  attempts: integer('attempts').notNull().default(0),
+  maxAttempts: integer('max_attempts').notNull(),
+  backoff: jsonb('backoff').$type<Backoff>().notNull(),
+  timeoutMs: integer('timeout_ms').notNull(),
+  runAt: timestamp('run_at', tz).notNull(),
+  idempotencyKey: text('idempotency_key'),
+  requestHash: text('request_hash'),
+  workerId: text('worker_id'),
+  cancelRequestedAt: timestamp('cancel_requested_at', tz),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  startedAt: timestamp('started_at', tz),
+  finishedAt: timestamp('finished_at', tz),
+  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+}, (t) => [
+  // UUIDv7 ids are time-ordered, so "newest first" is "id descending" within a tenant.
+  index('tasks_tenant_id_idx').on(t.tenant, t.id.desc()),
+  index('tasks_tenant_status_id_idx').on(t.tenant, t.status, t.id.desc()),
+  index('tasks_tenant_type_id_idx').on(t.tenant, t.type, t.id.desc()),
+  index('tasks_tenant_queue_id_idx').on(t.tenant, t.queue, t.id.desc()),
+  // The reconciler scans the unfinished work only.
+  index('tasks_unfinished_idx').on(t.status, t.updatedAt).where(sql`status in ('queued', 'running')`),
+  uniqueIndex('tasks_tenant_idempotency_key_idx').on(t.tenant, t.idempotencyKey).where(sql`idempotency_key is not null`),
+])
+
+export const taskAttempts = pgTable('task_attempts', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  taskId: uuid('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+  attempt: smallint('attempt').notNull(),
+  workerId: text('worker_id').notNull(),
+  startedAt: timestamp('started_at', tz).notNull(),
+  finishedAt: timestamp('finished_at', tz),
+  outcome: text('outcome').notNull(),
+  error: jsonb('error'),
+  durationMs: integer('duration_ms'),
+}, (t) => [
+  uniqueIndex('task_attempts_task_attempt_idx').on(t.taskId, t.attempt),
+])
+
+export type TaskRow = typeof tasks.$inferSelect
+export type NewTaskRow = typeof tasks.$inferInsert
+export type TaskAttemptRow = typeof taskAttempts.$inferSelect

@@ -1,0 +1,26 @@
+import createError from '@fastify/error'
+
+// Every error a client can cause is a coded value with its HTTP status; the API maps them
+// to problem documents in one place. Server faults never carry their message to a client.
+export const TaskNotFoundError = createError<[string]>('TASKLANE_TASK_NOT_FOUND', 'Task %s was not found', 404)
+export const UnknownTaskTypeError = createError<[string]>('TASKLANE_UNKNOWN_TASK_TYPE', 'Unknown task type "%s"', 422)
+export const TaskConflictError = createError<[string]>('TASKLANE_TASK_CONFLICT', '%s', 409)
+export const IdempotencyConflictError = createError('TASKLANE_IDEMPOTENCY_CONFLICT',
+  'This Idempotency-Key was already used with a different request body', 409)
+export const QueueNotFoundError = createError<[string]>('TASKLANE_QUEUE_NOT_FOUND', 'Queue %s was not found', 404)
+export const DependencyUnavailableError = createError<[string]>('TASKLANE_UNAVAILABLE', '%s is unavailable, try again later', 503)
+
+export type FieldError = { path: string, message: string }
+
+/** A request that failed validation: carries one entry per offending field. */
+export class ValidationError extends Error {
+  readonly statusCode = 400
+  readonly code = 'TASKLANE_VALIDATION'
+  readonly errors: FieldError[]
+  constructor (errors: FieldError[], message = 'The request does not match the schema') {
+    super(message)
+    this.errors = errors
+  }
+}
+export const PayloadTooLargeError = createError<[number, number]>('TASKLANE_PAYLOAD_TOO_LARGE',
+  'The task payload is %d bytes; the limit is %d bytes', 413)

@@ -1,0 +1,18 @@
+import { Redis, type RedisOptions } from 'ioredis'
+
+/**
+ * Producers (the API) fail fast so a Redis outage never holds an HTTP request; the task is
+ * already in Postgres and the reconciler enqueues it later. Consumers (workers) wait forever
+ * for Redis to come back, as BullMQ requires for blocking commands.
+ */
+export function createRedisConnection (url: string, role: 'producer' | 'consumer', name: string): Redis {
+  const common: RedisOptions = {
+    connectionName: name,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(times * 200, 2_000),
+  }
+  const options: RedisOptions = role === 'producer'
+    ? { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2_000 }
+    : { ...common, maxRetriesPerRequest: null }
+  return new Redis(url, options)
+}

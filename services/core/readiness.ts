@@ -1,0 +1,49 @@
+import type { Redis } from 'ioredis'
+import type postgres from 'postgres'
+
+export type ReadinessReport = { status: 'ok' | 'unavailable', checks: Record<string, 'ok' | string> }
+
+function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Readiness: can this process do useful work right now? Postgres and Redis must answer
+ * quickly and the process must not be draining. Liveness never calls this, so an outage of
+ * a dependency takes pods out of the load balancer without restarting them.
+ */
+export function createReadiness (deps: { sql: postgres.Sql, redis: Redis, timeoutMs?: number, extraChecks?: () => Record<string, string> }) {
+  const timeoutMs = deps.timeoutMs ?? 1_000
+  let draining = false
+
+  async function check (name: string, probe: () => Promise<unknown>): Promise<[string, string]> {
+    try {
+      await withTimeout(probe(), timeoutMs)
+      return [name, 'ok']
+    } catch (err) {
+      return [name, (err as Error).message || 'failed']
+    }
+  }
+
+  return {
+    startDraining: () => { draining = true },
+    isDraining: () => draining,
+    async report (): Promise<ReadinessReport> {
+      const results = await Promise.all([
+        check('postgres', () => deps.sql`select 1`),
+        check('redis', () => deps.redis.ping()),
+      ])
+      const checks: Record<string, string> = Object.fromEntries(results)
+      checks.draining = draining ? 'draining' : 'ok'
+      Object.assign(checks, deps.extraChecks?.() ?? {})
+      const ok = Object.values(checks).every((v) => v === 'ok')
+      return { status: ok ? 'ok' : 'unavailable', checks }
+    },
+  }
+}
+
+export type Readiness = ReturnType<typeof createReadiness>

@@ -1,0 +1,98 @@
+import type postgres from 'postgres'
+import type { TaskRow } from '../db/schema.ts'
+import type { TaskError } from './task-view.ts'
+
+// Every transition names the state and the attempt it expects. A duplicate delivery, a worker
+// that lost its lock, or a late write after a cancel finds no matching row and changes nothing:
+// that is what makes the recorded state exactly-once while execution is at-least-once.
+
+const TASK_COLUMNS = `id, tenant, type, queue, status, priority, payload, result, error, progress, attempts,
+  max_attempts as "maxAttempts", backoff, timeout_ms as "timeoutMs", run_at as "runAt",
+  idempotency_key as "idempotencyKey", request_hash as "requestHash", worker_id as "workerId",
+  cancel_requested_at as "cancelRequestedAt", created_at as "createdAt", started_at as "startedAt",
+  finished_at as "finishedAt", updated_at as "updatedAt"`
+
+export type FinishOutcome = 'completed' | 'failed' | 'cancelled'
+
+export function createTaskLifecycleRepository (sql: postgres.Sql) {
+  // JSON goes over the wire as text with an explicit ::jsonb cast: postgres.js picks a
+  // serializer from the parameter type the server infers, which inside CTEs is not always jsonb.
+  // Absent values stay SQL NULL (a JSON null would survive coalesce).
+  const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
+
+  return {
+    /**
+     * Claims a task for an attempt: queued (or running on a worker that vanished) becomes
+     * running with the next attempt number, and the attempt row is opened. Any attempt of this
+     * task still marked running belonged to a worker that lost the job: it is closed as lost.
+     * Returns undefined when the task is missing, terminal, or being cancelled.
+     */
+    async start (taskId: string, workerId: string): Promise<TaskRow | undefined> {
+      const rows = await sql.unsafe<TaskRow[]>(`
+        with claimed as (
+          update tasks set status = 'running', attempts = attempts + 1, worker_id = $2,
+                 started_at = now(), updated_at = now()
+          where id = $1 and status in ('queued', 'running') and cancel_requested_at is null
+          returning *
+        ), lost as (
+          update task_attempts a set outcome = 'lost', finished_at = now(),
+                 duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int,
+                 error = '{"message":"the worker running this attempt stopped","code":"WORKER_LOST"}'
+          from claimed c
+          where a.task_id = c.id and a.outcome = 'running' and a.attempt < c.attempts
+        ), opened as (
+          insert into task_attempts (task_id, attempt, worker_id, started_at, outcome)
+          select id, attempts, $2, started_at, 'running' from claimed
+          on conflict (task_id, attempt) do nothing
+        )
+        select ${TASK_COLUMNS} from claimed`, [taskId, workerId])
+      return rows[0]
+    },
+
+    /** Ends the attempt and the task; false when the task moved on without this worker. */
+    async finish (taskId: string, attempt: number, outcome: FinishOutcome,
+      fields: { result?: unknown, error?: TaskError | null, durationMs: number }): Promise<boolean> {
+      const rows = await sql`
+        with finished as (
+          update tasks set status = ${outcome},
+                 result = ${outcome === 'completed' ? json(fields.result) : null}::jsonb,
+                 error = coalesce(${json(fields.error)}::jsonb, error),
+                 finished_at = now(), updated_at = now()
+          where id = ${taskId} and status = 'running' and attempts = ${attempt}
+          returning id
+        )
+        update task_attempts set outcome = ${outcome}, finished_at = now(), duration_ms = ${fields.durationMs},
+               error = ${json(fields.error)}::jsonb
+        where task_id = (select id from finished) and attempt = ${attempt}
+        returning task_id`
+      return rows.length > 0
+    },
+
+    /** The attempt failed with attempts left: back to queued, due again at `runAt`. */
+    async scheduleRetry (taskId: string, attempt: number,
+      fields: { error: TaskError, runAt: Date, durationMs: number }): Promise<boolean> {
+      const rows = await sql`
+        with retried as (
+          update tasks set status = 'queued', error = ${json(fields.error)}::jsonb, run_at = ${fields.runAt},
+                 updated_at = now()
+          where id = ${taskId} and status = 'running' and attempts = ${attempt}
+          returning id
+        )
+        update task_attempts set outcome = 'failed', finished_at = now(), duration_ms = ${fields.durationMs},
+               error = ${json(fields.error)}::jsonb
+        where task_id = (select id from retried) and attempt = ${attempt}
+        returning task_id`
+      return rows.length > 0
+    },
+
+    async setProgress (taskId: string, attempt: number, progress: unknown): Promise<boolean> {
+      const rows = await sql`
+        update tasks set progress = ${json(progress)}::jsonb, updated_at = now()
+        where id = ${taskId} and status = 'running' and attempts = ${attempt}
+        returning id`
+      return rows.length > 0
+    },
+  }
+}
+
+export type TaskLifecycleRepository = ReturnType<typeof createTaskLifecycleRepository>

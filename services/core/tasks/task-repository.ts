@@ -1,0 +1,57 @@
+import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm'
+import type { Db } from '../db/db-client.ts'
+import { taskAttempts, tasks, type NewTaskRow, type TaskRow } from '../db/schema.ts'
+import type { TaskStatus } from './task-view.ts'
+
+export type TaskFilters = {
+  status?: TaskStatus | undefined
+  type?: string | undefined
+  queue?: string | undefined
+  createdAfter?: Date | undefined
+  createdBefore?: Date | undefined
+  /** Exclusive: only ids older than this one (keyset pagination, newest first). */
+  beforeId?: string | undefined
+  limit: number
+}
+
+/** Reads and writes of task rows for the API side; every query is scoped by tenant. */
+export function createTaskRepository (db: Db) {
+  return {
+    /**
+     * Inserts new tasks. Rows whose idempotency key the tenant already used are skipped
+     * (the unique index arbitrates concurrent requests); the caller looks those up.
+     */
+    async insert (rows: NewTaskRow[], tx: Db = db): Promise<TaskRow[]> {
+      if (rows.length === 0) return []
+      return tx.insert(tasks).values(rows).onConflictDoNothing().returning()
+    },
+
+    async findByIdempotencyKey (tenant: string, key: string): Promise<TaskRow | undefined> {
+      const [row] = await db.select().from(tasks)
+        .where(and(eq(tasks.tenant, tenant), eq(tasks.idempotencyKey, key))).limit(1)
+      return row
+    },
+
+    async findById (tenant: string, id: string): Promise<TaskRow | undefined> {
+      const [row] = await db.select().from(tasks).where(and(eq(tasks.tenant, tenant), eq(tasks.id, id))).limit(1)
+      return row
+    },
+
+    async list (tenant: string, f: TaskFilters): Promise<TaskRow[]> {
+      const where: SQL[] = [eq(tasks.tenant, tenant)]
+      if (f.status) where.push(eq(tasks.status, f.status))
+      if (f.type) where.push(eq(tasks.type, f.type))
+      if (f.queue) where.push(eq(tasks.queue, f.queue))
+      if (f.createdAfter) where.push(gte(tasks.createdAt, f.createdAfter))
+      if (f.createdBefore) where.push(lte(tasks.createdAt, f.createdBefore))
+      if (f.beforeId) where.push(lt(tasks.id, f.beforeId))
+      return db.select().from(tasks).where(and(...where)).orderBy(desc(tasks.id)).limit(f.limit)
+    },
+
+    async listAttempts (taskId: string) {
+      return db.select().from(taskAttempts).where(eq(taskAttempts.taskId, taskId)).orderBy(taskAttempts.attempt)
+    },
+  }
+}
+
+export type TaskRepository = ReturnType<typeof createTaskRepository>

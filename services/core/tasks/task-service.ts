@@ -1,0 +1,128 @@
+import type { Config } from '../config.ts'
+import type { Db } from '../db/db-client.ts'
+import type { NewTaskRow, TaskRow } from '../db/schema.ts'
+import { IdempotencyConflictError, PayloadTooLargeError, TaskNotFoundError, UnknownTaskTypeError, ValidationError } from '../errors.ts'
+import { newTaskId, isUuid } from '../ids.ts'
+import type { Logger } from '../log.ts'
+import type { QueueRegistry } from '../queues/queue-registry.ts'
+import type { Backoff, Priority } from '../task-types/task-type.ts'
+import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
+import { requestHash } from './request-hash.ts'
+import { createTaskRepository, type TaskFilters } from './task-repository.ts'
+import { toAttemptView, toTaskView, type TaskView } from './task-view.ts'
+
+export type CreateTaskInput = {
+  type: string
+  payload?: unknown
+  priority?: Priority
+  runAt?: string
+  delayMs?: number
+  maxAttempts?: number
+  backoff?: Backoff
+  timeoutMs?: number
+}
+
+export type TaskServiceDeps = {
+  db: Db
+  queues: Pick<QueueRegistry, 'enqueue'>
+  taskTypes: TaskTypeRegistry
+  config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES'>
+  log: Logger
+}
+
+/** The one place where tasks are accepted: validated, recorded in Postgres, then dispatched. */
+export function createTaskService (deps: TaskServiceDeps) {
+  const repo = createTaskRepository(deps.db)
+
+  function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date): NewTaskRow {
+    const type = deps.taskTypes.get(input.type)
+    if (!type) throw new UnknownTaskTypeError(input.type)
+    const payload = input.payload ?? {}
+    const size = Buffer.byteLength(JSON.stringify(payload))
+    if (size > deps.config.TASKLANE_MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(size, deps.config.TASKLANE_MAX_PAYLOAD_BYTES)
+    const errors = deps.taskTypes.validatePayload(type.name, payload)
+    if (input.runAt !== undefined && input.delayMs !== undefined) {
+      errors.push({ path: '/delayMs', message: 'give runAt or delayMs, not both' })
+    }
+    const runAt = input.runAt !== undefined ? new Date(input.runAt) : new Date(now.getTime() + (input.delayMs ?? 0))
+    if (Number.isNaN(runAt.getTime())) errors.push({ path: '/runAt', message: 'must be an RFC 3339 date-time' })
+    if (errors.length > 0) throw new ValidationError(errors)
+    return {
+      id: newTaskId(),
+      tenant,
+      type: type.name,
+      queue: type.queue,
+      status: 'queued',
+      priority: input.priority ?? type.defaults.priority,
+      payload,
+      attempts: 0,
+      maxAttempts: input.maxAttempts ?? type.defaults.maxAttempts,
+      backoff: input.backoff ?? type.defaults.backoff,
+      timeoutMs: input.timeoutMs ?? type.defaults.timeoutMs,
+      runAt,
+      idempotencyKey,
+      requestHash: idempotencyKey ? requestHash(input) : null,
+      createdAt: now,
+      updatedAt: now,
+    }
+  }
+
+  /** Dispatch failures are not the client's problem: the row is stored and the reconciler re-enqueues it. */
+  async function dispatch (rows: TaskRow[]): Promise<void> {
+    try {
+      await deps.queues.enqueue(rows)
+    } catch (err) {
+      deps.log.warn({ err, taskIds: rows.slice(0, 10).map((r) => r.id), count: rows.length },
+        'enqueue failed; tasks are stored and will be enqueued by the reconciler')
+    }
+  }
+
+  return {
+    async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
+      Promise<{ task: TaskView, replayed: boolean }> {
+      const row = buildRow(tenant, input, idempotencyKey, new Date())
+      const [inserted] = await repo.insert([row])
+      if (inserted) {
+        await dispatch([inserted])
+        return { task: toTaskView(inserted), replayed: false }
+      }
+      // The insert lost to an earlier request with the same idempotency key.
+      const existing = idempotencyKey ? await repo.findByIdempotencyKey(tenant, idempotencyKey) : undefined
+      if (!existing) throw new Error('task insert returned no row')
+      if (existing.requestHash !== row.requestHash) throw new IdempotencyConflictError()
+      return { task: toTaskView(existing), replayed: true }
+    },
+
+    async get (tenant: string, id: string): Promise<TaskView> {
+      const row = isUuid(id) ? await repo.findById(tenant, id) : undefined
+      if (!row) throw new TaskNotFoundError(id)
+      return toTaskView(row)
+    },
+
+    async list (tenant: string, filters: Omit<TaskFilters, 'beforeId'> & { cursor?: string | undefined }) {
+      const beforeId = filters.cursor === undefined ? undefined : decodeCursor(filters.cursor)
+      const rows = await repo.list(tenant, { ...filters, beforeId, limit: filters.limit + 1 })
+      const page = rows.slice(0, filters.limit)
+      const last = page.at(-1)
+      return {
+        items: page.map(toTaskView),
+        nextCursor: rows.length > filters.limit && last ? encodeCursor(last.id) : null,
+      }
+    },
+
+    async attempts (tenant: string, id: string) {
+      await this.get(tenant, id)
+      return (await repo.listAttempts(id)).map(toAttemptView)
+    },
+  }
+}
+
+export type TaskService = ReturnType<typeof createTaskService>
+
+const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url')
+
+function decodeCursor (cursor: string): string {
+  const id = Buffer.from(cursor, 'base64url').toString()
+  if (!isUuid(id)) throw new ValidationError([{ path: '/cursor', message: 'is not a cursor this API returned' }])
+  return id
+}

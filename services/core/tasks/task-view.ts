@@ -1,0 +1,47 @@
+import type { TaskAttemptRow, TaskRow } from '../db/schema.ts'
+
+export type TaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled']
+export const isTerminal = (status: string): boolean => (TERMINAL_STATUSES as readonly string[]).includes(status)
+
+export type TaskError = { message: string, code: string }
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
+
+/** The public shape of a task, as the contract describes it. */
+export function toTaskView (row: TaskRow) {
+  return {
+    id: row.id,
+    type: row.type,
+    queue: row.queue,
+    status: row.status as TaskStatus,
+    priority: row.priority,
+    payload: row.payload,
+    result: row.result ?? null,
+    error: (row.error ?? null) as TaskError | null,
+    progress: row.progress ?? 0,
+    attempts: row.attempts,
+    maxAttempts: row.maxAttempts,
+    runAt: row.runAt.toISOString(),
+    timeoutMs: row.timeoutMs,
+    idempotencyKey: row.idempotencyKey,
+    createdAt: row.createdAt.toISOString(),
+    startedAt: iso(row.startedAt),
+    finishedAt: iso(row.finishedAt),
+    updatedAt: row.updatedAt.toISOString(),
+  }
+}
+export type TaskView = ReturnType<typeof toTaskView>
+
+export function toAttemptView (row: TaskAttemptRow) {
+  return {
+    attempt: row.attempt,
+    workerId: row.workerId,
+    startedAt: row.startedAt.toISOString(),
+    finishedAt: iso(row.finishedAt),
+    outcome: row.outcome,
+    error: (row.error ?? null) as TaskError | null,
+    durationMs: row.durationMs,
+  }
+}
+export type AttemptView = ReturnType<typeof toAttemptView>

@@ -1,0 +1,3 @@
+import type { TaskHandler } from '../task-handler.ts'
+
+export const echoHandler: TaskHandler = async (ctx) => ctx.payload

@@ -1,0 +1,24 @@
+import closeWithGrace from 'close-with-grace'
+import { ConfigError, loadConfig } from '../core/config.ts'
+import { createLogger } from '../core/log.ts'
+import { startWorker } from './start-worker.ts'
+
+let config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`tasklane-worker: ${err.message}\n`)
+  process.exit(78)
+}
+
+const log = createLogger(config, { service: 'tasklane-worker' })
+const worker = await startWorker(config, log)
+
+// close-with-grace gets a little more than the drain grace, so the drain decides what to
+// release and the process still exits on its own.
+closeWithGrace({ delay: config.TASKLANE_SHUTDOWN_GRACE_MS + 5_000, logger: log }, async ({ signal, err }) => {
+  if (err) log.error({ err }, 'shutting down after an error')
+  else log.info({ signal }, 'shutting down')
+  await worker.stop()
+})

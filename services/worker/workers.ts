@@ -1,0 +1,52 @@
+import { UnrecoverableError, Worker, type Processor } from 'bullmq'
+import type { Config, QueueConcurrency } from '../core/config.ts'
+import type { Logger } from '../core/log.ts'
+import { RECORDED_BACKOFF } from '../core/queues/job-options.ts'
+import { createRedisConnection } from '../core/queues/redis-connection.ts'
+import { RetryScheduled } from './task-runner.ts'
+
+// A worker that dies mid-task holds its jobs until its lock expires; the stalled check then
+// hands them to another worker. Short enough to recover quickly, long enough that a busy
+// event loop does not look dead.
+export const LOCK_DURATION_MS = 15_000
+export const STALLED_INTERVAL_MS = 5_000
+
+/** One BullMQ Worker per consumed queue, each with its own blocking connection. */
+export function createWorkers (deps: {
+  config: Pick<Config, 'REDIS_URL' | 'TASKLANE_QUEUE_PREFIX'>
+  queues: readonly QueueConcurrency[]
+  processor: Processor
+  log: Logger
+  workerId: string
+}) {
+  const workers = deps.queues.map(({ name, concurrency }) => {
+    const worker = new Worker(name, deps.processor, {
+      connection: createRedisConnection(deps.config.REDIS_URL, 'consumer', `tasklane-worker:${deps.workerId}:${name}`),
+      prefix: deps.config.TASKLANE_QUEUE_PREFIX,
+      concurrency,
+      lockDuration: LOCK_DURATION_MS,
+      stalledInterval: STALLED_INTERVAL_MS,
+      maxStalledCount: 5,
+      settings: {
+        backoffStrategy: (_attemptsMade, type, err) =>
+          type === RECORDED_BACKOFF && err instanceof RetryScheduled ? err.retryDelayMs : 1_000,
+      },
+    })
+    worker.on('error', (err) => deps.log.warn({ err, queue: name }, 'worker error'))
+    worker.on('failed', (job, err) => {
+      // Task failures are logged by the runner; anything else here is Tasklane's own fault.
+      if (!(err instanceof RetryScheduled) && !(err instanceof UnrecoverableError)) {
+        deps.log.error({ err, queue: name, taskId: job?.id }, 'processing a job failed outside its handler')
+      }
+    })
+    return worker
+  })
+
+  return {
+    workers,
+    /** Stops taking jobs at once; waits for running ones unless `force`. */
+    async close (force = false): Promise<void> {
+      await Promise.all(workers.map((w) => w.close(force)))
+    },
+  }
+}
