@@ -1,4 +1,5 @@
 import { UnrecoverableError, Worker, type Processor } from 'bullmq'
+import type { Redis } from 'ioredis'
 import type { Config, QueueConcurrency } from '../core/config.ts'
 import type { Logger } from '../core/log.ts'
 import { RECORDED_BACKOFF } from '../core/queues/job-options.ts'
@@ -19,9 +20,12 @@ export function createWorkers (deps: {
   log: Logger
   workerId: string
 }) {
+  const connections: Redis[] = []
   const workers = deps.queues.map(({ name, concurrency }) => {
+    const connection = createRedisConnection(deps.config.REDIS_URL, 'consumer', `tasklane-worker:${deps.workerId}:${name}`)
+    connections.push(connection)
     const worker = new Worker(name, deps.processor, {
-      connection: createRedisConnection(deps.config.REDIS_URL, 'consumer', `tasklane-worker:${deps.workerId}:${name}`),
+      connection,
       prefix: deps.config.TASKLANE_QUEUE_PREFIX,
       concurrency,
       lockDuration: LOCK_DURATION_MS,
@@ -47,6 +51,8 @@ export function createWorkers (deps: {
     /** Stops taking jobs at once; waits for running ones unless `force`. */
     async close (force = false): Promise<void> {
       await Promise.all(workers.map((w) => w.close(force)))
+      // BullMQ leaves a connection it was handed open; it is ours to close.
+      for (const connection of connections) connection.disconnect()
     },
   }
 }

@@ -73,7 +73,7 @@ export function createTaskLifecycleRepository (sql: postgres.Sql) {
       fields: { error: TaskError, runAt: Date, durationMs: number }): Promise<boolean> {
       const rows = await sql`
         with retried as (
-          update tasks set status = 'queued', error = ${json(fields.error)}::jsonb, run_at = ${fields.runAt},
+          update tasks set status = 'queued', error = ${json(fields.error)}::jsonb, run_at = ${fields.runAt.toISOString()}::timestamptz,
                  updated_at = now()
           where id = ${taskId} and status = 'running' and attempts = ${attempt}
           returning id

@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto'
+import { connect } from 'node:net'
+import postgres from 'postgres'
+import { createDbClient } from '../../services/core/db/db-client.ts'
+import { runMigrations } from '../../services/core/db/migrate.ts'
+
+/**
+ * Where the tests find Postgres and Redis: DATABASE_URL / REDIS_URL when set, else the local
+ * services, else containers started through testcontainers when a Docker engine exists.
+ */
+type Endpoints = { databaseUrl: string, redisUrl: string }
+let endpoints: Promise<Endpoints> | undefined
+
+const LOCAL_PG = 'postgres://postgres@127.0.0.1:5432/postgres'
+const LOCAL_REDIS = 'redis://127.0.0.1:6379'
+
+function answers (host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1_000 })
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+    socket.once('timeout', () => { socket.destroy(); resolve(false) })
+  })
+}
+
+async function startContainers (): Promise<Endpoints> {
+  const { GenericContainer, Wait } = await import('testcontainers')
+  const pg = await new GenericContainer('postgres:16-alpine')
+    .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' }).withExposedPorts(5432)
+    .withWaitStrategy(Wait.forLogMessage(/ready to accept connections/, 2)).start()
+  const redis = await new GenericContainer('redis:7-alpine').withExposedPorts(6379).start()
+  return {
+    databaseUrl: `postgres://postgres@${pg.getHost()}:${pg.getMappedPort(5432)}/postgres`,
+    redisUrl: `redis://${redis.getHost()}:${redis.getMappedPort(6379)}`,
+  }
+}
+
+async function resolveEndpoints (): Promise<Endpoints> {
+  const databaseUrl = process.env.DATABASE_URL
+  const redisUrl = process.env.REDIS_URL
+  if (databaseUrl && redisUrl) return { databaseUrl, redisUrl }
+  if (await answers('127.0.0.1', 5432) && await answers('127.0.0.1', 6379)) {
+    return { databaseUrl: databaseUrl ?? LOCAL_PG, redisUrl: redisUrl ?? LOCAL_REDIS }
+  }
+  return startContainers()
+}
+
+export const serviceEndpoints = (): Promise<Endpoints> => (endpoints ??= resolveEndpoints())
+
+export const uniqueName = (prefix: string): string => `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
+
+/** A fresh, migrated database for one test file; `drop` removes it (and any lingering sessions). */
+export async function createTestDatabase (): Promise<{ url: string, drop: () => Promise<void> }> {
+  const { databaseUrl } = await serviceEndpoints()
+  const name = uniqueName('tasklane_test')
+  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`create database "${name}"`)
+  const url = new URL(databaseUrl)
+  url.pathname = `/${name}`
+  const migrator = createDbClient(url.toString(), { max: 1, applicationName: 'tasklane-test-migrate' })
+  await runMigrations(migrator.db)
+  await migrator.close()
+  return {
+    url: url.toString(),
+    async drop () {
+      await admin.unsafe(`drop database if exists "${name}" with (force)`)
+      await admin.end({ timeout: 5 })
+    },
+  }
+}
