@@ -1,0 +1,51 @@
+# Node 24 comes from the `node` devDependency: node_modules/.bin goes first on PATH.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+SHELL := /bin/bash
+
+.PHONY: help install dev test typecheck bench up down images k8s services tools
+
+help:
+	@echo "make dev     run migrations, the API and a worker against local Postgres and Redis"
+	@echo "make test    install from the lockfile and run every test"
+	@echo "make bench   run the benchmark and print its figures"
+	@echo "make up      start the compose stack (needs Docker)    make down  stop it"
+	@echo "make images  build both images (needs Docker)          make k8s   render every overlay"
+
+node_modules/.package-lock.json: package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.package-lock.json
+
+services:
+	@scripts/ensure-services.sh
+
+tools:
+	@scripts/ensure-test-tools.sh
+
+typecheck: install
+	npm run typecheck
+
+test: install services tools
+	npm test
+
+dev: install
+	@scripts/ensure-services.sh check
+	npm run migrate
+	npm run dev
+
+bench: install services
+	npm run bench
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+images:
+	docker build -f Dockerfile.api -t tasklane-api .
+	docker build -f Dockerfile.worker -t tasklane-worker .
+
+k8s:
+	@for overlay in k8s/overlays/*/; do echo "# $$overlay"; kubectl kustomize "$$overlay" >/dev/null && echo "ok"; done
