@@ -24,6 +24,8 @@ export async function startHarness (t: Teardown, options: { env?: Record<string,
   const deps = openApiDeps(config, testLogger(config, 'tasklane-api'))
   const app = await buildServer(deps, testLogger(config, 'tasklane-api'))
   await app.ready()
+  // The producer connection fails fast instead of queueing: let it connect before tests use it.
+  if (deps.redis.status !== 'ready') await once(deps.redis, 'ready')
   const workers: { stop: (graceMs?: number) => Promise<void> }[] = []
   const children: ChildProcess[] = []
 
