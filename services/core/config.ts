@@ -50,6 +50,14 @@ function parseQueues (raw: string): QueueConcurrency[] {
   })
 }
 
+/** "X must be equal to constant" says little: name the values X may take. */
+function withChoices (message: string): string {
+  const name = message.split(' ')[0] ?? ''
+  const property = (EnvSchema.properties as Record<string, { anyOf?: { const?: unknown }[] }>)[name]
+  if (!message.includes('equal to constant') || !property?.anyOf) return message
+  return `${name} must be one of: ${property.anyOf.map((s) => s.const).join(', ')}`
+}
+
 /** Reads and validates the environment once; a bad variable throws one line naming it. */
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   let parsed: Env
@@ -58,7 +66,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     // Ajv says "env/PORT must be integer" or "env must have required property 'X'".
     const message = (err as Error).message.split(',')[0]!.replace(/^env\/?/, '').trim()
-    throw new ConfigError(`invalid configuration: ${message}`)
+    throw new ConfigError(`invalid configuration: ${withChoices(message)}`)
   }
   return Object.freeze({ ...parsed, queues: Object.freeze(parseQueues(parsed.TASKLANE_QUEUES)) })
 }
