@@ -18,6 +18,8 @@ export const tasks = pgTable('tasks', {
   progress: jsonb('progress'),
   attempts: integer('attempts').notNull().default(0),
   maxAttempts: integer('max_attempts').notNull(),
+  /** Attempts made before the last manual retry; `maxAttempts - attemptBase` is the budget of each run. */
+  attemptBase: integer('attempt_base').notNull().default(0),
   backoff: jsonb('backoff').$type<Backoff>().notNull(),
   timeoutMs: integer('timeout_ms').notNull(),
   runAt: timestamp('run_at', tz).notNull(),
