@@ -56,6 +56,23 @@ export const taskAttempts = pgTable('task_attempts', {
   uniqueIndex('task_attempts_task_attempt_idx').on(t.taskId, t.attempt),
 ])
 
+// API keys are stored only as SHA-256 hashes of high-entropy keys; the key itself is shown once.
+export const apiKeys = pgTable('api_keys', {
+  id: uuid('id').primaryKey(),
+  tenant: text('tenant').notNull(),
+  name: text('name').notNull(),
+  /** The first characters of the key, to tell keys apart in listings; not enough to guess it. */
+  prefix: text('prefix').notNull(),
+  keyHash: text('key_hash').notNull(),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  lastUsedAt: timestamp('last_used_at', tz),
+  revokedAt: timestamp('revoked_at', tz),
+}, (t) => [
+  uniqueIndex('api_keys_key_hash_idx').on(t.keyHash),
+  index('api_keys_tenant_idx').on(t.tenant),
+])
+
 export type TaskRow = typeof tasks.$inferSelect
 export type NewTaskRow = typeof tasks.$inferInsert
 export type TaskAttemptRow = typeof taskAttempts.$inferSelect
+export type ApiKeyRow = typeof apiKeys.$inferSelect
