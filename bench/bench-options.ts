@@ -1,0 +1,126 @@
+import { parseArgs } from 'node:util'
+
+export const HELP = `Usage: npm run bench -- [options]      (make bench runs it with the defaults)
+
+Measures Tasklane on the local Postgres and Redis: starts the API (node services/api/server.ts,
+TASKLANE_AUTH=disabled) and worker processes (node services/worker/main.ts) on free ports, in a
+fresh database (dropped at the end) and a fresh BullMQ prefix, drives them with autocannon over
+keep-alive connections, and prints a table and then one JSON line with every figure.
+
+Phases, in order:
+  raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
+  create    POST /v1/tasks and POST /v1/tasks/batch (100 echo tasks each), API alone, no workers
+  rate      POST /v1/tasks at a fixed rate with 1 worker: pickup and end-to-end latency
+  e2e       echo tasks created over HTTP (single and batch) and recorded completed in Postgres,
+            with 1 and then 2 worker processes; throughput is completions per second in the
+            window; latency at saturation; CPU seconds per 1,000 tasks per process
+Pickup latency is runAt to startedAt, end-to-end is createdAt to finishedAt, both read from the
+tasks table. CPU comes from /proc/<pid>/stat of the API, the workers and the Postgres backends
+of the bench database (plus the WAL writer, background writer and checkpointer), and from Redis'
+INFO cpu. Per-task CPU of the API is divided by tasks created in the window, of the workers by
+tasks completed, of Postgres and Redis by the mean of the two. Peak RSS is VmHWM.
+
+Options:
+  --smoke                a few seconds of everything, for the test suite (figures meaningless)
+  --phases LIST          comma list of raw,create,rate,e2e (default: all)
+  --duration SEC         measured window of each e2e phase (default 20)
+  --warmup SEC           load before each e2e window opens (default 3)
+  --create-duration SEC  each create phase (default 10)
+  --rate N               tasks/s of the fixed-rate phase (default 200)
+  --rate-duration SEC    fixed-rate phase (default 10)
+  --workers LIST         worker process counts of the e2e phases (default 1,2)
+  --concurrency N        each worker's concurrency on the default queue (default 100)
+  --connections N        HTTP connections for single creates (default 50)
+  --batch-connections N  HTTP connections for batch creates (default 4)
+  --batch-size N         tasks per batch request (default 100)
+  --raw-jobs N           jobs in the raw BullMQ phase (default 50000)
+  --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
+  --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
+  --profile DIR          run the API and workers with --cpu-prof, writing profiles to DIR
+  --keep                 keep the bench database (its name is printed)
+  -h, --help             this text
+
+Environment: DATABASE_URL (a database on the server to create the bench database from;
+default postgres://postgres@127.0.0.1:5432/postgres) and REDIS_URL (default redis://127.0.0.1:6379).
+The figures are only as quiet as the machine: run it with nothing else busy.`
+
+export type BenchOptions = {
+  smoke: boolean
+  phases: Set<string>
+  durationSec: number
+  warmupSec: number
+  createDurationSec: number
+  rate: number
+  rateDurationSec: number
+  workers: number[]
+  concurrency: number
+  connections: number
+  batchConnections: number
+  batchSize: number
+  rawJobs: number
+  logLevel: string
+  poolSize: number | undefined
+  profileDir: string | undefined
+  keep: boolean
+  help: boolean
+}
+
+const PHASES = ['raw', 'create', 'rate', 'e2e']
+
+function positive (name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got "${raw}"`)
+  return n
+}
+
+export function parseBenchOptions (argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      smoke: { type: 'boolean', default: false },
+      phases: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      'create-duration': { type: 'string' },
+      rate: { type: 'string' },
+      'rate-duration': { type: 'string' },
+      workers: { type: 'string' },
+      concurrency: { type: 'string' },
+      connections: { type: 'string' },
+      'batch-connections': { type: 'string' },
+      'batch-size': { type: 'string' },
+      'raw-jobs': { type: 'string' },
+      'log-level': { type: 'string' },
+      'pool-size': { type: 'string' },
+      profile: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  const smoke = values.smoke
+  const phases = new Set((values.phases ?? PHASES.join(',')).split(',').map((p) => p.trim()).filter(Boolean))
+  for (const phase of phases) if (!PHASES.includes(phase)) throw new Error(`--phases: unknown phase "${phase}" (known: ${PHASES.join(', ')})`)
+  const workers = (values.workers ?? (smoke ? '1' : '1,2')).split(',').map((w) => positive('workers', w, 1))
+  return {
+    smoke,
+    phases,
+    durationSec: positive('duration', values.duration, smoke ? 1.5 : 20),
+    warmupSec: positive('warmup', values.warmup, smoke ? 0.5 : 3),
+    createDurationSec: positive('create-duration', values['create-duration'], smoke ? 1 : 10),
+    rate: positive('rate', values.rate, smoke ? 50 : 200),
+    rateDurationSec: positive('rate-duration', values['rate-duration'], smoke ? 1 : 10),
+    workers,
+    concurrency: positive('concurrency', values.concurrency, 100),
+    connections: positive('connections', values.connections, smoke ? 4 : 50),
+    batchConnections: positive('batch-connections', values['batch-connections'], smoke ? 1 : 4),
+    batchSize: positive('batch-size', values['batch-size'], smoke ? 10 : 100),
+    rawJobs: positive('raw-jobs', values['raw-jobs'], smoke ? 1_000 : 50_000),
+    logLevel: values['log-level'] ?? 'info',
+    poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),
+    profileDir: values.profile,
+    keep: values.keep,
+    help: values.help,
+  }
+}

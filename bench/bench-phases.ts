@@ -1,0 +1,146 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { BenchOptions } from './bench-options.ts'
+import type { BenchStack, ServiceProcess } from './bench-stack.ts'
+import { runLoad, type LoadResult, type Percentiles } from './http-load.ts'
+import { createCpuMeter } from './proc-stats.ts'
+import { createTaskReadout, type Window } from './task-readout.ts'
+
+export type Route = 'single' | 'batch'
+
+export type CreateFigures = LoadResult & { tasksPerSec: number }
+
+export type EndToEndFigures = {
+  route: Route
+  workers: number
+  windowSec: number
+  requestsPerSec: number
+  createdPerSec: number
+  tasksPerSec: number
+  unfinishedAfterDrain: number
+  requestLatencyMs: Percentiles
+  pickupMs: Percentiles
+  endToEndMs: Percentiles
+  cpuSecPer1kTasks: { api: number, worker: number, postgres: number, redis: number, loadGenerator: number }
+  httpErrors: number
+}
+
+const ECHO = { type: 'echo', payload: { message: 'hello', n: 42 } }
+
+export function bodyFor (route: Route, batchSize: number): string {
+  return route === 'single' ? JSON.stringify(ECHO) : JSON.stringify({ tasks: Array.from({ length: batchSize }, () => ECHO) })
+}
+
+async function redisCpuSeconds (stack: BenchStack): Promise<number> {
+  const info = await stack.redis.info('cpu')
+  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0)
+  return field('used_cpu_sys') + field('used_cpu_user')
+}
+
+const per1k = (seconds: number, tasks: number): number => (tasks > 0 ? Math.round((seconds / tasks) * 1000 * 1000) / 1000 : 0)
+
+/** The phases of one run against one API process; each phase leaves empty tables and queues behind. */
+export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProcess, prefix: string, options: BenchOptions }) {
+  const { stack, api, prefix, options } = deps
+  const readout = createTaskReadout(stack.sql)
+  const apiUrl = `http://127.0.0.1:${api.port}`
+  const workerPeakRss: number[] = []
+
+  async function reset (): Promise<void> {
+    await stack.dropPrefix(prefix)
+    await stack.resetTables()
+  }
+
+  return {
+    workerPeakRss,
+
+    /** Whether the API serves POST /v1/tasks/batch yet (it is built alongside the benchmark). */
+    async hasBatchRoute (): Promise<boolean> {
+      const res = await fetch(`${apiUrl}/v1/tasks/batch`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: bodyFor('batch', 1),
+      })
+      await res.arrayBuffer()
+      await reset()
+      return res.status === 202
+    },
+
+    /** Create throughput of one route with no worker running. */
+    async create (route: Route): Promise<CreateFigures> {
+      const perRequest = route === 'single' ? 1 : options.batchSize
+      const result = await runLoad({
+        url: `${apiUrl}/v1/tasks${route === 'batch' ? '/batch' : ''}`,
+        body: bodyFor(route, options.batchSize),
+        connections: route === 'single' ? options.connections : options.batchConnections,
+        durationSec: options.createDurationSec,
+      })
+      await reset()
+      return { ...result, tasksPerSec: result.requestsPerSec * perRequest }
+    },
+
+    /**
+     * Tasks created over HTTP while `workerCount` worker processes run them. Throughput is what
+     * Postgres recorded completed inside the window; latencies are of the window's tasks.
+     */
+    async endToEnd (route: Route, workerCount: number, rate?: number): Promise<EndToEndFigures> {
+      const workers = await Promise.all(Array.from({ length: workerCount }, (_, i) => stack.startWorker(prefix, i, options.concurrency)))
+      const meters = {
+        api: createCpuMeter(async () => [api.pid]),
+        worker: createCpuMeter(async () => workers.map((w) => w.pid)),
+        postgres: createCpuMeter(() => readout.postgresPids(stack.dbName)),
+        loadGenerator: createCpuMeter(async () => [process.pid]),
+      }
+      let from = new Date()
+      let opened: Promise<[unknown, number]> | undefined
+      const load = await runLoad({
+        url: `${apiUrl}/v1/tasks${route === 'batch' ? '/batch' : ''}`,
+        body: bodyFor(route, options.batchSize),
+        connections: rate ? Math.min(10, rate) : route === 'single' ? options.connections : options.batchConnections,
+        durationSec: rate ? options.rateDurationSec : options.durationSec,
+        warmupSec: options.warmupSec,
+        ratePerSec: rate,
+        onWarm: () => {
+          from = new Date()
+          opened = Promise.all([Promise.all(Object.values(meters).map((m) => m.start())), redisCpuSeconds(stack)])
+        },
+      })
+      const window: Window = { from, to: new Date() }
+      const [, redisBefore] = await opened!
+      const [apiCpu, workerCpu, postgresCpu, loadCpu] = await Promise.all(Object.values(meters).map((m) => m.stop()))
+      const redisCpu = (await redisCpuSeconds(stack)) - redisBefore
+      const windowSec = (window.to.getTime() - window.from.getTime()) / 1000
+      const { created, completed } = await readout.counts(window)
+
+      // Let the window's last tasks finish so their latency counts, without waiting out a backlog.
+      const drainUntil = Date.now() + (options.smoke ? 1_000 : 3_000)
+      let unfinished = await readout.unfinished(window)
+      while (unfinished > 0 && Date.now() < drainUntil) {
+        await sleep(100)
+        unfinished = await readout.unfinished(window)
+      }
+      const latency = await readout.latencies(window)
+      for (const worker of workers) workerPeakRss.push((await worker.stop()) ?? 0)
+      await reset()
+
+      const through = (created + completed) / 2
+      return {
+        route,
+        workers: workerCount,
+        windowSec: Math.round(windowSec * 10) / 10,
+        requestsPerSec: load.requestsPerSec,
+        createdPerSec: Math.round(created / windowSec),
+        tasksPerSec: Math.round(completed / windowSec),
+        unfinishedAfterDrain: unfinished,
+        requestLatencyMs: load.latencyMs,
+        pickupMs: latency.pickupMs,
+        endToEndMs: latency.endToEndMs,
+        cpuSecPer1kTasks: {
+          api: per1k(apiCpu!, created),
+          worker: per1k(workerCpu!, completed),
+          postgres: per1k(postgresCpu!, through),
+          redis: per1k(redisCpu, through),
+          loadGenerator: per1k(loadCpu!, created),
+        },
+        httpErrors: load.errors + load.non2xx,
+      }
+    },
+  }
+}

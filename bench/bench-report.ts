@@ -1,0 +1,64 @@
+import type { CreateFigures, EndToEndFigures } from './bench-phases.ts'
+import type { Percentiles } from './http-load.ts'
+import type { RawBullmqResult } from './raw-bullmq.ts'
+
+export type BenchResult = {
+  bench: 'tasklane'
+  mode: 'full' | 'smoke'
+  startedAt: string
+  machine: { cpus: number, cpuModel: string, memoryGb: number, node: string, postgres: string, redis: string }
+  settings: Record<string, unknown>
+  rawBullmq: RawBullmqResult | null
+  create: { single: CreateFigures | null, batch: CreateFigures | null }
+  fixedRate: (EndToEndFigures & { targetPerSec: number }) | null
+  endToEnd: EndToEndFigures[]
+  peakRssMb: { api: number | null, worker: number | null }
+  ratioToRawBullmq: { single: number | null, batch: number | null }
+  notes: string[]
+}
+
+const pct = (p: Percentiles): string => `${p.p50} / ${p.p95} / ${p.p99}`
+
+function table (head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))]
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
+  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`
+  return [line(head), `|${widths.map((w, i) => (i === 0 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`, ...cells.slice(1).map(line)].join('\n')
+}
+
+/** The human half of the output: Markdown tables, ready for the README. */
+export function formatReport (r: BenchResult): string {
+  const out: string[] = []
+  const m = r.machine
+  out.push(`Tasklane benchmark (${r.mode}), ${r.startedAt}`)
+  out.push(`${m.cpus} x ${m.cpuModel}, ${m.memoryGb} GB; Node ${m.node}; Postgres ${m.postgres}; Redis ${m.redis}`, '')
+
+  const creates = (['single', 'batch'] as const).flatMap((route) => {
+    const c = r.create[route]
+    return c ? [[`POST /v1/tasks${route === 'batch' ? '/batch' : ''}`, c.requestsPerSec, c.tasksPerSec, pct(c.latencyMs), c.errors + c.non2xx]] : []
+  })
+  if (creates.length > 0) {
+    out.push('Create (API alone, no workers)', table(['route', 'req/s', 'tasks/s', 'latency ms p50 / p95 / p99', 'errors'], creates), '')
+  }
+
+  const flows = [...(r.fixedRate ? [{ ...r.fixedRate, label: `single @ ${r.fixedRate.targetPerSec}/s` }] : []), ...r.endToEnd.map((e) => ({ ...e, label: `${e.route}, saturated` }))]
+  if (flows.length > 0) {
+    out.push('End to end (echo tasks created over HTTP, recorded completed in Postgres)')
+    out.push(table(
+      ['load', 'workers', 'created/s', 'completed/s', 'pickup ms p50 / p95 / p99', 'end-to-end ms p50 / p95 / p99', 'vs raw BullMQ'],
+      flows.map((f) => [f.label, f.workers, f.createdPerSec, f.tasksPerSec, pct(f.pickupMs), pct(f.endToEndMs),
+        r.rawBullmq ? `${Math.round((f.tasksPerSec / r.rawBullmq.drainPerSec) * 100)}%` : '-']),
+    ), '')
+    out.push('CPU seconds per 1,000 tasks')
+    out.push(table(
+      ['load', 'workers', 'API', 'worker(s)', 'Postgres', 'Redis', 'load generator'],
+      flows.map((f) => [f.label, f.workers, f.cpuSecPer1kTasks.api, f.cpuSecPer1kTasks.worker, f.cpuSecPer1kTasks.postgres, f.cpuSecPer1kTasks.redis, f.cpuSecPer1kTasks.loadGenerator]),
+    ), '')
+  }
+  if (r.rawBullmq) {
+    out.push(`Raw BullMQ, same Redis: bulk add ${r.rawBullmq.addPerSec} jobs/s; one Worker, no-op processor, concurrency ${r.rawBullmq.concurrency}: ${r.rawBullmq.drainPerSec} jobs/s (${r.rawBullmq.jobs} jobs)`)
+  }
+  out.push(`Peak RSS: API ${r.peakRssMb.api ?? '-'} MB, worker ${r.peakRssMb.worker ?? '-'} MB (concurrency ${String(r.settings.concurrency)})`)
+  for (const note of r.notes) out.push(`Note: ${note}`)
+  return out.join('\n')
+}

@@ -1,0 +1,105 @@
+// The benchmark's entry point: `npm run bench -- --help`. Prints a table, then one JSON line.
+import { cpus, totalmem } from 'node:os'
+import { parseBenchOptions, HELP, type BenchOptions } from './bench-options.ts'
+import { createBenchPhases } from './bench-phases.ts'
+import { formatReport, type BenchResult } from './bench-report.ts'
+import { createBenchStack } from './bench-stack.ts'
+import { runRawBullmq } from './raw-bullmq.ts'
+
+let options: BenchOptions
+try {
+  options = parseBenchOptions(process.argv.slice(2))
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n`)
+  process.exit(2)
+}
+if (options.help) {
+  process.stdout.write(`${HELP}\n`)
+  process.exit(0)
+}
+
+const progress = (message: string): void => { process.stderr.write(`bench: ${message}\n`) }
+
+const stack = await createBenchStack({
+  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  logLevel: options.logLevel,
+  profileDir: options.profileDir,
+  env: options.poolSize ? { TASKLANE_DB_POOL_SIZE: String(options.poolSize) } : {},
+})
+let failed = false
+try {
+  const [pg] = await stack.sql<{ version: string }[]>`select current_setting('server_version') as version`
+  const redisVersion = /^redis_version:(\S+)/m.exec(await stack.redis.info('server'))?.[1] ?? '?'
+  const result: BenchResult = {
+    bench: 'tasklane',
+    mode: options.smoke ? 'smoke' : 'full',
+    startedAt: new Date().toISOString(),
+    machine: {
+      cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? '?', memoryGb: Math.round(totalmem() / 2 ** 30),
+      node: process.version, postgres: pg!.version, redis: redisVersion,
+    },
+    settings: {
+      durationSec: options.durationSec, warmupSec: options.warmupSec, createDurationSec: options.createDurationSec,
+      rate: options.rate, workers: options.workers, concurrency: options.concurrency, connections: options.connections,
+      batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs,
+      logLevel: options.logLevel, poolSize: options.poolSize ?? 'default',
+    },
+    rawBullmq: null,
+    create: { single: null, batch: null },
+    fixedRate: null,
+    endToEnd: [],
+    peakRssMb: { api: null, worker: null },
+    ratioToRawBullmq: { single: null, batch: null },
+    notes: [],
+  }
+  progress(`database ${stack.dbName}, logs in ${stack.logDir}`)
+
+  if (options.phases.has('raw')) {
+    progress(`raw BullMQ: ${options.rawJobs} jobs`)
+    const prefix = stack.newPrefix()
+    result.rawBullmq = await runRawBullmq({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix, jobs: options.rawJobs, concurrency: options.concurrency })
+    await stack.dropPrefix(prefix)
+  }
+
+  const prefix = stack.newPrefix()
+  const api = await stack.startApi(prefix)
+  const phases = createBenchPhases({ stack, api, prefix, options })
+  const batch = await phases.hasBatchRoute()
+  if (!batch) result.notes.push('POST /v1/tasks/batch is not served by this build: batch figures are missing')
+  const routes = batch ? (['single', 'batch'] as const) : (['single'] as const)
+
+  if (options.phases.has('create')) {
+    for (const route of routes) {
+      progress(`create: ${route}, ${options.createDurationSec} s`)
+      result.create[route] = await phases.create(route)
+    }
+  }
+  if (options.phases.has('rate')) {
+    progress(`fixed rate: ${options.rate} tasks/s, 1 worker, ${options.rateDurationSec} s`)
+    result.fixedRate = { ...(await phases.endToEnd('single', 1, options.rate)), targetPerSec: options.rate }
+  }
+  if (options.phases.has('e2e')) {
+    for (const workers of options.workers) {
+      for (const route of routes) {
+        progress(`end to end: ${route}, ${workers} worker(s), ${options.warmupSec} + ${options.durationSec} s`)
+        result.endToEnd.push(await phases.endToEnd(route, workers))
+      }
+    }
+  }
+  result.peakRssMb = { api: (await api.stop()) ?? null, worker: phases.workerPeakRss.length > 0 ? Math.max(...phases.workerPeakRss) : null }
+  if (result.rawBullmq) {
+    const best = (route: string) => Math.max(0, ...result.endToEnd.filter((e) => e.route === route).map((e) => e.tasksPerSec))
+    const ratio = (route: string) => (result.endToEnd.some((e) => e.route === route) ? Math.round((best(route) / result.rawBullmq!.drainPerSec) * 1000) / 1000 : null)
+    result.ratioToRawBullmq = { single: ratio('single'), batch: ratio('batch') }
+  }
+
+  process.stdout.write(`${formatReport(result)}\n\n${JSON.stringify(result)}\n`)
+} catch (err) {
+  failed = true
+  progress(`failed: ${(err as Error).stack ?? String(err)}`)
+  progress(`service logs are in ${stack.logDir}`)
+} finally {
+  await stack.close(options.keep)
+}
+process.exit(failed ? 1 : 0)

@@ -1,0 +1,44 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { serviceEndpoints } from './helpers/services.ts'
+
+// The benchmark runs for a few seconds so it cannot rot. Figures are not judged here (speed
+// belongs to `make bench`), only that every phase runs and the JSON line has every field.
+t.test('npm run bench -- --smoke runs every phase and prints the figures as one JSON line', async (t) => {
+  const { databaseUrl, redisUrl } = await serviceEndpoints()
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../bench/run.ts', import.meta.url)), '--smoke'], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+  const [code] = await once(child, 'exit')
+  clearTimeout(timer)
+  t.equal(code, 0, `the bench exits cleanly\n${stderr}`)
+
+  const lines = stdout.trim().split('\n')
+  const result = JSON.parse(lines.at(-1)!)
+  t.match(stdout, /\| POST \/v1\/tasks /, 'prints the create table')
+  t.match(stdout, /End to end/, 'prints the end-to-end table')
+  t.equal(result.mode, 'smoke')
+  t.match(result.machine, { cpus: Number, node: String, postgres: String, redis: String })
+  t.match(result.rawBullmq, { jobs: 1000, addPerSec: Number, drainPerSec: Number })
+  const latency = { p50: Number, p95: Number, p99: Number }
+  t.match(result.create.single, { requestsPerSec: Number, tasksPerSec: Number, latencyMs: latency })
+  t.equal(result.create.single.errors + result.create.single.non2xx, 0, 'every create was accepted')
+  t.ok('batch' in result.create, 'has a batch create entry (null when the route is absent)')
+  const flow = {
+    workers: Number, tasksPerSec: Number, createdPerSec: Number, pickupMs: latency, endToEndMs: latency,
+    cpuSecPer1kTasks: { api: Number, worker: Number, postgres: Number, redis: Number },
+  }
+  t.match(result.fixedRate, { ...flow, targetPerSec: Number })
+  t.ok(result.endToEnd.length >= 1, 'at least one end-to-end phase')
+  for (const e of result.endToEnd) t.match(e, flow)
+  t.match(result.peakRssMb, { api: Number, worker: Number })
+  t.ok('single' in result.ratioToRawBullmq && 'batch' in result.ratioToRawBullmq)
+})
