@@ -1,14 +1,35 @@
 import { pino, type Logger, type LoggerOptions } from 'pino'
 import type { Config } from './config.ts'
+import { builtinTaskTypes } from './task-types/builtin-types.ts'
+import type { TaskTypeDefinition } from './task-types/task-type.ts'
 
 export type { Logger }
 
+/**
+ * Where a task payload's secret fields (TaskTypeDefinition.secretFields) can appear in a log
+ * line: a payload logged on its own, inside a task or job, or inside a request body.
+ */
+export function secretPayloadPaths (types: readonly Pick<TaskTypeDefinition, 'secretFields'>[]): string[] {
+  const fields = [...new Set(types.flatMap((t) => t.secretFields ?? []))]
+  return fields.flatMap((f) => {
+    const key = /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(f) ? `.${f}` : `[${JSON.stringify(f)}]`
+    return [`payload${key}`, `*.payload${key}`, `*.*.payload${key}`]
+  })
+}
+
 /** One logger per process; JSON lines, pretty only when a person is watching a terminal. */
-export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, base: Record<string, unknown>): Logger {
+export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, base: Record<string, unknown>,
+  taskTypes: readonly Pick<TaskTypeDefinition, 'secretFields'>[] = builtinTaskTypes): Logger {
   const options: LoggerOptions = {
     level: config.LOG_LEVEL,
     base,
-    redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: [
+        'req.headers.authorization', 'headers.authorization', '*.authorization', 'req.headers.cookie', '*.headers.cookie',
+        ...secretPayloadPaths(taskTypes),
+      ],
+      censor: '[redacted]',
+    },
     timestamp: pino.stdTimeFunctions.isoTime,
   }
   if (process.stdout.isTTY) {
