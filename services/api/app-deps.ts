@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import type { ApiKeyService } from '../core/auth/api-key-service.ts'
 import type { Config } from '../core/config.ts'
 import type { DbClient } from '../core/db/db-client.ts'
 import type { QueueRegistry } from '../core/queues/queue-registry.ts'
@@ -15,4 +16,5 @@ export type AppDeps = {
   taskTypes: TaskTypeRegistry
   tasks: TaskService
   readiness: Readiness
+  apiKeys: ApiKeyService
 }

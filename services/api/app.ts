@@ -4,8 +4,12 @@ import { ProblemSchema } from './schemas/problem-schema.ts'
 import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
+import authentication from './plugins/authentication.ts'
+import loadShedding from './plugins/load-shedding.ts'
 import openapi from './plugins/openapi.ts'
 import problemDetails from './plugins/problem-details.ts'
+import securityHeaders from './plugins/security-headers.ts'
+import taskRateLimit from './plugins/task-rate-limit.ts'
 import healthRoutes from './routes/health/index.ts'
 import taskTypeRoutes from './routes/task-types/index.ts'
 import taskRoutes from './routes/tasks/index.ts'
@@ -21,6 +25,12 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(problemDetails)
   await app.register(openapi)
   await app.register(appServices, deps)
+  // Protection, in the order a request meets it: shed load, set headers, authenticate, then
+  // rate-limit creation per tenant (a route hook, so after authentication).
+  await app.register(loadShedding, deps)
+  await app.register(securityHeaders)
+  await app.register(authentication, deps)
+  await app.register(taskRateLimit, deps)
 
   await app.register(healthRoutes)
   await app.register(taskTypeRoutes)

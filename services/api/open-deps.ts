@@ -1,3 +1,4 @@
+import { createApiKeyService } from '../core/auth/api-key-service.ts'
 import type { Config } from '../core/config.ts'
 import { createDbClient } from '../core/db/db-client.ts'
 import type { Logger } from '../core/log.ts'
@@ -18,8 +19,9 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const queues = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
   const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log })
   const readiness = createReadiness({ sql: database.sql, redis })
+  const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, tasks, readiness,
+    config, database, redis, queues, taskTypes, tasks, readiness, apiKeys,
     async close () {
       await queues.close()
       redis.disconnect()

@@ -1,5 +1,6 @@
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { API_KEY_FORMAT, TENANT_NAME } from './auth/api-key-hash.ts'
 
 const EnvSchema = Type.Object({
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/tasklane', pattern: '^postgres(ql)?://' }),
@@ -10,7 +11,7 @@ const EnvSchema = Type.Object({
   TASKLANE_QUEUE_PREFIX: Type.String({ default: 'tasklane', pattern: '^[A-Za-z0-9_{}:.-]+$' }),
   TASKLANE_QUEUES: Type.String({ default: '' }),
   TASKLANE_API_KEYS: Type.String({ default: '' }),
-  TASKLANE_ADMIN_KEY: Type.String({ default: '' }),
+  TASKLANE_ADMIN_KEY: Type.String({ default: '', pattern: '^([\\x21-\\x7e]{16,512})?$' }),
   TASKLANE_AUTH: Type.Union([Type.Literal('required'), Type.Literal('disabled')], { default: 'required' }),
   TASKLANE_HTTP_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   TASKLANE_SHUTDOWN_GRACE_MS: Type.Integer({ default: 25000, minimum: 0 }),
@@ -18,6 +19,13 @@ const EnvSchema = Type.Object({
   TASKLANE_MAX_PAYLOAD_BYTES: Type.Integer({ default: 262_144, minimum: 16 }),
   TASKLANE_DB_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
   TASKLANE_WORKER_ID: Type.String({ default: '' }),
+  // Limits and load shedding of the public API (issue 4); 0 turns a limit off.
+  TASKLANE_RATE_LIMIT_MAX: Type.Integer({ default: 6000, minimum: 0 }),
+  TASKLANE_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
+  TASKLANE_AUTH_CACHE_MS: Type.Integer({ default: 5000, minimum: 0, maximum: 300_000 }),
+  TASKLANE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0 }),
+  TASKLANE_MAX_HEAP_USED_BYTES: Type.Integer({ default: 0, minimum: 0 }),
+  TASKLANE_HEALTH_CHECK_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 100 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -31,7 +39,11 @@ export type QueueConcurrency = { name: string, concurrency: number }
 export type Config = Readonly<Env & {
   /** Parsed TASKLANE_QUEUES; empty means "every queue at its default concurrency". */
   queues: readonly QueueConcurrency[]
+  /** Parsed TASKLANE_API_KEYS: keys stored (as hashes) at start. */
+  apiKeys: readonly BootstrapKey[]
 }>
+
+export type BootstrapKey = { tenant: string, key: string }
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -47,6 +59,20 @@ function parseQueues (raw: string): QueueConcurrency[] {
       throw new ConfigError(`TASKLANE_QUEUES: "${item}" is not "name" or "name:concurrency" (e.g. default:50,http:20)`)
     }
     return { name: match[1]!, concurrency: match[2] ? Number(match[2]) : 0 }
+  })
+}
+
+// The message names the position, never the key: config errors end up in logs.
+function parseApiKeys (raw: string): BootstrapKey[] {
+  if (raw.trim() === '') return []
+  return raw.split(',').map((item, i) => {
+    const at = item.indexOf(':')
+    const tenant = item.slice(0, at).trim()
+    const key = item.slice(at + 1).trim()
+    if (at < 0 || !TENANT_NAME.test(tenant) || !API_KEY_FORMAT.test(key)) {
+      throw new ConfigError(`TASKLANE_API_KEYS: item ${i + 1} is not "tenant:key" (tenant of letters, digits, "._-"; key of 16 to 512 visible characters)`)
+    }
+    return { tenant, key }
   })
 }
 
@@ -68,5 +94,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     const message = (err as Error).message.split(',')[0]!.replace(/^env\/?/, '').trim()
     throw new ConfigError(`invalid configuration: ${withChoices(message)}`)
   }
-  return Object.freeze({ ...parsed, queues: Object.freeze(parseQueues(parsed.TASKLANE_QUEUES)) })
+  return Object.freeze({
+    ...parsed,
+    queues: Object.freeze(parseQueues(parsed.TASKLANE_QUEUES)),
+    apiKeys: Object.freeze(parseApiKeys(parsed.TASKLANE_API_KEYS)),
+  })
 }
