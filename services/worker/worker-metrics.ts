@@ -63,7 +63,9 @@ export function createWorkerMetrics (deps: { registry: Registry, taskTypes: Task
 
   const events: RunnerEvents = {
     started (task) {
-      wait.observe({ type: task.type, queue: task.queue }, Math.max(0, (Date.now() - task.runAt.getTime()) / 1000))
+      // The lifecycle repository may hand runAt over as the driver's string: read either.
+      const due = new Date(task.runAt as Date | string).getTime()
+      if (Number.isFinite(due)) wait.observe({ type: task.type, queue: task.queue }, Math.max(0, (Date.now() - due) / 1000))
     },
     finished (task, outcome, durationMs) {
       finished.inc({ type: task.type, queue: task.queue, outcome })
