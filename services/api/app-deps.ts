@@ -6,6 +6,7 @@ import type { QueueRegistry } from '../core/queues/queue-registry.ts'
 import type { Readiness } from '../core/readiness.ts'
 import type { TaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import type { TaskService } from '../core/tasks/task-service.ts'
+import type { ApiMetrics } from './api-metrics.ts'
 
 /** Everything the HTTP app needs, opened by the composition root (server.ts) or by a test. */
 export type AppDeps = {
@@ -16,5 +17,6 @@ export type AppDeps = {
   taskTypes: TaskTypeRegistry
   tasks: TaskService
   readiness: Readiness
+  metrics: ApiMetrics
   apiKeys: ApiKeyService
 }

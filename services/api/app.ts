@@ -4,6 +4,7 @@ import { ProblemSchema } from './schemas/problem-schema.ts'
 import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
+import httpMetrics from './plugins/http-metrics.ts'
 import authentication from './plugins/authentication.ts'
 import loadShedding from './plugins/load-shedding.ts'
 import openapi from './plugins/openapi.ts'
@@ -22,6 +23,8 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   app.addSchema(TaskSchema)
   app.addSchema(CreateTaskSchema)
 
+  // First, so its timing hooks see every request, the 404s and 405s included.
+  await app.register(httpMetrics, { registry: deps.metrics.registry })
   await app.register(problemDetails)
   await app.register(openapi)
   await app.register(appServices, deps)

@@ -8,6 +8,7 @@ import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createTaskService } from '../core/tasks/task-service.ts'
+import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
 /** Opens the API's connections and wires the core services; `close` releases them in order. */
@@ -17,11 +18,12 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   redis.on('error', (err) => log.warn({ err }, 'redis connection error'))
   const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
   const queues = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
-  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log })
+  const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, log })
+  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, events: { created: metrics.tasksCreated } })
   const readiness = createReadiness({ sql: database.sql, redis })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, tasks, readiness, apiKeys,
+    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys,
     async close () {
       await queues.close()
       redis.disconnect()

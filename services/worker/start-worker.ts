@@ -3,6 +3,7 @@ import type { Config } from '../core/config.ts'
 import { createDbClient } from '../core/db/db-client.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics/metrics-registry.ts'
+import { registerQueueMetrics } from '../core/metrics/queue-metrics.ts'
 import { resolveQueueConcurrency } from '../core/queues/queue-defaults.ts'
 import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
@@ -12,6 +13,7 @@ import { createTaskLifecycleRepository } from '../core/tasks/task-lifecycle-repo
 import { createHandlers } from './handlers/index.ts'
 import { createOpsServer } from './ops-server.ts'
 import { createTaskRunner } from './task-runner.ts'
+import { createWorkerMetrics } from './worker-metrics.ts'
 import { createWorkers } from './workers.ts'
 
 /** Opens connections and starts consuming; `stop` drains within the grace period, then closes. */
@@ -28,11 +30,14 @@ export async function startWorker (config: Config, log: Logger) {
   redis.on('error', (err) => log.debug({ err }, 'redis ops connection error'))
   const readiness = createReadiness({ sql: database.sql, redis })
   const registry = createMetricsRegistry({ service: 'tasklane-worker' })
+  registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: taskTypes.queues(), log })
+  const metrics = createWorkerMetrics({ registry, taskTypes, queues })
   const handlers = createHandlers(config)
   const runner = createTaskRunner({
     lifecycle: createTaskLifecycleRepository(database.sql), handlers: handlers.handlers, workerId, log,
+    events: metrics.events,
   })
-  const workers = createWorkers({ config, queues, processor: runner, log, workerId })
+  const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')

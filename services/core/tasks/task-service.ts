@@ -28,6 +28,8 @@ export type TaskServiceDeps = {
   taskTypes: TaskTypeRegistry
   config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES'>
   log: Logger
+  /** Told about tasks once they are stored (not about idempotent replays); the API counts them. */
+  events?: { created?: (tasks: readonly { type: string, queue: string }[]) => void }
 }
 
 /** The one place where tasks are accepted: validated, recorded in Postgres, then dispatched. */
@@ -83,6 +85,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       const row = buildRow(tenant, input, idempotencyKey, new Date())
       const [inserted] = await repo.insert([row])
       if (inserted) {
+        deps.events?.created?.([inserted])
         await dispatch([inserted])
         return { task: toTaskView(inserted), replayed: false }
       }
