@@ -42,13 +42,15 @@ bench: install services
 
 up:
 	docker compose up -d --build
+	@echo "API http://localhost:3000 (docs /docs)  Prometheus http://localhost:9090  Grafana http://localhost:3001"
 
 down:
 	docker compose down
 
+# The tags docker-compose.yml and k8s/overlays/dev use.
 images:
-	docker build -f Dockerfile.api -t tasklane-api .
-	docker build -f Dockerfile.worker -t tasklane-worker .
+	docker build -f Dockerfile.api --target api -t tasklane-api:local .
+	docker build -f Dockerfile.worker --target worker -t tasklane-worker:local .
 
 k8s:
-	@for overlay in k8s/overlays/*/; do echo "# $$overlay"; kubectl kustomize "$$overlay" >/dev/null && echo "ok"; done
+	@for overlay in k8s/overlays/*/; do echo "# $$overlay"; kubectl kustomize "$$overlay" >/dev/null || exit 1; echo "ok"; done
