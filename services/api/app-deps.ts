@@ -6,6 +6,9 @@ import type { QueueRegistry } from '../core/queues/queue-registry.ts'
 import type { Readiness } from '../core/readiness.ts'
 import type { TaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import type { TaskService } from '../core/tasks/task-service.ts'
+import type { QueueService } from '../core/queues/queue-service.ts'
+import type { TaskControlService } from '../core/tasks/task-control-service.ts'
+import type { TaskEventHub } from '../core/tasks/task-event-hub.ts'
 import type { ApiMetrics } from './api-metrics.ts'
 
 /** Everything the HTTP app needs, opened by the composition root (server.ts) or by a test. */
@@ -16,7 +19,13 @@ export type AppDeps = {
   queues: QueueRegistry
   taskTypes: TaskTypeRegistry
   tasks: TaskService
+  /** Cancel, retry, delete and stats of a tenant's tasks. */
+  taskControl: TaskControlService
+  /** Shared subscriber for the task event streams. */
+  taskEvents: TaskEventHub
+  /** Queue counts, pause and resume. */
+  queueControl: QueueService
   readiness: Readiness
-  metrics: ApiMetrics
   apiKeys: ApiKeyService
+  metrics: ApiMetrics
 }

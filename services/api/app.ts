@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { ProblemSchema } from './schemas/problem-schema.ts'
 import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
+import { QueueSchema } from './schemas/queue-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
 import httpMetrics from './plugins/http-metrics.ts'
@@ -14,6 +15,11 @@ import taskRateLimit from './plugins/task-rate-limit.ts'
 import healthRoutes from './routes/health/index.ts'
 import taskTypeRoutes from './routes/task-types/index.ts'
 import taskRoutes from './routes/tasks/index.ts'
+import taskEventRoutes from './routes/task-events/index.ts'
+import queueRoutes from './routes/queues/index.ts'
+import queueControlRoutes from './routes/queue-control/index.ts'
+import queueDashboard from './routes/queue-dashboard/index.ts'
+import statsRoutes from './routes/stats/index.ts'
 
 /** The HTTP application as a plugin: infrastructure, services, error handling, then routes. */
 export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
@@ -22,6 +28,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   app.addSchema(ProblemSchema)
   app.addSchema(TaskSchema)
   app.addSchema(CreateTaskSchema)
+  app.addSchema(QueueSchema)
 
   // First, so its timing hooks see every request, the 404s and 405s included.
   await app.register(httpMetrics, { registry: deps.metrics.registry })
@@ -38,4 +45,10 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(healthRoutes)
   await app.register(taskTypeRoutes)
   await app.register(taskRoutes)
+  await app.register(taskEventRoutes)
+  await app.register(queueRoutes)
+  await app.register(statsRoutes)
+  // Operators only: each in its own plugin, so the admin guard covers the whole of it.
+  await app.register(queueControlRoutes)
+  await app.register(queueDashboard)
 }, { name: 'tasklane-app' })

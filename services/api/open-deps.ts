@@ -8,6 +8,10 @@ import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createTaskService } from '../core/tasks/task-service.ts'
+import { createQueueService } from '../core/queues/queue-service.ts'
+import { createTaskControlService } from '../core/tasks/task-control-service.ts'
+import { createTaskEventHub } from '../core/tasks/task-event-hub.ts'
+import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -21,10 +25,18 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, log })
   const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, events: { created: metrics.tasksCreated } })
   const readiness = createReadiness({ sql: database.sql, redis })
+  const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const taskControl = createTaskControlService({ db: database.db, queues, events: publisher, log })
+  const queueControl = createQueueService({ queues })
+  // Its own connection: a subscribed connection can do nothing else.
+  const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
+  subscriber.on('error', (err) => log.warn({ err }, 'redis subscriber connection error'))
+  const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys,
+    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
     async close () {
+      taskEvents.close()
       await queues.close()
       redis.disconnect()
       await database.close()

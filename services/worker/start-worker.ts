@@ -10,6 +10,9 @@ import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createTaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
+import { withTaskEvents } from '../core/tasks/publishing-lifecycle.ts'
+import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
+import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
 import { createOpsServer } from './ops-server.ts'
 import { createTaskRunner } from './task-runner.ts'
@@ -33,11 +36,16 @@ export async function startWorker (config: Config, log: Logger) {
   registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: taskTypes.queues(), log })
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
   const handlers = createHandlers(config)
+  const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const runner = createTaskRunner({
-    lifecycle: createTaskLifecycleRepository(database.sql), handlers: handlers.handlers, workerId, log,
+    lifecycle: withTaskEvents(createTaskLifecycleRepository(database.sql), taskEvents), handlers: handlers.handlers, workerId, log,
     events: metrics.events,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
+  const cancels = await startCancelListener({
+    subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:cancel`),
+    prefix: config.TASKLANE_QUEUE_PREFIX, workers: workers.workers, log,
+  })
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -56,6 +64,7 @@ export async function startWorker (config: Config, log: Logger) {
         log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
         await workers.close(true)
       }
+      cancels.close()
       await ops.close()
       await handlers.close()
       redis.disconnect()

@@ -63,7 +63,11 @@ export function createTaskRunner (deps: {
   return async function runTask (job: Job, _token?: string, jobSignal?: AbortSignal): Promise<null> {
     const taskId = job.id!
     const task = await retryOnOutage(() => lifecycle.start(taskId, workerId))
-    if (!task) return null // terminal, cancelled or deleted: nothing left to do for this job
+    if (!task) {
+      // Terminal, cancelled or deleted: nothing to run. A cancel that no worker heard ends here.
+      await retryOnOutage(() => lifecycle.settleCancelRequested(taskId))
+      return null
+    }
     const attempt = task.attempts
     const log = deps.log.child({ taskId, type: task.type, queue: task.queue, attempt })
     deps.events?.started?.(task)
@@ -88,6 +92,13 @@ export function createTaskRunner (deps: {
       return null
     } catch (caught) {
       const durationMs = elapsed()
+      // The job's signal fires when a client cancels (see cancel-listener.ts); the task then
+      // ends cancelled, never retried. The update checks the request really exists.
+      if (jobSignal?.aborted && await retryOnOutage(() => lifecycle.finishCancelled(taskId, attempt, { durationMs }))) {
+        log.info({ outcome: 'cancelled', durationMs }, 'attempt cancelled')
+        deps.events?.finished?.(task, 'cancelled', durationMs)
+        return null
+      }
       const err = timeout.aborted && !(caught instanceof PermanentTaskError) ? new TaskTimeoutError(task.timeoutMs) : caught
       const error = toTaskError(err)
       if (!(err instanceof PermanentTaskError) && attempt < task.maxAttempts) {

@@ -1,8 +1,22 @@
 import swagger from '@fastify/swagger'
+import type { OpenAPIV3_1 } from 'openapi-types'
+import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
-/** Collects every route schema into the OpenAPI 3.1 document served at /openapi.json. */
+const HTML_PAGE = (summary: string, description: string, security: unknown[] | undefined) => ({
+  get: {
+    summary, description, security,
+    tags: ['meta'],
+    responses: { 200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+  },
+})
+
+/**
+ * Collects every route schema into the OpenAPI 3.1 document served at /openapi.json, and
+ * serves a browsable reference of it at /docs. Pages that are not JSON routes (the docs and
+ * the queue dashboard) are described by hand, so the document names every public path.
+ */
 export default fp(async function openapi (app: FastifyInstance) {
   await app.register(swagger, {
     openapi: {
@@ -13,11 +27,32 @@ export default fp(async function openapi (app: FastifyInstance) {
         description: 'Hand slow or unreliable work to a durable queue over HTTP and read the result later.',
       },
       components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <api key>' } },
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <api key>' },
+          adminKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <TASKLANE_ADMIN_KEY> (Basic with any user name in a browser)' },
+        },
       },
       security: [{ apiKey: [] }],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    transformObject: (document) => {
+      if (!('openapiObject' in document)) return document.swaggerObject
+      const openapiObject = document.openapiObject as OpenAPIV3_1.Document
+      return {
+        ...openapiObject,
+        paths: {
+          ...openapiObject.paths,
+          '/docs': HTML_PAGE('This reference, browsable', 'Swagger UI over /openapi.json.', []),
+          '/admin/queues': HTML_PAGE('The queue dashboard (bull-board)', 'Every queue and its jobs, read-only. Operators only.', [{ adminKey: [] }]),
+        },
+      } as OpenAPIV3_1.Document
+    },
   })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
+  app.get('/openapi.json', {
+    schema: {
+      tags: ['meta'], summary: 'This OpenAPI 3.1 document', security: [],
+      response: { 200: { description: 'The OpenAPI document', type: 'object', additionalProperties: true } },
+    },
+  }, async () => app.swagger())
 }, { name: 'openapi' })

@@ -74,3 +74,21 @@ export const AttemptSchema = Type.Object({
 export const IdempotencyKeyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
 })
+
+export const MAX_BATCH = 1000
+
+export const CreateBatchSchema = Type.Object({
+  tasks: Type.Array(Type.Ref('CreateTask'), { minItems: 1, maxItems: MAX_BATCH }),
+}, { additionalProperties: false, $id: 'CreateTaskBatch', title: 'CreateTaskBatch' })
+
+export const TaskItemsSchema = Type.Object({ items: Type.Array(TaskRef) })
+
+const StatusCounts = Type.Object({
+  queued: Type.Integer(), running: Type.Integer(), completed: Type.Integer(), failed: Type.Integer(), cancelled: Type.Integer(),
+})
+
+export const TaskCountsSchema = Type.Object({
+  total: Type.Integer(),
+  byStatus: StatusCounts,
+  byType: Type.Record(Type.String(), StatusCounts, { description: 'counts by status, per task type' }),
+})

@@ -11,9 +11,10 @@ export const echoType = defineTaskType({
 export const sleepType = defineTaskType({
   name: 'sleep',
   queue: 'default',
-  description: 'Waits `ms` milliseconds, honouring cancel and timeout, and returns `{ sleptMs }`.',
+  description: 'Waits `ms` milliseconds, honouring cancel and timeout, and returns `{ sleptMs }`; with `progressSteps`, reports progress (0..100) along the way.',
   payloadSchema: Type.Object({
     ms: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
+    progressSteps: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'report progress this many times, evenly' })),
   }, { additionalProperties: false }),
 })
 

@@ -85,6 +85,44 @@ export function createTaskLifecycleRepository (sql: postgres.Sql) {
       return rows.length > 0
     },
 
+    /**
+     * The handler stopped because a client cancelled: records `cancelled` (never a retry),
+     * but only when a cancel was really requested, so an abort for another reason falls
+     * through to the ordinary failure path.
+     */
+    async finishCancelled (taskId: string, attempt: number, fields: { durationMs: number }): Promise<TaskRow | undefined> {
+      const rows = await sql.unsafe<TaskRow[]>(`
+        with cancelled as (
+          update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
+          where id = $1 and status = 'running' and attempts = $2 and cancel_requested_at is not null
+          returning *
+        ), closed as (
+          update task_attempts set outcome = 'cancelled', finished_at = now(), duration_ms = $3
+          where task_id = (select id from cancelled) and attempt = $2
+        )
+        select ${TASK_COLUMNS} from cancelled`, [taskId, attempt, fields.durationMs])
+      return rows[0]
+    },
+
+    /**
+     * A job was delivered for a task whose cancel was requested while no worker could hear it
+     * (or whose worker vanished): the task ends cancelled instead of staying unfinished.
+     */
+    async settleCancelRequested (taskId: string): Promise<TaskRow | undefined> {
+      const rows = await sql.unsafe<TaskRow[]>(`
+        with cancelled as (
+          update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
+          where id = $1 and status in ('queued', 'running') and cancel_requested_at is not null
+          returning *
+        ), closed as (
+          update task_attempts a set outcome = 'cancelled', finished_at = now(),
+                 duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int
+          from cancelled c where a.task_id = c.id and a.outcome = 'running'
+        )
+        select ${TASK_COLUMNS} from cancelled`, [taskId])
+      return rows[0]
+    },
+
     async setProgress (taskId: string, attempt: number, progress: unknown): Promise<boolean> {
       const rows = await sql`
         update tasks set progress = ${json(progress)}::jsonb, updated_at = now()

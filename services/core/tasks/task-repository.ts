@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm'
+import { and, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/db-client.ts'
 import { taskAttempts, tasks, type NewTaskRow, type TaskRow } from '../db/schema.ts'
 import type { TaskStatus } from './task-view.ts'
@@ -30,6 +30,15 @@ export function createTaskRepository (db: Db) {
       const [row] = await db.select().from(tasks)
         .where(and(eq(tasks.tenant, tenant), eq(tasks.idempotencyKey, key))).limit(1)
       return row
+    },
+
+    /** The tasks stored under these keys, in the order of `keys`. */
+    async findByIdempotencyKeys (tenant: string, keys: string[]): Promise<TaskRow[]> {
+      if (keys.length === 0) return []
+      const rows = await db.select().from(tasks)
+        .where(and(eq(tasks.tenant, tenant), inArray(tasks.idempotencyKey, keys)))
+      const order = new Map(keys.map((k, i) => [k, i]))
+      return rows.sort((a, b) => order.get(a.idempotencyKey!)! - order.get(b.idempotencyKey!)!)
     },
 
     async findById (tenant: string, id: string): Promise<TaskRow | undefined> {

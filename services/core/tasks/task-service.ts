@@ -1,7 +1,8 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/db-client.ts'
 import type { NewTaskRow, TaskRow } from '../db/schema.ts'
-import { IdempotencyConflictError, PayloadTooLargeError, TaskNotFoundError, UnknownTaskTypeError, ValidationError } from '../errors.ts'
+import { TransactionRollbackError } from 'drizzle-orm'
+import { IdempotencyConflictError, PayloadTooLargeError, TaskNotFoundError, UnknownTaskTypeError, ValidationError, type FieldError } from '../errors.ts'
 import { newTaskId, isUuid } from '../ids.ts'
 import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
@@ -94,6 +95,52 @@ export function createTaskService (deps: TaskServiceDeps) {
       if (!existing) throw new Error('task insert returned no row')
       if (existing.requestHash !== row.requestHash) throw new IdempotencyConflictError()
       return { task: toTaskView(existing), replayed: true }
+    },
+
+    /**
+     * Up to 1000 tasks, all validated before any is stored, inserted in one transaction and
+     * enqueued in bulk. With an Idempotency-Key, item i is stored under `<key>/<i>` and every
+     * item carries the hash of the whole batch, so a replay returns the original tasks.
+     */
+    async createBatch (tenant: string, inputs: readonly CreateTaskInput[], idempotencyKey: string | null = null):
+      Promise<{ tasks: TaskView[], replayed: boolean }> {
+      const now = new Date()
+      const hash = idempotencyKey ? requestHash({ tasks: inputs }) : null
+      const errors: FieldError[] = []
+      const rows: NewTaskRow[] = []
+      inputs.forEach((input, i) => {
+        try {
+          rows.push({ ...buildRow(tenant, input, idempotencyKey ? `${idempotencyKey}/${i}` : null, now), requestHash: hash })
+        } catch (err) {
+          if (err instanceof ValidationError) errors.push(...err.errors.map((e) => ({ path: `/tasks/${i}${e.path}`, message: e.message })))
+          else if (err instanceof UnknownTaskTypeError) errors.push({ path: `/tasks/${i}/type`, message: err.message })
+          else if (err instanceof PayloadTooLargeError) errors.push({ path: `/tasks/${i}/payload`, message: err.message })
+          else throw err
+        }
+      })
+      if (errors.length > 0) {
+        const bad = new Set(errors.map((e) => e.path.split('/')[2])).size
+        throw new ValidationError(errors, `${bad} of ${inputs.length} tasks are invalid; none was stored`)
+      }
+      const inserted = await deps.db.transaction(async (tx) => {
+        const stored = await repo.insert(rows, tx as unknown as Db)
+        // Some keys were taken: this is a replay (or a reused key), and nothing may be kept.
+        if (stored.length < rows.length) tx.rollback()
+        return stored
+      }).catch((err: unknown) => {
+        if (err instanceof TransactionRollbackError) return undefined
+        throw err
+      })
+      if (inserted) {
+        const order = new Map(rows.map((r, i) => [r.id, i]))
+        inserted.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
+        deps.events?.created?.(inserted)
+        await dispatch(inserted)
+        return { tasks: inserted.map(toTaskView), replayed: false }
+      }
+      const existing = await repo.findByIdempotencyKeys(tenant, rows.map((r) => r.idempotencyKey!))
+      if (existing.length !== rows.length || existing.some((r) => r.requestHash !== hash)) throw new IdempotencyConflictError()
+      return { tasks: existing.map(toTaskView), replayed: true }
     },
 
     async get (tenant: string, id: string): Promise<TaskView> {

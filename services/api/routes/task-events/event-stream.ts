@@ -1,0 +1,84 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { TaskEvent } from '../../../core/tasks/task-events.ts'
+import { isTerminal, type TaskView } from '../../../core/tasks/task-view.ts'
+
+/**
+ * The state of one task's event stream: turns Redis events into SSE frames, in order,
+ * without repeating a status, and ends after the terminal one. Postgres decides the final
+ * event: a terminal notification (and every heartbeat) re-reads the task.
+ */
+export function createEventStream (deps: {
+  write: (chunk: string) => void
+  end: () => void
+  /** The task from Postgres; undefined once it is gone. */
+  read: () => Promise<TaskView | undefined>
+  log: FastifyBaseLogger
+}) {
+  let last: TaskView | undefined
+  let seq = 0
+  let closed = false
+  const onClose: (() => void)[] = []
+  // Everything runs through one chain, so frames leave in the order events arrived; the chain
+  // starts closed and opens once the first read has been sent.
+  let openGate!: () => void
+  let chain: Promise<void> = new Promise<void>((resolve) => { openGate = resolve })
+
+  function frame (event: string, data: unknown): void {
+    deps.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
+  }
+
+  function close (): void {
+    if (closed) return
+    closed = true
+    for (const fn of onClose) fn()
+    deps.end()
+  }
+
+  function status (view: TaskView | undefined): void {
+    if (closed) return
+    if (!view) return close()
+    const changed = !last || view.status !== last.status || view.attempts !== last.attempts
+    last = view
+    if (changed) frame('status', view)
+    if (isTerminal(view.status)) close()
+  }
+
+  function enqueue (step: () => Promise<void> | void): void {
+    chain = chain.then(async () => { if (!closed) await step() }).catch((err: unknown) => {
+      deps.log.warn({ err }, 'task event stream failed')
+      close()
+    })
+  }
+
+  return {
+    /** Sends the task as it is now, then the events that arrived meanwhile. */
+    start (): void {
+      deps.write('retry: 2000\n\n')
+      deps.read().then((view) => { status(view); openGate() }, (err: unknown) => {
+        deps.log.warn({ err }, 'reading the task for its event stream failed')
+        close()
+      })
+    },
+    apply (event: TaskEvent): void {
+      enqueue(async () => {
+        if (event.kind === 'progress') {
+          if (last) last = { ...last, progress: event.progress as TaskView['progress'], updatedAt: event.updatedAt }
+          frame('progress', { id: last?.id, progress: event.progress })
+          return
+        }
+        // The terminal event is Postgres' final word (result included), not the notification.
+        if (isTerminal(event.status) || !last) return status(await deps.read())
+        const { kind: _kind, ...fields } = event
+        status({ ...last, ...fields } as TaskView)
+      })
+    },
+    /** Keeps the connection open and catches a terminal change whose event was lost. */
+    heartbeat (): void {
+      if (closed) return
+      deps.write(': heartbeat\n\n')
+      enqueue(async () => status(await deps.read()))
+    },
+    onClose: (fn: () => void): void => { onClose.push(fn) },
+    close,
+  }
+}
