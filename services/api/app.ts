@@ -5,11 +5,12 @@ import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
 import { QueueSchema } from './schemas/queue-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
+import authentication, { adminOnlyRoutes } from './plugins/authentication.ts'
 import httpMetrics from './plugins/http-metrics.ts'
-import authentication from './plugins/authentication.ts'
 import loadShedding from './plugins/load-shedding.ts'
 import openapi from './plugins/openapi.ts'
 import problemDetails from './plugins/problem-details.ts'
+import requestGuard from './plugins/request-guard.ts'
 import securityHeaders from './plugins/security-headers.ts'
 import taskRateLimit from './plugins/task-rate-limit.ts'
 import healthRoutes from './routes/health/index.ts'
@@ -39,6 +40,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   // rate-limit creation per tenant (a route hook, so after authentication).
   await app.register(loadShedding, deps)
   await app.register(securityHeaders)
+  await app.register(requestGuard)
   await app.register(authentication, deps)
   await app.register(taskRateLimit, deps)
 
@@ -49,6 +51,9 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(queueRoutes)
   await app.register(statsRoutes)
   // Operators only: each in its own plugin, so the admin guard covers the whole of it.
-  await app.register(queueControlRoutes)
-  await app.register(queueDashboard)
+  await app.register(async function adminRoutes (admin) {
+    admin.addHook('onRoute', adminOnlyRoutes)
+    await admin.register(queueControlRoutes)
+    await admin.register(queueDashboard)
+  })
 }, { name: 'tasklane-app' })

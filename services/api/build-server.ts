@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '../core/log.ts'
 import app from './app.ts'
+import { sendProblem } from './plugins/problem-details.ts'
 import type { AppDeps } from './app-deps.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -20,6 +21,8 @@ export async function buildServer (deps: AppDeps, log: Logger): Promise<FastifyI
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
+    // A URL the router cannot decode or a parameter over maxParamLength: still a problem document.
+    frameworkErrors: (err, _request, reply) => sendProblem(reply, err.statusCode ?? 400, { code: err.code, detail: err.message }),
   })
   server.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
   await server.register(app, deps)
