@@ -28,6 +28,15 @@ const EnvSchema = Type.Object({
   TASKLANE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0 }),
   TASKLANE_MAX_HEAP_USED_BYTES: Type.Integer({ default: 0, minimum: 0 }),
   TASKLANE_HEALTH_CHECK_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 100 }),
+  // Recovery (issue 6): BullMQ's lock and stalled check, and the reconciler that re-enqueues
+  // from Postgres what Redis lost. A reconciler interval of 0 turns it off in that process.
+  TASKLANE_LOCK_DURATION_MS: Type.Integer({ default: 15_000, minimum: 500 }),
+  TASKLANE_STALLED_INTERVAL_MS: Type.Integer({ default: 5_000, minimum: 200 }),
+  TASKLANE_RECONCILER_INTERVAL_MS: Type.Integer({ default: 15_000, minimum: 0 }),
+  TASKLANE_RECONCILER_MIN_AGE_MS: Type.Integer({ default: 10_000, minimum: 0 }),
+  TASKLANE_RECONCILER_STALE_RUNNING_MS: Type.Integer({ default: 30_000, minimum: 500 }),
+  TASKLANE_RECONCILER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
+  TASKLANE_RECONCILER_MAX_PER_PASS: Type.Integer({ default: 20_000, minimum: 1 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -63,6 +72,7 @@ function parseQueues (raw: string): QueueConcurrency[] {
     return { name: match[1]!, concurrency: match[2] ? Number(match[2]) : 0 }
   })
 }
+
 
 // The message names the position, never the key: config errors end up in logs.
 function parseApiKeys (raw: string): BootstrapKey[] {

@@ -1,23 +1,31 @@
 import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../core/config.ts'
 import { createDbClient } from '../core/db/db-client.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics/metrics-registry.ts'
 import { registerQueueMetrics } from '../core/metrics/queue-metrics.ts'
 import { resolveQueueConcurrency } from '../core/queues/queue-defaults.ts'
+import { createQueueRegistry } from '../core/queues/queue-registry.ts'
 import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createTaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
+import { createTaskRecoveryRepository } from '../core/tasks/task-recovery-repository.ts'
 import { withTaskEvents } from '../core/tasks/publishing-lifecycle.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
 import { createOpsServer } from './ops-server.ts'
+import { createReconciler } from './reconciler.ts'
 import { createTaskRunner } from './task-runner.ts'
 import { createWorkerMetrics } from './worker-metrics.ts'
 import { createWorkers } from './workers.ts'
+
+// After the grace period, how long the runners get to hand their jobs back before the
+// connections close anyway (then the locks expire and the stalled check hands them over).
+const RELEASE_WAIT_MS = 3_000
 
 /** Opens connections and starts consuming; `stop` drains within the grace period, then closes. */
 export async function startWorker (config: Config, log: Logger) {
@@ -40,12 +48,18 @@ export async function startWorker (config: Config, log: Logger) {
   const runner = createTaskRunner({
     lifecycle: withTaskEvents(createTaskLifecycleRepository(database.sql), taskEvents), handlers: handlers.handlers, workerId, log,
     events: metrics.events,
+    release: createTaskRecoveryRepository(database.sql).release,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({
     subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:cancel`),
     prefix: config.TASKLANE_QUEUE_PREFIX, workers: workers.workers, log,
   })
+  // The reconciler enqueues through the fail-fast connection: a pass during a Redis outage
+  // fails at once and the next one tries again.
+  const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
+  const reconciler = createReconciler({ sql: database.sql, redis, queues: producers, config, registry, log })
+  reconciler.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -54,16 +68,23 @@ export async function startWorker (config: Config, log: Logger) {
     workerId,
     opsPort,
     registry,
+    reconciler,
     async stop (graceMs = config.TASKLANE_SHUTDOWN_GRACE_MS): Promise<void> {
       readiness.startDraining()
-      let timer: NodeJS.Timeout | undefined
-      const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), graceMs) })
-      const drained = await Promise.race([workers.close(false).then(() => 'drained' as const), deadline])
-      clearTimeout(timer)
+      // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
+      const closing = workers.close(false).then(() => 'drained' as const)
+      await reconciler.stop()
+      const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const)])
       if (drained === 'timeout') {
         log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
-        await workers.close(true)
+        workers.releaseRunning()
+        const released = await Promise.race([closing, sleep(RELEASE_WAIT_MS, 'timeout' as const)])
+        if (released === 'timeout') {
+          log.warn('some jobs were not handed back; their locks expire and the stalled check hands them over')
+          workers.disconnect()
+        }
       }
+      await producers.close()
       cancels.close()
       await ops.close()
       await handlers.close()

@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq'
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
 import type { Logger } from '../core/log.ts'
 import { retryOnOutage } from '../core/retry-on-outage.ts'
 import { retryDelayMs } from '../core/tasks/backoff.ts'
@@ -10,6 +10,9 @@ export type RunnerEvents = {
   started?: (task: { type: string, queue: string, runAt: Date }) => void
   finished?: (task: { type: string, queue: string }, outcome: 'completed' | 'failed' | 'retried' | 'cancelled', durationMs: number) => void
 }
+
+/** The abort reason of jobs a stopping worker gives back (see workers.ts `releaseRunning`). */
+export const RELEASE_REASON = 'released: the worker is stopping'
 
 /** Thrown to BullMQ for a retry; the worker's backoff strategy reads the delay we recorded. */
 export class RetryScheduled extends Error {
@@ -57,10 +60,12 @@ export function createTaskRunner (deps: {
   workerId: string
   log: Logger
   events?: RunnerEvents
+  /** Puts a running task back to queued when its worker stops before the attempt ends. */
+  release?: (taskId: string, attempt: number, durationMs: number) => Promise<boolean>
 }) {
   const { lifecycle, workerId } = deps
 
-  return async function runTask (job: Job, _token?: string, jobSignal?: AbortSignal): Promise<null> {
+  return async function runTask (job: Job, token?: string, jobSignal?: AbortSignal): Promise<null> {
     const taskId = job.id!
     const task = await retryOnOutage(() => lifecycle.start(taskId, workerId))
     if (!task) {
@@ -92,6 +97,19 @@ export function createTaskRunner (deps: {
       return null
     } catch (caught) {
       const durationMs = elapsed()
+      // The worker is stopping and its grace period is over: the task goes back to queued
+      // and the job back to the queue at once, so another worker runs it without waiting
+      // for this lock to expire. Delayed (by 0) rather than waiting: that wakes idle workers.
+      if (jobSignal?.aborted && jobSignal.reason === RELEASE_REASON && deps.release) {
+        await retryOnOutage(() => deps.release!(taskId, attempt, durationMs))
+        try {
+          await job.moveToDelayed(Date.now(), token)
+        } catch (err) {
+          log.warn({ err }, 'could not hand the job back; the stalled check will')
+        }
+        log.info({ outcome: 'released', durationMs }, 'attempt released at shutdown')
+        throw new DelayedError()
+      }
       // The job's signal fires when a client cancels (see cancel-listener.ts); the task then
       // ends cancelled, never retried. The update checks the request really exists.
       if (jobSignal?.aborted && await retryOnOutage(() => lifecycle.finishCancelled(taskId, attempt, { durationMs }))) {

@@ -4,17 +4,16 @@ import type { Config, QueueConcurrency } from '../core/config.ts'
 import type { Logger } from '../core/log.ts'
 import { RECORDED_BACKOFF } from '../core/queues/job-options.ts'
 import { createRedisConnection } from '../core/queues/redis-connection.ts'
-import { RetryScheduled } from './task-runner.ts'
+import { RELEASE_REASON, RetryScheduled } from './task-runner.ts'
 
 // A worker that dies mid-task holds its jobs until its lock expires; the stalled check then
-// hands them to another worker. Short enough to recover quickly, long enough that a busy
-// event loop does not look dead.
-export const LOCK_DURATION_MS = 15_000
-export const STALLED_INTERVAL_MS = 5_000
+// hands them to another worker. TASKLANE_LOCK_DURATION_MS (default 15 s) and
+// TASKLANE_STALLED_INTERVAL_MS (default 5 s): short enough to recover quickly, long enough
+// that a busy event loop does not look dead.
 
 /** One BullMQ Worker per consumed queue, each with its own blocking connection. */
 export function createWorkers (deps: {
-  config: Pick<Config, 'REDIS_URL' | 'TASKLANE_QUEUE_PREFIX'>
+  config: Pick<Config, 'REDIS_URL' | 'TASKLANE_QUEUE_PREFIX' | 'TASKLANE_LOCK_DURATION_MS' | 'TASKLANE_STALLED_INTERVAL_MS'>
   queues: readonly QueueConcurrency[]
   processor: Processor
   log: Logger
@@ -28,8 +27,8 @@ export function createWorkers (deps: {
       connection,
       prefix: deps.config.TASKLANE_QUEUE_PREFIX,
       concurrency,
-      lockDuration: LOCK_DURATION_MS,
-      stalledInterval: STALLED_INTERVAL_MS,
+      lockDuration: deps.config.TASKLANE_LOCK_DURATION_MS,
+      stalledInterval: deps.config.TASKLANE_STALLED_INTERVAL_MS,
       maxStalledCount: 5,
       settings: {
         backoffStrategy: (_attemptsMade, type, err) =>
@@ -48,6 +47,14 @@ export function createWorkers (deps: {
 
   return {
     workers,
+    /** Aborts every running job with RELEASE_REASON: the runner hands each back to the queue. */
+    releaseRunning (): void {
+      for (const worker of workers) worker.cancelAllJobs(RELEASE_REASON)
+    },
+    /** Drops the connections without waiting for anything: the last step of a stop that ran out of time. */
+    disconnect (): void {
+      for (const connection of connections) connection.disconnect()
+    },
     /** Stops taking jobs at once; waits for running ones unless `force`. */
     async close (force = false): Promise<void> {
       await Promise.all(workers.map((w) => w.close(force)))

@@ -5,6 +5,14 @@ import { jobOptions, type JobFields } from './job-options.ts'
 
 export type JobData = Record<string, never>
 
+export class RedisUnavailableError extends Error {
+  readonly code = 'ECONNREFUSED'
+  constructor (status: string) {
+    super(`redis is not connected (${status})`)
+    this.name = 'RedisUnavailableError'
+  }
+}
+
 /** One BullMQ Queue per Tasklane queue name, sharing one producer connection. */
 export function createQueueRegistry (deps: { connection: Redis, prefix: string, names: readonly string[], log: Logger }) {
   const queues = new Map<string, Queue<JobData>>()
@@ -26,6 +34,9 @@ export function createQueueRegistry (deps: { connection: Redis, prefix: string, 
     has: (name: string): boolean => queues.has(name),
     /** Enqueues tasks grouped by queue, one round trip per queue. Job ids are task ids. */
     async enqueue (tasks: readonly (JobFields & { queue: string })[]): Promise<void> {
+      // BullMQ waits for a connection that has never been ready instead of failing; a fail-fast
+      // producer must not hold a request that long. Postgres has the task; the reconciler enqueues it.
+      if (deps.connection.status !== 'ready') throw new RedisUnavailableError(deps.connection.status)
       const byQueue = new Map<string, (JobFields & { queue: string })[]>()
       for (const task of tasks) {
         const list = byQueue.get(task.queue) ?? []

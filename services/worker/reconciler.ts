@@ -1,0 +1,166 @@
+import { Counter, type Registry } from 'prom-client'
+import type postgres from 'postgres'
+import type { Config } from '../core/config.ts'
+import type { Logger } from '../core/log.ts'
+import { createJobProbe, type JobPresence } from '../core/queues/job-probe.ts'
+import type { QueueRegistry } from '../core/queues/queue-registry.ts'
+import { createTaskRecoveryRepository, FIRST_ID, type UnfinishedTask } from '../core/tasks/task-recovery-repository.ts'
+
+export const REPAIR_REASONS = ['queued_job_missing', 'queued_job_finished', 'running_worker_lost'] as const
+export type RepairReason = typeof REPAIR_REASONS[number]
+export type PassReport = { active: boolean, checked: number, repaired: Record<RepairReason, number> }
+
+// Any constant works: it only has to be the same in every replica. Advisory locks are per
+// database, so one reconciler runs per Tasklane database.
+const LOCK_KEY = 7_325_811_906_113n
+
+type ReconcilerConfig = Pick<Config, 'TASKLANE_RECONCILER_INTERVAL_MS' | 'TASKLANE_RECONCILER_MIN_AGE_MS' |
+  'TASKLANE_RECONCILER_STALE_RUNNING_MS' | 'TASKLANE_RECONCILER_BATCH_SIZE' | 'TASKLANE_RECONCILER_MAX_PER_PASS'>
+
+/**
+ * Postgres is the truth, Redis only dispatches: the reconciler enqueues again, under the same
+ * job id, every queued task whose job Redis lost (an enqueue that failed, a Redis restarted
+ * without persistence or flushed, an evicted key), and puts back to queued every running task
+ * whose worker is gone (its job vanished or ended without the task ending). Every replica runs
+ * one; a transaction-scoped advisory lock lets one of them do a pass at a time.
+ */
+export function createReconciler (deps: {
+  sql: postgres.Sql
+  redis: Parameters<typeof createJobProbe>[0]['redis']
+  queues: Pick<QueueRegistry, 'get' | 'has' | 'enqueue'>
+  config: ReconcilerConfig
+  registry: Registry
+  log: Logger
+}) {
+  const { config, log } = deps
+  const repo = createTaskRecoveryRepository(deps.sql)
+  const probe = createJobProbe(deps)
+  const repairedTotal = new Counter({
+    name: 'tasklane_reconciler_repaired_total',
+    help: 'Tasks the reconciler enqueued again or took back from a lost worker, by reason',
+    labelNames: ['reason'] as const,
+    registers: [deps.registry],
+  })
+  const passesTotal = new Counter({
+    name: 'tasklane_reconciler_passes_total',
+    help: 'Reconciler passes, by result (done; skipped: another replica held the lock; error)',
+    labelNames: ['result'] as const,
+    registers: [deps.registry],
+  })
+  for (const reason of REPAIR_REASONS) repairedTotal.inc({ reason }, 0)
+  for (const result of ['done', 'skipped', 'error']) passesTotal.inc({ result }, 0)
+
+  // Where each scan resumes, so a huge backlog is covered over several passes.
+  const cursors = { queued: FIRST_ID, running: FIRST_ID }
+
+  /** Removes a finished job so the same id can be added again; a locked job stays. */
+  async function dropFinished (task: UnfinishedTask): Promise<void> {
+    await deps.queues.get(task.queue).remove(task.id)
+  }
+
+  async function repairQueued (tasks: UnfinishedTask[], presence: JobPresence[], report: PassReport): Promise<void> {
+    const toEnqueue: UnfinishedTask[] = []
+    for (const [i, task] of tasks.entries()) {
+      if (presence[i] === 'missing') {
+        toEnqueue.push(task)
+        report.repaired.queued_job_missing++
+      } else if (presence[i] === 'finished') {
+        await dropFinished(task)
+        toEnqueue.push(task)
+        report.repaired.queued_job_finished++
+      }
+    }
+    await deps.queues.enqueue(toEnqueue)
+  }
+
+  async function repairRunning (tasks: UnfinishedTask[], presence: JobPresence[], report: PassReport): Promise<void> {
+    const toEnqueue: UnfinishedTask[] = []
+    for (const [i, task] of tasks.entries()) {
+      // A locked job has a live worker; a pending one is BullMQ's stalled check's to hand over.
+      if (presence[i] !== 'missing' && presence[i] !== 'finished') continue
+      const requeued = await repo.requeueLost(task.id, task.attempts, config.TASKLANE_RECONCILER_STALE_RUNNING_MS)
+      if (!requeued) continue
+      if (presence[i] === 'finished') await dropFinished(task)
+      toEnqueue.push(requeued)
+      report.repaired.running_worker_lost++
+    }
+    await deps.queues.enqueue(toEnqueue)
+  }
+
+  async function scan (status: 'queued' | 'running', report: PassReport): Promise<void> {
+    const olderThanMs = status === 'queued' ? config.TASKLANE_RECONCILER_MIN_AGE_MS : config.TASKLANE_RECONCILER_STALE_RUNNING_MS
+    let after = cursors[status]
+    let budget = config.TASKLANE_RECONCILER_MAX_PER_PASS
+    while (budget > 0) {
+      const limit = Math.min(config.TASKLANE_RECONCILER_BATCH_SIZE, budget)
+      const rows = await repo.listUntouched(status, olderThanMs, after, limit)
+      // Tasks of a queue this deployment no longer knows cannot be dispatched; leave them be.
+      const tasks = rows.filter((task) => deps.queues.has(task.queue))
+      const presence = await probe(tasks)
+      if (status === 'queued') await repairQueued(tasks, presence, report)
+      else await repairRunning(tasks, presence, report)
+      report.checked += rows.length
+      budget -= rows.length
+      if (rows.length < limit) { after = FIRST_ID; break }
+      after = rows.at(-1)!.id
+    }
+    cursors[status] = after
+  }
+
+  /** One pass, if no other replica is in one; the lock ends with the transaction. */
+  async function runOnce (): Promise<PassReport> {
+    const report: PassReport = { active: false, checked: 0, repaired: { queued_job_missing: 0, queued_job_finished: 0, running_worker_lost: 0 } }
+    try {
+      await deps.sql.begin(async (tx) => {
+        const [row] = await tx<{ locked: boolean }[]>`select pg_try_advisory_xact_lock(${LOCK_KEY.toString()}::bigint) as locked`
+        if (!row?.locked) return
+        report.active = true
+        // The scans use the pool, not this transaction, so no task row stays locked by it.
+        await scan('queued', report)
+        await scan('running', report)
+      })
+    } catch (err) {
+      passesTotal.inc({ result: 'error' })
+      throw err
+    }
+    passesTotal.inc({ result: report.active ? 'done' : 'skipped' })
+    for (const reason of REPAIR_REASONS) {
+      if (report.repaired[reason] > 0) repairedTotal.inc({ reason }, report.repaired[reason])
+    }
+    const total = REPAIR_REASONS.reduce((sum, reason) => sum + report.repaired[reason], 0)
+    if (total > 0) log.warn({ repaired: report.repaired, checked: report.checked }, 'reconciler repaired tasks')
+    else if (report.active) log.debug({ checked: report.checked }, 'reconciler pass found nothing to repair')
+    return report
+  }
+
+  let timer: NodeJS.Timeout | undefined
+  let running: Promise<unknown> = Promise.resolve()
+  let stopped = true
+
+  function schedule (): void {
+    if (stopped) return
+    timer = setTimeout(() => {
+      running = runOnce()
+        .catch((err) => log.warn({ err }, 'reconciler pass failed; trying again at the next interval'))
+        .finally(schedule)
+    }, config.TASKLANE_RECONCILER_INTERVAL_MS)
+  }
+
+  return {
+    runOnce,
+    /** Starts passes every interval (an interval of 0 leaves the reconciler off). */
+    start (): void {
+      if (config.TASKLANE_RECONCILER_INTERVAL_MS === 0 || !stopped) return
+      stopped = false
+      schedule()
+    },
+    /** No new pass starts; resolves once the current one is over. */
+    async stop (): Promise<void> {
+      stopped = true
+      clearTimeout(timer)
+      await running
+    },
+  }
+}
+
+export type Reconciler = ReturnType<typeof createReconciler>
