@@ -1,5 +1,16 @@
-import { pino, type Logger, type LoggerOptions } from 'pino'
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
+import { createRequire } from 'node:module'
 import type { Config } from './config.ts'
+
+// pino-pretty is a development dependency: an image run with a terminal attached has none.
+function prettyAvailable (): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty')
+    return true
+  } catch {
+    return false
+  }
+}
 import { builtinTaskTypes } from './task-types/builtin-types.ts'
 import type { TaskTypeDefinition } from './task-types/task-type.ts'
 
@@ -18,21 +29,26 @@ export function secretPayloadPaths (types: readonly Pick<TaskTypeDefinition, 'se
 }
 
 /** One logger per process; JSON lines, pretty only when a person is watching a terminal. */
-export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, base: Record<string, unknown>,
-  taskTypes: readonly Pick<TaskTypeDefinition, 'secretFields'>[] = builtinTaskTypes): Logger {
+export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, base: Record<string, unknown>, more: {
+  /** Whose secret payload fields to redact; the built-in types unless told otherwise. */
+  taskTypes?: readonly Pick<TaskTypeDefinition, 'secretFields'>[]
+  /** Where the lines go instead of stdout. */
+  destination?: DestinationStream
+} = {}): Logger {
   const options: LoggerOptions = {
     level: config.LOG_LEVEL,
     base,
     redact: {
       paths: [
         'req.headers.authorization', 'headers.authorization', '*.authorization', 'req.headers.cookie', '*.headers.cookie',
-        ...secretPayloadPaths(taskTypes),
+        ...secretPayloadPaths(more.taskTypes ?? builtinTaskTypes),
       ],
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,
   }
-  if (process.stdout.isTTY) {
+  if (more.destination) return pino(options, more.destination)
+  if (process.stdout.isTTY && prettyAvailable()) {
     return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
   }
   return pino(options)
