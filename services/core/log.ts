@@ -1,6 +1,10 @@
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
 import { createRequire } from 'node:module'
 import type { Config } from './config.ts'
+import { builtinTaskTypes } from './task-types/builtin-types.ts'
+import type { TaskTypeDefinition } from './task-types/task-type.ts'
+
+export type { Logger }
 
 // pino-pretty is a development dependency: an image run with a terminal attached has none.
 function prettyAvailable (): boolean {
@@ -11,10 +15,6 @@ function prettyAvailable (): boolean {
     return false
   }
 }
-import { builtinTaskTypes } from './task-types/builtin-types.ts'
-import type { TaskTypeDefinition } from './task-types/task-type.ts'
-
-export type { Logger }
 
 /**
  * Where a task payload's secret fields (TaskTypeDefinition.secretFields) can appear in a log
