@@ -34,12 +34,13 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   // First, so its timing hooks see every request, the 404s and 405s included.
   await app.register(httpMetrics, { registry: deps.metrics.registry })
   await app.register(problemDetails)
+  // Before any route (the docs included), so its onRoute hook gives pages their own policy.
+  await app.register(securityHeaders)
   await app.register(openapi)
   await app.register(appServices, deps)
-  // Protection, in the order a request meets it: shed load, set headers, authenticate, then
+  // Protection, in the order a request meets it: shed load, check the request, authenticate, then
   // rate-limit creation per tenant (a route hook, so after authentication).
   await app.register(loadShedding, deps)
-  await app.register(securityHeaders)
   await app.register(requestGuard)
   await app.register(authentication, deps)
   await app.register(taskRateLimit, deps)
