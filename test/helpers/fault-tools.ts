@@ -4,6 +4,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import type postgres from 'postgres'
+import type { Test } from 'tap'
 import type { Harness } from './harness.ts'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
@@ -167,7 +168,7 @@ export async function faultReport (sql: postgres.Sql, ids: string[]): Promise<Fa
 }
 
 /** Prints the report and fails the test unless nothing was lost or recorded twice. */
-export function judge (t: { comment: (...args: unknown[]) => void, equal: (a: unknown, b: unknown, m?: string) => void, ok: (v: unknown, m?: string) => void }, name: string, report: FaultReport, minSubmitted = 300): void {
+export function judge (t: Test, name: string, report: FaultReport, minSubmitted = 300): void {
   t.comment(`${name}: submitted=${report.submitted} completed=${report.completed} lost=${report.lost} recorded-twice=${report.recordedTwice} (lost attempts ${report.lostAttempts}, released attempts ${report.releasedAttempts})`)
   t.ok(report.submitted >= minSubmitted, `at least ${minSubmitted} tasks in flight`)
   t.equal(report.lost, 0, 'no task lost')

@@ -20,6 +20,9 @@ const UNFINISHED_COLUMNS = `id, queue, type, priority, run_at as "runAt", max_at
 /** Below every UUID: where a keyset scan starts. */
 export const FIRST_ID = '00000000-0000-0000-0000-000000000000'
 
+// Drizzle makes this client hand timestamps over as text; callers get Dates.
+const withDate = (row: UnfinishedTask): UnfinishedTask => ({ ...row, runAt: new Date(row.runAt) })
+
 export function createTaskRecoveryRepository (sql: postgres.Sql) {
   return {
     /**
@@ -27,10 +30,11 @@ export function createTaskRecoveryRepository (sql: postgres.Sql) {
      * are left alone: their creator or worker is most likely still busy with them.
      */
     async listUntouched (status: 'queued' | 'running', olderThanMs: number, afterId: string, limit: number): Promise<UnfinishedTask[]> {
-      return sql.unsafe<UnfinishedTask[]>(`
+      const rows = await sql.unsafe<UnfinishedTask[]>(`
         select ${UNFINISHED_COLUMNS} from tasks
         where status = $1 and updated_at < now() - make_interval(secs => $2::double precision / 1000) and id > $3
         order by id limit $4`, [status, olderThanMs, afterId, limit])
+      return rows.map(withDate)
     },
 
     /**
@@ -51,7 +55,7 @@ export function createTaskRecoveryRepository (sql: postgres.Sql) {
           from requeued r where a.task_id = r.id and a.outcome = 'running'
         )
         select ${UNFINISHED_COLUMNS} from requeued`, [taskId, attempt, olderThanMs])
-      return rows[0]
+      return rows[0] && withDate(rows[0])
     },
 
     /**
