@@ -1,5 +1,7 @@
 import type postgres from 'postgres'
 import type { TaskRow } from '../db/schema.ts'
+import { createWriteBatcher } from '../write-batcher.ts'
+import { createLifecycleBatchStatements, type ClaimInput, type FinishInput } from './lifecycle-batch-statements.ts'
 import type { TaskError } from './task-view.ts'
 
 // Every transition names the state and the attempt it expects. A duplicate delivery, a worker
@@ -19,6 +21,11 @@ export function createTaskLifecycleRepository (sql: postgres.Sql) {
   // serializer from the parameter type the server infers, which inside CTEs is not always jsonb.
   // Absent values stay SQL NULL (a JSON null would survive coalesce).
   const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
+  // The claims and finishes of the attempts a worker runs at once share multi-row statements
+  // (one round trip and one commit), each row keeping its own conditions.
+  const batches = createLifecycleBatchStatements(sql)
+  const claim = createWriteBatcher({ run: batches.claim, key: (i: ClaimInput) => i.taskId })
+  const finish = createWriteBatcher({ run: batches.finish, key: (i: FinishInput) => i.taskId })
 
   return {
     /**
@@ -27,45 +34,14 @@ export function createTaskLifecycleRepository (sql: postgres.Sql) {
      * task still marked running belonged to a worker that lost the job: it is closed as lost.
      * Returns undefined when the task is missing, terminal, or being cancelled.
      */
-    async start (taskId: string, workerId: string): Promise<TaskRow | undefined> {
-      const rows = await sql.unsafe<TaskRow[]>(`
-        with claimed as (
-          update tasks set status = 'running', attempts = attempts + 1, worker_id = $2,
-                 started_at = now(), updated_at = now()
-          where id = $1 and status in ('queued', 'running') and cancel_requested_at is null
-          returning *
-        ), lost as (
-          update task_attempts a set outcome = 'lost', finished_at = now(),
-                 duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int,
-                 error = '{"message":"the worker running this attempt stopped","code":"WORKER_LOST"}'
-          from claimed c
-          where a.task_id = c.id and a.outcome = 'running' and a.attempt < c.attempts
-        ), opened as (
-          insert into task_attempts (task_id, attempt, worker_id, started_at, outcome)
-          select id, attempts, $2, started_at, 'running' from claimed
-          on conflict (task_id, attempt) do nothing
-        )
-        select ${TASK_COLUMNS} from claimed`, [taskId, workerId])
-      return rows[0]
+    start (taskId: string, workerId: string): Promise<TaskRow | undefined> {
+      return claim({ taskId, workerId })
     },
 
     /** Ends the attempt and the task; false when the task moved on without this worker. */
-    async finish (taskId: string, attempt: number, outcome: FinishOutcome,
+    finish (taskId: string, attempt: number, outcome: FinishOutcome,
       fields: { result?: unknown, error?: TaskError | null, durationMs: number }): Promise<boolean> {
-      const rows = await sql`
-        with finished as (
-          update tasks set status = ${outcome},
-                 result = ${outcome === 'completed' ? json(fields.result) : null}::jsonb,
-                 error = coalesce(${json(fields.error)}::jsonb, error),
-                 finished_at = now(), updated_at = now()
-          where id = ${taskId} and status = 'running' and attempts = ${attempt}
-          returning id
-        )
-        update task_attempts set outcome = ${outcome}, finished_at = now(), duration_ms = ${fields.durationMs},
-               error = ${json(fields.error)}::jsonb
-        where task_id = (select id from finished) and attempt = ${attempt}
-        returning task_id`
-      return rows.length > 0
+      return finish({ taskId, attempt, outcome, ...fields })
     },
 
     /** The attempt failed with attempts left: back to queued, due again at `runAt`. */

@@ -1,6 +1,9 @@
+import type postgres from 'postgres'
 import { and, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/db-client.ts'
 import { taskAttempts, tasks, type NewTaskRow, type TaskRow } from '../db/schema.ts'
+import { createWriteBatcher } from '../write-batcher.ts'
+import { createTaskInsertStatement } from './task-insert-statement.ts'
 import type { TaskStatus } from './task-view.ts'
 
 export type TaskFilters = {
@@ -16,6 +19,19 @@ export type TaskFilters = {
 
 /** Reads and writes of task rows for the API side; every query is scoped by tenant. */
 export function createTaskRepository (db: Db) {
+  // Inserts arriving together (concurrent POSTs) share one multi-row statement; each call's
+  // rows stay one unit, so a batch request is still stored all or nothing.
+  const insertRows = createTaskInsertStatement((db as Db & { $client: postgres.Sql }).$client)
+  const insertTogether = createWriteBatcher({
+    run: async (groups: NewTaskRow[][]) => {
+      const stored = await insertRows(groups.flat())
+      let at = 0
+      return groups.map((group) => stored.slice(at, (at += group.length)))
+    },
+    weight: (group) => group.length,
+    maxBatch: 1_000,
+  })
+
   return {
     /**
      * Inserts new tasks. Rows whose idempotency key the tenant already used are skipped
@@ -23,7 +39,9 @@ export function createTaskRepository (db: Db) {
      */
     async insert (rows: NewTaskRow[], tx: Db = db): Promise<TaskRow[]> {
       if (rows.length === 0) return []
-      return tx.insert(tasks).values(rows).onConflictDoNothing().returning()
+      if (tx !== db) return tx.insert(tasks).values(rows).onConflictDoNothing().returning()
+      const stored = await insertTogether(rows)
+      return stored.filter((row): row is TaskRow => row !== undefined)
     },
 
     async findByIdempotencyKey (tenant: string, key: string): Promise<TaskRow | undefined> {

@@ -1,0 +1,56 @@
+import type postgres from 'postgres'
+import type { NewTaskRow, TaskRow } from '../db/schema.ts'
+import { TASK_COLUMN_TYPES, TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
+
+// Task rows go to Postgres as one JSON array per statement (a single text parameter, so the
+// statement is prepared once whatever the row count) and come back as TaskRow, the shape
+// Drizzle would return. The column list comes from the Drizzle schema, so it cannot drift.
+
+const COLUMNS = TASK_COLUMN_TYPES
+
+function insertSql (keys: string[]): string {
+  const cols = COLUMNS.filter((c) => keys.includes(c.key))
+  const names = cols.map((c) => `"${c.name}"`).join(', ')
+  return `insert into tasks (${names})
+    select ${names} from jsonb_to_recordset($1::text::jsonb) as i(${cols.map((c) => `"${c.name}" ${c.type}`).join(', ')})
+    on conflict do nothing
+    returning ${TASK_RETURNING}`
+}
+
+/**
+ * Inserts rows built by the task service; rows whose idempotency key is taken are skipped
+ * (the unique index arbitrates). Returns the stored row, or undefined, for each input row.
+ */
+export function createTaskInsertStatement (sql: postgres.Sql) {
+  const statements = new Map<string, string>()
+
+  async function insertGroup (keys: string[], rows: NewTaskRow[]): Promise<Map<string, TaskRow>> {
+    const signature = keys.join(',')
+    let text = statements.get(signature)
+    if (!text) statements.set(signature, (text = insertSql(keys)))
+    const byName = rows.map((row) => {
+      const out: Record<string, unknown> = {}
+      for (const c of COLUMNS) if (c.key in row) out[c.name] = (row as Record<string, unknown>)[c.key]
+      return out
+    })
+    const stored = await sql.unsafe(text, [JSON.stringify(byName)], { prepare: true })
+    return new Map(stored.map((raw) => { const row = toTaskRow(raw); return [row.id, row] }))
+  }
+
+  return async function insert (rows: NewTaskRow[]): Promise<(TaskRow | undefined)[]> {
+    // Rows with the same set of fields share a statement (the task service builds them all alike).
+    const groups = new Map<string, { keys: string[], rows: NewTaskRow[] }>()
+    for (const row of rows) {
+      const keys = Object.keys(row).filter((k) => (row as Record<string, unknown>)[k] !== undefined).sort()
+      const signature = keys.join(',')
+      const group = groups.get(signature) ?? { keys, rows: [] }
+      group.rows.push(row)
+      groups.set(signature, group)
+    }
+    const stored = new Map<string, TaskRow>()
+    for (const result of await Promise.all([...groups.values()].map((g) => insertGroup(g.keys, g.rows)))) {
+      for (const [id, row] of result) stored.set(id, row)
+    }
+    return rows.map((row) => stored.get(row.id))
+  }
+}

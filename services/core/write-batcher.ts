@@ -1,0 +1,90 @@
+/**
+ * Coalesces concurrent single-row writes into one multi-row statement. Each call still gets
+ * its own answer; under load a statement carries everything that arrived while the previous
+ * one ran, and at low load a write goes out on the next turn of the event loop, so batching
+ * costs no waiting.
+ *
+ * `run` receives the items of one batch and returns one result per item, in order. Items
+ * with the same `key` never share a batch, nor run while an earlier one is on the wire (the
+ * later one waits for it), so writes to one row keep their order and never race. When a batch fails, its items are retried one by
+ * one, so one bad item fails only its own caller, and an item that is itself a group of rows
+ * (a batch request) stays all or nothing.
+ */
+export function createWriteBatcher<I, O> (options: {
+  run: (items: I[]) => Promise<O[]>
+  key?: (item: I) => string
+  /** How many rows an item holds (1 by default); a batch stops at `maxBatch` rows. */
+  weight?: (item: I) => number
+  maxBatch?: number
+  maxInFlight?: number
+}) {
+  const maxBatch = options.maxBatch ?? 500
+  const maxInFlight = options.maxInFlight ?? 4
+  type Entry = { item: I, key: string, resolve: (value: O) => void, reject: (err: unknown) => void }
+  let pending: Entry[] = []
+  let inFlight = 0
+  let scheduled = false
+  let serial = 0
+  /** Keys of the items in the batch being built and in the batches on the wire. */
+  const busy = new Set<string>()
+
+  function schedule (): void {
+    if (scheduled || inFlight >= maxInFlight || pending.length === 0) return
+    scheduled = true
+    setImmediate(flush)
+  }
+
+  function flush (): void {
+    scheduled = false
+    if (inFlight >= maxInFlight || pending.length === 0) return
+    const batch: Entry[] = []
+    const rest: Entry[] = []
+    let rows = 0
+    for (const entry of pending) {
+      const weight = options.weight ? options.weight(entry.item) : 1
+      if ((batch.length === 0 || rows + weight <= maxBatch) && !busy.has(entry.key)) {
+        busy.add(entry.key)
+        batch.push(entry)
+        rows += weight
+      } else {
+        rest.push(entry)
+      }
+    }
+    pending = rest
+    if (batch.length === 0) return // everything waits for a batch on the wire; its end reschedules
+    inFlight++
+    void execute(batch).finally(() => {
+      inFlight--
+      for (const entry of batch) busy.delete(entry.key)
+      schedule()
+    })
+    schedule()
+  }
+
+  async function execute (batch: Entry[]): Promise<void> {
+    try {
+      const results = await options.run(batch.map((e) => e.item))
+      batch.forEach((e, i) => e.resolve(results[i]!))
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err)
+        return
+      }
+      await Promise.all(batch.map(async (e) => {
+        try {
+          const [result] = await options.run([e.item])
+          e.resolve(result!)
+        } catch (itemErr) {
+          e.reject(itemErr)
+        }
+      }))
+    }
+  }
+
+  return function write (item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      pending.push({ item, key: options.key ? options.key(item) : String(++serial), resolve, reject })
+      schedule()
+    })
+  }
+}

@@ -1,0 +1,90 @@
+import t from 'tap'
+import { createTaskLifecycleRepository } from '../services/core/tasks/task-lifecycle-repository.ts'
+import { createWriteBatcher } from '../services/core/write-batcher.ts'
+import { startHarness } from './helpers/harness.ts'
+
+// The worker's claims and finishes and the API's inserts share multi-row statements. These
+// tests pin that coalescing keeps each call's own answer and the single-row conditions.
+
+t.test('the batcher coalesces concurrent calls, keeps same-key calls apart, and isolates a failing item', async (t) => {
+  const batches: number[][] = []
+  const write = createWriteBatcher({
+    run: async (items: number[]) => {
+      batches.push(items)
+      if (items.includes(13) && items.length > 1) throw new Error('the whole statement failed')
+      if (items.includes(13)) throw new Error('thirteen is bad')
+      return items.map((i) => i * 2)
+    },
+    key: (i) => String(i % 100),
+    maxInFlight: 1,
+  })
+  const results = await Promise.allSettled([1, 2, 3, 101, 13, 4].map(write))
+  t.same(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)),
+    [2, 4, 6, 202, 'thirteen is bad', 8], 'every caller gets its own answer; only the bad item fails')
+  t.same(batches[0], [1, 2, 3, 13, 4], 'one statement for the calls that arrived together')
+  t.ok(batches.some((b) => b.length === 1 && b[0] === 101), '101 shares a key with 1: it waited for a later batch')
+  t.ok(batches.some((b) => b.length === 1 && b[0] === 13), 'the failed batch was retried item by item')
+})
+
+t.test('claims and finishes of many tasks at once each record their own outcome, exactly once', async (t) => {
+  const h = await startHarness(t)
+  const lifecycle = createTaskLifecycleRepository(h.sql)
+  const ids: string[] = []
+  for (let i = 0; i < 40; i++) ids.push((await h.createTask({ type: 'echo', payload: { i } })).id)
+
+  const claimed = await Promise.all(ids.map((id) => lifecycle.start(id, 'w1')))
+  t.ok(claimed.every((row, i) => row?.id === ids[i] && row?.attempts === 1 && row?.status === 'running'), 'every claim answered with its own row')
+  t.ok(claimed.every((row) => row?.runAt instanceof Date && row?.startedAt instanceof Date), 'timestamps are Dates, as in TaskRow')
+
+  // Half complete, a quarter fail, a quarter are finished by a stale attempt number (a late write).
+  const outcomes = await Promise.all(ids.map((id, i) =>
+    i % 4 === 3
+      ? lifecycle.finish(id, 7, 'completed', { result: { late: true }, durationMs: 1 })
+      : i % 4 === 2
+        ? lifecycle.finish(id, 1, 'failed', { error: { message: 'boom', code: 'E' }, durationMs: 2 })
+        : lifecycle.finish(id, 1, 'completed', { result: { i }, durationMs: 3 })))
+  t.same(outcomes, ids.map((_, i) => i % 4 !== 3), 'a stale attempt is told no; the others yes')
+
+  const rows = await h.sql<{ id: string, status: string, result: unknown, error: unknown }[]>`
+    select id, status, result, error from tasks where id = any(${ids}::uuid[])`
+  const byId = new Map(rows.map((r) => [r.id, r]))
+  ids.forEach((id, i) => {
+    const row = byId.get(id)!
+    if (i % 4 === 3) t.match(row, { status: 'running', result: null }, 'the stale finish changed nothing')
+    else if (i % 4 === 2) t.match(row, { status: 'failed', result: null, error: { message: 'boom' } })
+    else t.match(row, { status: 'completed', result: { i }, error: null })
+  })
+  const attempts = await h.sql<{ outcome: string, n: number }[]>`
+    select outcome, count(*)::int as n from task_attempts where task_id = any(${ids}::uuid[]) group by outcome order by outcome`
+  t.same(attempts, [{ outcome: 'completed', n: 20 }, { outcome: 'failed', n: 10 }, { outcome: 'running', n: 10 }], 'one attempt row per claim')
+
+  // A second finish of an already finished attempt (a duplicate delivery) changes nothing.
+  t.equal(await lifecycle.finish(ids[0]!, 1, 'failed', { error: { message: 'late', code: 'E' }, durationMs: 1 }), false)
+  t.equal((await h.getTask(ids[0]!)).status, 'completed')
+})
+
+t.test('two claims of one task at the same moment are two attempts in order, the first closed as lost', async (t) => {
+  const h = await startHarness(t)
+  const lifecycle = createTaskLifecycleRepository(h.sql)
+  const { id } = await h.createTask({ type: 'echo', payload: {} })
+  const [a, b] = await Promise.all([lifecycle.start(id, 'w1'), lifecycle.start(id, 'w2')])
+  t.same([a?.attempts, b?.attempts], [1, 2], 'never one statement claiming the same row twice')
+  const attempts = (await h.app.inject({ url: `/v1/tasks/${id}/attempts` })).json().items
+  t.same(attempts.map((x: { outcome: string }) => x.outcome), ['lost', 'running'])
+})
+
+t.test('concurrent single and batch creates share statements and each gets exactly its own tasks', async (t) => {
+  const h = await startHarness(t)
+  const singles = Array.from({ length: 30 }, (_, i) =>
+    h.app.inject({ method: 'POST', url: '/v1/tasks', payload: { type: 'echo', payload: { single: i } } }))
+  const batches = Array.from({ length: 3 }, (_, b) =>
+    h.app.inject({ method: 'POST', url: '/v1/tasks/batch', payload: { tasks: Array.from({ length: 20 }, (_, i) => ({ type: 'echo', payload: { b, i } })) } }))
+  const single = await Promise.all(singles)
+  const batch = await Promise.all(batches)
+  single.forEach((res, i) => t.match(res.json(), { status: 'queued', payload: { single: i } }))
+  batch.forEach((res, b) => t.same(res.json().items.map((x: { payload: unknown }) => x.payload), Array.from({ length: 20 }, (_, i) => ({ b, i }))))
+  const [row] = await h.sql<{ n: number }[]>`select count(*)::int as n from tasks`
+  t.equal(row?.n, 90, 'every task stored once')
+  const counts = await h.deps.queues.get('default').getJobCounts('prioritized', 'waiting')
+  t.equal(counts.prioritized! + counts.waiting!, 90, 'and enqueued once')
+})
