@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startHarness } from './helpers/harness.ts'
 
-t.test('a batch of 1000 is stored in one go and enqueued in bulk, in the order given', async (t) => {
+t.test('a batch of 1000 is stored in one go and enqueued in bulk, in the order given; 1001 or none is a 400', async (t) => {
   const h = await startHarness(t)
   const tasks = Array.from({ length: 1000 }, (_, i) => ({ type: i % 2 ? 'echo' : 'sleep', payload: i % 2 ? { i } : { ms: 1 } }))
   const res = await h.app.inject({ method: 'POST', url: '/v1/tasks/batch', payload: { tasks } })
@@ -14,9 +14,6 @@ t.test('a batch of 1000 is stored in one go and enqueued in bulk, in the order g
   t.equal(row!.n, 1000)
   const counts = await h.deps.queues.get('default').getJobCounts('prioritized', 'waiting')
   t.equal((counts.prioritized ?? 0) + (counts.waiting ?? 0), 1000, 'every task has its job')
-  await h.startWorker()
-  const done = await h.waitForTerminal(items.map((x: { id: string }) => x.id), 60_000)
-  t.ok(done.every((x) => x.status === 'completed'), 'all ran')
 
   const tooMany = await h.app.inject({ method: 'POST', url: '/v1/tasks/batch', payload: { tasks: [...tasks, tasks[0]] } })
   t.equal(tooMany.statusCode, 400, '1001 is too many')
