@@ -1,9 +1,11 @@
 import { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log.ts'
+import { createWriteBatcher } from '../write-batcher.ts'
 import { jobOptions, type JobFields } from './job-options.ts'
 
 export type JobData = Record<string, never>
+type EnqueuedTask = JobFields & { queue: string }
 
 export class RedisUnavailableError extends Error {
   readonly code = 'ECONNREFUSED'
@@ -28,30 +30,34 @@ export function createQueueRegistry (deps: { connection: Redis, prefix: string, 
     return queue
   }
 
+  async function addJobs (groups: (readonly EnqueuedTask[])[]): Promise<void[]> {
+    const byQueue = new Map<string, EnqueuedTask[]>()
+    for (const task of groups.flat()) {
+      const list = byQueue.get(task.queue) ?? []
+      list.push(task)
+      byQueue.set(task.queue, list)
+    }
+    const now = Date.now()
+    await Promise.all([...byQueue].map(([name, list]) =>
+      get(name).addBulk(list.map((task) => ({ name: task.type, data: {}, opts: jobOptions(task, now) })))))
+    return groups.map(() => undefined)
+  }
+  // One item per enqueue call, so a failed addBulk is retried per call and each caller hears its own outcome.
+  const addTogether = createWriteBatcher({ run: addJobs, weight: (group) => group.length, maxBatch: 1_000 })
+
   return {
     names: (): string[] => [...queues.keys()],
     get,
     has: (name: string): boolean => queues.has(name),
-    /** Enqueues tasks grouped by queue, one round trip per queue. Job ids are task ids. */
-    async enqueue (tasks: readonly (JobFields & { queue: string })[]): Promise<void> {
+    /**
+     * Enqueues tasks, one addBulk per queue. Enqueues made while others are on the wire
+     * (concurrent single creates) share the next addBulk. Job ids are task ids.
+     */
+    async enqueue (tasks: readonly EnqueuedTask[]): Promise<void> {
       // BullMQ waits for a connection that has never been ready instead of failing; a fail-fast
       // producer must not hold a request that long. Postgres has the task; the reconciler enqueues it.
       if (deps.connection.status !== 'ready') throw new RedisUnavailableError(deps.connection.status)
-      const byQueue = new Map<string, (JobFields & { queue: string })[]>()
-      for (const task of tasks) {
-        const list = byQueue.get(task.queue) ?? []
-        list.push(task)
-        byQueue.set(task.queue, list)
-      }
-      const now = Date.now()
-      await Promise.all([...byQueue].map(([name, list]) => {
-        const queue = get(name)
-        if (list.length === 1) {
-          const task = list[0]!
-          return queue.add(task.type, {}, jobOptions(task, now))
-        }
-        return queue.addBulk(list.map((task) => ({ name: task.type, data: {}, opts: jobOptions(task, now) })))
-      }))
+      if (tasks.length > 0) await addTogether(tasks)
     },
     async close (): Promise<void> {
       await Promise.all([...queues.values()].map((q) => q.close()))
