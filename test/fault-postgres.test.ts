@@ -1,0 +1,90 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { buildServer } from '../services/api/build-server.ts'
+import { openApiDeps } from '../services/api/open-deps.ts'
+import { startHarness } from './helpers/harness.ts'
+import { faultReport, freePort, judge, sleepTasks, startPostgresRelay, submitTasks, waitForTerminalCount } from './helpers/fault-tools.ts'
+import { createTestDatabase, serviceEndpoints } from './helpers/services.ts'
+import { testConfig, testLogger } from './helpers/test-config.ts'
+
+t.test('the worker\'s Postgres connections terminated mid-run: every task completes, each recorded once', async (t) => {
+  const h = await startHarness(t)
+  await h.spawnWorker({
+    TASKLANE_QUEUES: 'default:20',
+    TASKLANE_LOCK_DURATION_MS: '2000',
+    TASKLANE_STALLED_INTERVAL_MS: '1000',
+    TASKLANE_RECONCILER_INTERVAL_MS: '300',
+    TASKLANE_RECONCILER_MIN_AGE_MS: '1000',
+    TASKLANE_RECONCILER_STALE_RUNNING_MS: '3000',
+  })
+  const ids = await submitTasks(h, sleepTasks(300, 30, 120))
+  let terminated = 0
+  for (const after of [30, 120, 220]) {
+    await waitForTerminalCount(h.sql, ids, after, 20_000)
+    // Only this test's database, only the worker's sessions (named by application_name).
+    const rows = await h.sql<{ ok: boolean }[]>`
+      select pg_terminate_backend(pid) as ok from pg_stat_activity
+      where datname = current_database() and application_name like 'tasklane-worker:%'`
+    terminated += rows.filter((r) => r.ok).length
+    await sleep(100)
+  }
+  t.ok(terminated > 0, `terminated ${terminated} worker backends`)
+  await waitForTerminalCount(h.sql, ids, ids.length, 60_000)
+  judge(t, 'postgres backends terminated', await faultReport(h.sql, ids))
+})
+
+t.test('POST /v1/tasks: 503 storing nothing while Postgres is unreachable; 202 once it is back', async (t) => {
+  const database = await createTestDatabase()
+  t.teardown(() => database.drop())
+  const relay = await startPostgresRelay(t, database.url)
+  const { redisUrl } = await serviceEndpoints()
+  const config = testConfig(relay.url, redisUrl)
+  const deps = openApiDeps(config, testLogger(config, 'tasklane-api'))
+  const app = await buildServer(deps, testLogger(config, 'tasklane-api'))
+  t.teardown(async () => {
+    await app.close()
+    await Promise.all(deps.queues.names().map((name) => deps.queues.get(name).obliterate({ force: true }).catch(() => {})))
+    await deps.close()
+  })
+
+  await relay.down()
+  const res = await app.inject({ method: 'POST', url: '/v1/tasks', payload: { type: 'echo', payload: { n: 1 } } })
+  t.equal(res.statusCode, 503)
+  t.ok(res.headers['retry-after'], 'with Retry-After')
+  t.match(res.headers['content-type'], /application\/problem\+json/)
+  t.notMatch(res.body, /127\.0\.0\.1|ECONNREFUSED|postgres/i, 'no internals in the problem document')
+
+  await relay.up()
+  const direct = openApiDeps(testConfig(database.url, redisUrl), testLogger(config, 'tasklane-test'))
+  t.teardown(() => direct.close())
+  const [before] = await direct.database.sql<{ n: number }[]>`select count(*)::int as n from tasks`
+  t.equal(before!.n, 0, 'nothing was stored')
+  // postgres.js reconnects on the next query: the API recovers by itself.
+  let after = 0
+  for (let i = 0; i < 50 && after !== 202; i++) {
+    after = (await app.inject({ method: 'POST', url: '/v1/tasks', payload: { type: 'echo', payload: { n: 2 } } })).statusCode
+    if (after !== 202) await sleep(100)
+  }
+  t.equal(after, 202, 'accepted once Postgres answers again')
+})
+
+t.test('POST /v1/tasks when Redis has been unreachable since the API started: 202 at once, stored queued', async (t) => {
+  const database = await createTestDatabase()
+  t.teardown(() => database.drop())
+  const config = testConfig(database.url, `redis://127.0.0.1:${await freePort()}`)
+  const deps = openApiDeps(config, testLogger(config, 'tasklane-api'))
+  const app = await buildServer(deps, testLogger(config, 'tasklane-api'))
+  t.teardown(async () => {
+    await Promise.race([app.close(), sleep(2_000)])
+    // BullMQ waits for a connection that never came; do not let it hold the test.
+    await Promise.race([deps.close(), sleep(2_000)])
+    deps.redis.disconnect()
+  })
+
+  const started = Date.now()
+  const res = await app.inject({ method: 'POST', url: '/v1/tasks', payload: { type: 'echo', payload: { n: 1 } } })
+  t.equal(res.statusCode, 202, 'accepted although Redis never answered')
+  t.comment(`answered in ${Date.now() - started} ms`)
+  const [row] = await deps.database.sql<{ status: string }[]>`select status from tasks where id = ${res.json().id}`
+  t.equal(row?.status, 'queued', 'the reconciler of a worker enqueues it once Redis answers')
+})
