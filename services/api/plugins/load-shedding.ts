@@ -36,19 +36,23 @@ export default fp(async function loadShedding (app: FastifyInstance, deps: Pick<
   const { config } = deps
   const maxHeapUsedBytes = config.TASKLANE_MAX_HEAP_USED_BYTES || Math.floor(getHeapStatistics().heap_size_limit * 0.85)
   const maxEventLoopDelay = config.TASKLANE_MAX_EVENT_LOOP_DELAY_MS
+  let failedChecks = 0
 
   await app.register(underPressure, {
     maxEventLoopDelay,
     maxHeapUsedBytes,
     retryAfter: RETRY_AFTER_SECONDS,
     healthCheckInterval: config.TASKLANE_HEALTH_CHECK_INTERVAL_MS,
+    // Two failed checks in a row, not one: a check that merely waited behind a busy event loop
+    // (its timeout fires before the answer is read) must not shed every request for an interval.
     healthCheck: async () => {
       try {
         await withTimeout(Promise.all([deps.database.sql`select 1`, redisAnswers(deps.redis)]), 2_000)
-        return true
+        failedChecks = 0
       } catch {
-        return false
+        failedChecks++
       }
+      return failedChecks < 2
     },
     pressureHandler: (request, reply, type) => {
       if (EXEMPT.has(request.routeOptions.url ?? '')) return

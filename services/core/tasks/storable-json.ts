@@ -1,25 +1,29 @@
 /**
- * Postgres text and jsonb cannot hold U+0000, and a lone UTF-16 surrogate is not valid UTF-8:
- * either makes the insert fail. Finding them first turns a would-be 500 into a 400 that
- * names the field. Returns the JSON pointer of the first offending string or key.
+ * What Postgres jsonb cannot hold though JSON.parse accepts it: U+0000 and unpaired UTF-16
+ * surrogates in strings or keys, and numbers beyond double range (1e999 parses to Infinity,
+ * which is no JSON value at all). Finding them first turns a would-be 500 into a 400 that
+ * names the field. Returns the JSON pointer of the first offence and why.
  */
-export function findUnstorableText (value: unknown, path = ''): string | undefined {
-  if (typeof value === 'string') return isStorable(value) ? undefined : path || '/'
+export function findUnstorable (value: unknown, path = ''): { path: string, message: string } | undefined {
+  if (typeof value === 'string') return isStorable(value) ? undefined : { path: path || '/', message: TEXT }
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : { path: path || '/', message: 'is a number out of range' }
   if (value === null || typeof value !== 'object') return undefined
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = findUnstorableText(value[i], `${path}/${i}`)
+      const found = findUnstorable(value[i], `${path}/${i}`)
       if (found) return found
     }
     return undefined
   }
   for (const [key, child] of Object.entries(value)) {
     const pointer = `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`
-    if (!isStorable(key)) return pointer
-    const found = findUnstorableText(child, pointer)
+    if (!isStorable(key)) return { path: pointer, message: TEXT }
+    const found = findUnstorable(child, pointer)
     if (found) return found
   }
   return undefined
 }
+
+const TEXT = 'contains a NUL character or an unpaired surrogate, which cannot be stored'
 
 export const isStorable = (text: string): boolean => !text.includes('\u0000') && text.isWellFormed()

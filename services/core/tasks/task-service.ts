@@ -9,7 +9,7 @@ import type { QueueRegistry } from '../queues/queue-registry.ts'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
 import { requestHash } from './request-hash.ts'
-import { findUnstorableText } from './storable-text.ts'
+import { findUnstorable } from './storable-json.ts'
 import { createTaskRepository, type TaskFilters } from './task-repository.ts'
 import { toAttemptView, toTaskView, type TaskView } from './task-view.ts'
 
@@ -45,8 +45,8 @@ export function createTaskService (deps: TaskServiceDeps) {
     const size = Buffer.byteLength(JSON.stringify(payload))
     if (size > deps.config.TASKLANE_MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(size, deps.config.TASKLANE_MAX_PAYLOAD_BYTES)
     const errors = deps.taskTypes.validatePayload(type.name, payload)
-    const unstorable = findUnstorableText(payload, '/payload')
-    if (unstorable) errors.push({ path: unstorable, message: 'contains a NUL character or an unpaired surrogate, which cannot be stored' })
+    const unstorable = findUnstorable(payload, '/payload')
+    if (unstorable) errors.push(unstorable)
     if (input.runAt !== undefined && input.delayMs !== undefined) {
       errors.push({ path: '/delayMs', message: 'give runAt or delayMs, not both' })
     }
