@@ -106,24 +106,27 @@ export async function spawnService (t: Teardown, script: string, env: Record<str
   })
   t.teardown(() => stopChild(child))
   let output = ''
+  let stdout = ''
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   child.stdout!.setEncoding('utf8')
   const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
     let buffer = ''
-    const onData = (chunk: string) => {
+    let ready = false
+    child.stdout!.on('data', (chunk: string) => {
       output += chunk
+      stdout += chunk
+      if (ready) return
       buffer += chunk
       const lines = buffer.split('\n')
       buffer = lines.pop()!
       for (const text of lines) {
         try {
           const parsed = JSON.parse(text) as Record<string, unknown>
-          if (found(parsed)) { child.stdout!.off('data', onData); child.stdout!.resume(); resolve(parsed); return }
+          if (found(parsed)) { ready = true; resolve(parsed); return }
         } catch { /* not a log line */ }
       }
-    }
-    child.stdout!.on('data', onData)
-    child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before it was ready: ${output.slice(-2_000)}`)))
+    })
+    child.once('exit', (code) => { if (!ready) reject(new Error(`${script} exited with ${code} before it was ready: ${output.slice(-2_000)}`)) })
   })
-  return { child, line }
+  return { child, line, stdout: () => stdout }
 }
