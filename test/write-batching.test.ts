@@ -88,3 +88,17 @@ t.test('concurrent single and batch creates share statements and each gets exact
   const counts = await h.deps.queues.get('default').getJobCounts('prioritized', 'waiting')
   t.equal(counts.prioritized! + counts.waiting!, 90, 'and enqueued once')
 })
+
+t.test('a batch whose idempotency keys are partly taken stores nothing (one statement, all or nothing)', async (t) => {
+  const h = await startHarness(t)
+  const batch = (n: number) => h.app.inject({
+    method: 'POST', url: '/v1/tasks/batch', headers: { 'idempotency-key': 'k1' },
+    payload: { tasks: Array.from({ length: n }, (_, i) => ({ type: 'echo', payload: { i } })) },
+  })
+  t.equal((await batch(2)).statusCode, 202)
+  const longer = await batch(3) // keys k1/0 and k1/1 are taken, k1/2 is not
+  t.equal(longer.statusCode, 409)
+  const [row] = await h.sql<{ n: number }[]>`select count(*)::int as n from tasks`
+  t.equal(row?.n, 2, 'k1/2 was not stored either')
+  t.equal((await batch(2)).statusCode, 200, 'the original batch still replays')
+})

@@ -8,26 +8,34 @@ import { TASK_COLUMN_TYPES, TASK_RETURNING, toTaskRow } from './task-row-mapper.
 
 const COLUMNS = TASK_COLUMN_TYPES
 
-function insertSql (keys: string[]): string {
+/** `skip`: rows whose idempotency key is taken are left out; `fail`: the statement fails instead. */
+export type OnConflict = 'skip' | 'fail'
+
+function insertSql (keys: string[], onConflict: OnConflict): string {
   const cols = COLUMNS.filter((c) => keys.includes(c.key))
   const names = cols.map((c) => `"${c.name}"`).join(', ')
   return `insert into tasks (${names})
     select ${names} from jsonb_to_recordset($1::text::jsonb) as i(${cols.map((c) => `"${c.name}" ${c.type}`).join(', ')})
-    on conflict do nothing
+    ${onConflict === 'skip' ? 'on conflict do nothing' : ''}
     returning ${TASK_RETURNING}`
 }
 
+/** Postgres' unique_violation: with `fail`, an idempotency key that is already taken. */
+export const isUniqueViolation = (err: unknown): boolean => (err as { code?: unknown })?.code === '23505'
+
 /**
- * Inserts rows built by the task service; rows whose idempotency key is taken are skipped
- * (the unique index arbitrates). Returns the stored row, or undefined, for each input row.
+ * Inserts rows built by the task service in one statement (so all or nothing). With `skip`,
+ * rows whose idempotency key is taken are left out (the unique index arbitrates); with
+ * `fail`, such a row fails the whole statement with a unique violation. Returns the stored
+ * row, or undefined, for each input row.
  */
-export function createTaskInsertStatement (sql: postgres.Sql) {
+export function createTaskInsertStatement (sql: postgres.Sql, onConflict: OnConflict = 'skip') {
   const statements = new Map<string, string>()
 
   async function insertGroup (keys: string[], rows: NewTaskRow[]): Promise<Map<string, TaskRow>> {
     const signature = keys.join(',')
     let text = statements.get(signature)
-    if (!text) statements.set(signature, (text = insertSql(keys)))
+    if (!text) statements.set(signature, (text = insertSql(keys, onConflict)))
     const byName = rows.map((row) => {
       const out: Record<string, unknown> = {}
       for (const c of COLUMNS) if (c.key in row) out[c.name] = (row as Record<string, unknown>)[c.key]

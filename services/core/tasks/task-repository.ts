@@ -3,7 +3,7 @@ import { and, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/db-client.ts'
 import { taskAttempts, tasks, type NewTaskRow, type TaskRow } from '../db/schema.ts'
 import { createWriteBatcher } from '../write-batcher.ts'
-import { createTaskInsertStatement } from './task-insert-statement.ts'
+import { createTaskInsertStatement, isUniqueViolation } from './task-insert-statement.ts'
 import type { TaskStatus } from './task-view.ts'
 
 export type TaskFilters = {
@@ -21,7 +21,9 @@ export type TaskFilters = {
 export function createTaskRepository (db: Db) {
   // Inserts arriving together (concurrent POSTs) share one multi-row statement; each call's
   // rows stay one unit, so a batch request is still stored all or nothing.
-  const insertRows = createTaskInsertStatement((db as Db & { $client: postgres.Sql }).$client)
+  const client = (db as Db & { $client: postgres.Sql }).$client
+  const insertRows = createTaskInsertStatement(client)
+  const insertAllRows = createTaskInsertStatement(client, 'fail')
   const insertTogether = createWriteBatcher({
     run: async (groups: NewTaskRow[][]) => {
       const stored = await insertRows(groups.flat())
@@ -42,6 +44,20 @@ export function createTaskRepository (db: Db) {
       if (tx !== db) return tx.insert(tasks).values(rows).onConflictDoNothing().returning()
       const stored = await insertTogether(rows)
       return stored.filter((row): row is TaskRow => row !== undefined)
+    },
+
+    /**
+     * Inserts rows all or nothing in one statement (no transaction needed): undefined, and
+     * nothing stored, when one of their idempotency keys is taken already.
+     */
+    async insertAll (rows: NewTaskRow[]): Promise<TaskRow[] | undefined> {
+      if (rows.length === 0) return []
+      try {
+        return (await insertAllRows(rows)) as TaskRow[]
+      } catch (err) {
+        if (isUniqueViolation(err)) return undefined
+        throw err
+      }
     },
 
     async findByIdempotencyKey (tenant: string, key: string): Promise<TaskRow | undefined> {

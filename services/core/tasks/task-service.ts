@@ -1,7 +1,6 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/db-client.ts'
 import type { NewTaskRow, TaskRow } from '../db/schema.ts'
-import { TransactionRollbackError } from 'drizzle-orm'
 import { IdempotencyConflictError, PayloadTooLargeError, TaskNotFoundError, UnknownTaskTypeError, ValidationError, type FieldError } from '../errors.ts'
 import { newTaskId, isUuid } from '../ids.ts'
 import type { Logger } from '../log.ts'
@@ -101,7 +100,7 @@ export function createTaskService (deps: TaskServiceDeps) {
     },
 
     /**
-     * Up to 1000 tasks, all validated before any is stored, inserted in one transaction and
+     * Up to 1000 tasks, all validated before any is stored, inserted in one statement and
      * enqueued in bulk. With an Idempotency-Key, item i is stored under `<key>/<i>` and every
      * item carries the hash of the whole batch, so a replay returns the original tasks.
      */
@@ -125,15 +124,9 @@ export function createTaskService (deps: TaskServiceDeps) {
         const bad = new Set(errors.map((e) => e.path.split('/')[2])).size
         throw new ValidationError(errors, `${bad} of ${inputs.length} tasks are invalid; none was stored`)
       }
-      const inserted = await deps.db.transaction(async (tx) => {
-        const stored = await repo.insert(rows, tx as unknown as Db)
-        // Some keys were taken: this is a replay (or a reused key), and nothing may be kept.
-        if (stored.length < rows.length) tx.rollback()
-        return stored
-      }).catch((err: unknown) => {
-        if (err instanceof TransactionRollbackError) return undefined
-        throw err
-      })
+      // One statement, so all or nothing; undefined when some keys were taken: this is a
+      // replay (or a reused key), and nothing was kept.
+      const inserted = await repo.insertAll(rows)
       if (inserted) {
         const order = new Map(rows.map((r, i) => [r.id, i]))
         inserted.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
