@@ -21,6 +21,8 @@ export type EndToEndFigures = {
   pickupMs: Percentiles
   endToEndMs: Percentiles
   cpuSecPer1kTasks: { api: number, worker: number, postgres: number, redis: number, loadGenerator: number }
+  /** Round trips behind each task: Postgres commits in the bench database, Redis commands (all clients). */
+  perTask: { postgresCommits: number, redisCommands: number }
   httpErrors: number
 }
 
@@ -30,10 +32,19 @@ export function bodyFor (route: Route, batchSize: number): string {
   return route === 'single' ? JSON.stringify(ECHO) : JSON.stringify({ tasks: Array.from({ length: batchSize }, () => ECHO) })
 }
 
-async function redisCpuSeconds (stack: BenchStack): Promise<number> {
-  const info = await stack.redis.info('cpu')
+type Counters = { redisCpu: number, redisCommands: number, postgresCommits: number }
+
+/** Redis' CPU seconds and commands so far, and the commits of the bench database. */
+async function counters (stack: BenchStack): Promise<Counters> {
+  const info = await stack.redis.info()
   const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0)
-  return field('used_cpu_sys') + field('used_cpu_user')
+  const [row] = await stack.sql<{ commits: number }[]>`
+    select xact_commit::float8 as commits from pg_stat_database where datname = current_database()`
+  return {
+    redisCpu: field('used_cpu_sys') + field('used_cpu_user'),
+    redisCommands: field('total_commands_processed'),
+    postgresCommits: row?.commits ?? 0,
+  }
 }
 
 const per1k = (seconds: number, tasks: number): number => (tasks > 0 ? Math.round((seconds / tasks) * 1000 * 1000) / 1000 : 0)
@@ -89,7 +100,7 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
         loadGenerator: createCpuMeter(async () => [process.pid]),
       }
       let from = new Date()
-      let opened: Promise<[unknown, number]> | undefined
+      let opened: Promise<[unknown, Counters]> | undefined
       const load = await runLoad({
         url: `${apiUrl}/v1/tasks${route === 'batch' ? '/batch' : ''}`,
         body: bodyFor(route, options.batchSize),
@@ -99,13 +110,14 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
         ratePerSec: rate,
         onWarm: () => {
           from = new Date()
-          opened = Promise.all([Promise.all(Object.values(meters).map((m) => m.start())), redisCpuSeconds(stack)])
+          opened = Promise.all([Promise.all(Object.values(meters).map((m) => m.start())), counters(stack)])
         },
       })
       const window: Window = { from, to: new Date() }
-      const [, redisBefore] = await opened!
+      const [, before] = await opened!
       const [apiCpu, workerCpu, postgresCpu, loadCpu] = await Promise.all(Object.values(meters).map((m) => m.stop()))
-      const redisCpu = (await redisCpuSeconds(stack)) - redisBefore
+      const after = await counters(stack)
+      const redisCpu = after.redisCpu - before.redisCpu
       const windowSec = (window.to.getTime() - window.from.getTime()) / 1000
       const { created, completed } = await readout.counts(window)
 
@@ -138,6 +150,11 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
           postgres: per1k(postgresCpu!, through),
           redis: per1k(redisCpu, through),
           loadGenerator: per1k(loadCpu!, created),
+        },
+        perTask: {
+          // pg_stat_database lags by up to its flush interval: a few hundred commits at most.
+          postgresCommits: Math.round(((after.postgresCommits - before.postgresCommits) / Math.max(1, through)) * 100) / 100,
+          redisCommands: Math.round(((after.redisCommands - before.redisCommands) / Math.max(1, through)) * 100) / 100,
         },
         httpErrors: load.errors + load.non2xx,
       }

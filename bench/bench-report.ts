@@ -51,12 +51,13 @@ export function formatReport (r: BenchResult): string {
     ), '')
     out.push('CPU seconds per 1,000 tasks')
     out.push(table(
-      ['load', 'workers', 'API', 'worker(s)', 'Postgres', 'Redis', 'load generator'],
-      flows.map((f) => [f.label, f.workers, f.cpuSecPer1kTasks.api, f.cpuSecPer1kTasks.worker, f.cpuSecPer1kTasks.postgres, f.cpuSecPer1kTasks.redis, f.cpuSecPer1kTasks.loadGenerator]),
+      ['load', 'workers', 'API', 'worker(s)', 'Postgres', 'Redis', 'load generator', 'PG commits/task', 'Redis cmds/task'],
+      flows.map((f) => [f.label, f.workers, f.cpuSecPer1kTasks.api, f.cpuSecPer1kTasks.worker, f.cpuSecPer1kTasks.postgres, f.cpuSecPer1kTasks.redis,
+        f.cpuSecPer1kTasks.loadGenerator, f.perTask.postgresCommits, f.perTask.redisCommands]),
     ), '')
   }
   if (r.rawBullmq) {
-    out.push(`Raw BullMQ, same Redis: bulk add ${r.rawBullmq.addPerSec} jobs/s; one Worker, no-op processor, concurrency ${r.rawBullmq.concurrency}: ${r.rawBullmq.drainPerSec} jobs/s (${r.rawBullmq.jobs} jobs)`)
+    out.push(`Raw BullMQ, same Redis: bulk add ${r.rawBullmq.addPerSec} jobs/s; one Worker, no-op processor, concurrency ${r.rawBullmq.concurrency}: ${r.rawBullmq.drainPerSec} jobs/s (${r.rawBullmq.jobs} jobs); CPU s per 1,000 jobs: worker ${r.rawBullmq.cpuSecPer1kJobs.worker}, Redis ${r.rawBullmq.cpuSecPer1kJobs.redis}`)
   }
   out.push(`Peak RSS: API ${r.peakRssMb.api ?? '-'} MB, worker ${r.peakRssMb.worker ?? '-'} MB (concurrency ${String(r.settings.concurrency)})`)
   for (const note of r.notes) out.push(`Note: ${note}`)

@@ -1,7 +1,20 @@
 import { Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 
-export type RawBullmqResult = { jobs: number, concurrency: number, addPerSec: number, drainPerSec: number }
+export type RawBullmqResult = {
+  jobs: number
+  concurrency: number
+  addPerSec: number
+  drainPerSec: number
+  /** CPU of the draining process and of Redis while draining, per 1,000 jobs. */
+  cpuSecPer1kJobs: { worker: number, redis: number }
+}
+
+async function redisCpu (redis: Redis): Promise<number> {
+  const info = await redis.info('cpu')
+  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0)
+  return field('used_cpu_sys') + field('used_cpu_user')
+}
 
 /**
  * The ceiling Tasklane is measured against: plain BullMQ on the same Redis, no HTTP and no
@@ -30,16 +43,22 @@ export async function runRawBullmq (options: { redisUrl: string, prefix: string,
     })
     worker.on('error', () => {})
     worker.on('completed', () => { if (++done === options.jobs) finished.resolve() })
+    const redisBefore = await redisCpu(producer)
+    const cpuBefore = process.cpuUsage()
     drainStart = performance.now()
     void worker.run()
     await finished.promise
     const drainSec = (performance.now() - drainStart) / 1000
+    const cpu = process.cpuUsage(cpuBefore)
+    const redisSec = (await redisCpu(producer)) - redisBefore
+    const per1k = (seconds: number) => Math.round((seconds / options.jobs) * 1000 * 1000) / 1000
     await worker.close()
     return {
       jobs: options.jobs,
       concurrency: options.concurrency,
       addPerSec: Math.round(options.jobs / addSec),
       drainPerSec: Math.round(options.jobs / drainSec),
+      cpuSecPer1kJobs: { worker: per1k((cpu.user + cpu.system) / 1e6), redis: per1k(redisSec) },
     }
   } finally {
     await queue.close()
