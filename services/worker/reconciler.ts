@@ -12,7 +12,7 @@ export type PassReport = { active: boolean, checked: number, repaired: Record<Re
 
 // Any constant works: it only has to be the same in every replica. Advisory locks are per
 // database, so one reconciler runs per Tasklane database.
-const LOCK_KEY = 7_325_811_906_113n
+export const RECONCILER_LOCK_KEY = 7_325_811_906_113n
 
 type ReconcilerConfig = Pick<Config, 'TASKLANE_RECONCILER_INTERVAL_MS' | 'TASKLANE_RECONCILER_MIN_AGE_MS' |
   'TASKLANE_RECONCILER_STALE_RUNNING_MS' | 'TASKLANE_RECONCILER_BATCH_SIZE' | 'TASKLANE_RECONCILER_MAX_PER_PASS'>
@@ -112,7 +112,7 @@ export function createReconciler (deps: {
     const report: PassReport = { active: false, checked: 0, repaired: { queued_job_missing: 0, queued_job_finished: 0, running_worker_lost: 0 } }
     try {
       await deps.sql.begin(async (tx) => {
-        const [row] = await tx<{ locked: boolean }[]>`select pg_try_advisory_xact_lock(${LOCK_KEY.toString()}::bigint) as locked`
+        const [row] = await tx<{ locked: boolean }[]>`select pg_try_advisory_xact_lock(${RECONCILER_LOCK_KEY.toString()}::bigint) as locked`
         if (!row?.locked) return
         report.active = true
         // The scans use the pool, not this transaction, so no task row stays locked by it.

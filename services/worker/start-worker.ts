@@ -64,32 +64,39 @@ export async function startWorker (config: Config, log: Logger) {
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
 
+  let stopping: Promise<void> | undefined
+  async function drainAndClose (graceMs: number): Promise<void> {
+    readiness.startDraining()
+    // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
+    const closing = workers.close(false).then(() => 'drained' as const)
+    await reconciler.stop()
+    const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
+    if (drained === 'timeout') {
+      log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
+      workers.releaseRunning()
+      const released = await Promise.race([closing, sleep(RELEASE_WAIT_MS, 'timeout' as const, { ref: false })])
+      if (released === 'timeout') {
+        log.warn('some jobs were not handed back; their locks expire and the stalled check hands them over')
+        workers.disconnect()
+      }
+    }
+    await producers.close()
+    cancels.close()
+    await ops.close()
+    await handlers.close()
+    redis.disconnect()
+    await database.close()
+  }
+
   return {
     workerId,
     opsPort,
     registry,
     reconciler,
-    async stop (graceMs = config.TASKLANE_SHUTDOWN_GRACE_MS): Promise<void> {
-      readiness.startDraining()
-      // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
-      const closing = workers.close(false).then(() => 'drained' as const)
-      await reconciler.stop()
-      const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const)])
-      if (drained === 'timeout') {
-        log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
-        workers.releaseRunning()
-        const released = await Promise.race([closing, sleep(RELEASE_WAIT_MS, 'timeout' as const)])
-        if (released === 'timeout') {
-          log.warn('some jobs were not handed back; their locks expire and the stalled check hands them over')
-          workers.disconnect()
-        }
-      }
-      await producers.close()
-      cancels.close()
-      await ops.close()
-      await handlers.close()
-      redis.disconnect()
-      await database.close()
+    /** Idempotent: a second call (a second signal, a test teardown) waits for the first. */
+    stop (graceMs = config.TASKLANE_SHUTDOWN_GRACE_MS): Promise<void> {
+      stopping ??= drainAndClose(graceMs)
+      return stopping
     },
   }
 }

@@ -1,0 +1,116 @@
+import { Registry } from 'prom-client'
+import t from 'tap'
+import { createTaskLifecycleRepository } from '../services/core/tasks/task-lifecycle-repository.ts'
+import { createTaskRecoveryRepository } from '../services/core/tasks/task-recovery-repository.ts'
+import { createReconciler, RECONCILER_LOCK_KEY } from '../services/worker/reconciler.ts'
+import { startHarness, type Harness } from './helpers/harness.ts'
+import { deletePrefixKeys } from './helpers/fault-tools.ts'
+import { testLogger } from './helpers/test-config.ts'
+
+// Passes are run by hand here; the worker's own reconciler stays off.
+const ENV = { TASKLANE_RECONCILER_INTERVAL_MS: '0', TASKLANE_RECONCILER_MIN_AGE_MS: '10000', TASKLANE_RECONCILER_STALE_RUNNING_MS: '10000' }
+
+function reconcilerOf (h: Harness) {
+  return createReconciler({
+    sql: h.sql, redis: h.deps.redis, queues: h.deps.queues, config: h.config, registry: new Registry(), log: testLogger(h.config, 'reconciler'),
+  })
+}
+
+const age = (h: Harness, id: string) => h.sql`update tasks set updated_at = now() - interval '1 hour' where id = ${id}`
+
+t.test('one reconciler pass at a time across replicas: a pass while another holds the lock does nothing', async (t) => {
+  const h = await startHarness(t, { env: ENV })
+  const a = reconcilerOf(h)
+  const b = reconcilerOf(h)
+  await h.sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(${RECONCILER_LOCK_KEY.toString()}::bigint)`
+    t.equal((await a.runOnce()).active, false, 'skipped while another replica is in a pass')
+    t.equal((await b.runOnce()).active, false)
+  })
+  t.equal((await a.runOnce()).active, true, 'runs once the lock is free')
+})
+
+t.test('repairs: queued with no job, queued with a finished job, running with a vanished worker; leaves live and fresh work alone', async (t) => {
+  const h = await startHarness(t, { env: ENV })
+  const queue = h.deps.queues.get('default')
+
+  // Queued, its job gone (an enqueue that failed, a flushed Redis).
+  const missing = await h.createTask({ type: 'echo', payload: { k: 'missing' } })
+  await queue.remove(missing.id)
+  await age(h, missing.id)
+  // Queued, but its job already finished (a manual retry whose enqueue failed).
+  const finished = await h.createTask({ type: 'echo', payload: { k: 'finished' } })
+  const worker = await h.startWorker(ENV)
+  await h.waitForTerminal([finished.id])
+  await worker.stop(500)
+  await h.sql`update tasks set status = 'queued', finished_at = null where id = ${finished.id}`
+  await age(h, finished.id)
+  // Running on a worker that is gone: the attempt is open, the job is not in Redis.
+  const lost = await h.createTask({ type: 'echo', payload: { k: 'lost' } })
+  await queue.remove(lost.id)
+  await createTaskLifecycleRepository(h.sql).start(lost.id, 'gone-worker')
+  await age(h, lost.id)
+  // Running with a live lock: not touched, whatever its age.
+  const live = await h.createTask({ type: 'echo', payload: { k: 'live' } })
+  await createTaskLifecycleRepository(h.sql).start(live.id, 'live-worker')
+  await h.deps.redis.set(`${queue.toKey(live.id)}:lock`, 'token', 'PX', 60_000)
+  await age(h, live.id)
+  // Queued a moment ago with no job yet: its creator may still be enqueueing it.
+  const fresh = await h.createTask({ type: 'echo', payload: { k: 'fresh' } })
+  await queue.remove(fresh.id)
+
+  const report = await reconcilerOf(h).runOnce()
+  t.same(report.repaired, { queued_job_missing: 1, queued_job_finished: 1, running_worker_lost: 1 })
+  t.equal((await queue.getJob(fresh.id)), undefined, 'the fresh task is left to its creator')
+  const [liveRow] = await h.sql<{ status: string }[]>`select status from tasks where id = ${live.id}`
+  t.equal(liveRow!.status, 'running', 'a task whose job is locked by a live worker is left alone')
+  t.equal((await reconcilerOf(h).runOnce()).repaired.queued_job_missing, 0, 'a second pass finds nothing more to do')
+
+  await h.deps.redis.del(`${queue.toKey(live.id)}:lock`)
+  await h.startWorker(ENV)
+  const done = await h.waitForTerminal([missing.id, finished.id, lost.id])
+  t.same(done.map((d) => d.status), ['completed', 'completed', 'completed'])
+  const attempts = (await h.app.inject({ url: `/v1/tasks/${lost.id}/attempts` })).json().items as { outcome: string, workerId: string }[]
+  t.same(attempts.map((a) => [a.outcome, a.workerId === 'gone-worker']), [['lost', true], ['completed', false]], 'the lost attempt stays in the history')
+})
+
+t.test('a hash-tagged prefix ({...}) for Redis Cluster works end to end, recovery included', async (t) => {
+  const prefix = `{tlt_${Date.now().toString(36)}}`
+  const h = await startHarness(t, { env: { ...ENV, TASKLANE_QUEUE_PREFIX: prefix, TASKLANE_RECONCILER_MIN_AGE_MS: '0' } })
+  t.equal(h.config.TASKLANE_QUEUE_PREFIX, prefix)
+  const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => h.createTask({ type: 'echo', payload: { i } }).then((x) => x.id)))
+  const keys = await h.deps.redis.keys(`${prefix.replace(/[{}]/g, '\\$&')}:*`)
+  t.ok(keys.length > 0 && keys.every((k) => k.startsWith(`${prefix}:`)), 'every key carries the hash tag, so a queue lives in one cluster slot')
+  t.ok(await deletePrefixKeys(h.config.REDIS_URL, prefix) > 0, 'the jobs are deleted')
+  const report = await reconcilerOf(h).runOnce()
+  t.equal(report.repaired.queued_job_missing, 20, 're-enqueued under the hash-tagged prefix')
+  await h.startWorker(ENV)
+  const done = await h.waitForTerminal(ids)
+  t.same(done.map((d) => d.status), ids.map(() => 'completed'))
+})
+
+t.test('exactly-once recorded state under duplicate deliveries and late writes', async (t) => {
+  const h = await startHarness(t, { env: ENV })
+  const lifecycle = createTaskLifecycleRepository(h.sql)
+  const recovery = createTaskRecoveryRepository(h.sql)
+  const task = await h.createTask({ type: 'echo', payload: {} })
+  await h.deps.queues.get('default').remove(task.id)
+
+  const first = await lifecycle.start(task.id, 'w1')
+  const second = await lifecycle.start(task.id, 'w2') // the same job delivered twice
+  t.equal(first?.attempts, 1)
+  t.equal(second?.attempts, 2)
+  t.equal(await lifecycle.finish(task.id, 1, 'completed', { result: { by: 'w1' }, durationMs: 1 }), false, 'the superseded attempt cannot record')
+  t.equal(await lifecycle.finish(task.id, 2, 'completed', { result: { by: 'w2' }, durationMs: 1 }), true)
+  t.equal(await lifecycle.finish(task.id, 2, 'completed', { result: { by: 'again' }, durationMs: 1 }), false, 'a repeated finish is a no-op')
+  t.equal(await lifecycle.finish(task.id, 2, 'failed', { error: { message: 'late', code: 'X' }, durationMs: 1 }), false)
+  t.equal(await lifecycle.scheduleRetry(task.id, 2, { error: { message: 'late', code: 'X' }, runAt: new Date(), durationMs: 1 }), false)
+  t.equal(await lifecycle.start(task.id, 'w3'), undefined, 'a terminal task never goes back to running')
+  t.equal(await recovery.requeueLost(task.id, 2, 0), undefined, 'nor does the reconciler requeue it')
+  t.equal(await recovery.release(task.id, 2, 1), false, 'nor does a stopping worker release it')
+
+  const [row] = await h.sql<{ status: string, result: unknown }[]>`select status, result from tasks where id = ${task.id}`
+  t.same(row, { status: 'completed', result: { by: 'w2' } })
+  const attempts = await h.sql<{ attempt: number, outcome: string }[]>`select attempt, outcome from task_attempts where task_id = ${task.id} order by attempt`
+  t.same(attempts.map((a) => [a.attempt, a.outcome]), [[1, 'lost'], [2, 'completed']], 'one terminal attempt')
+})
