@@ -1,0 +1,67 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { startHarness } from './helpers/harness.ts'
+import { createTestDatabase, serviceEndpoints, uniqueName } from './helpers/services.ts'
+
+t.test('a draining API answers /readyz 503 naming the reason', async (t) => {
+  const h = await startHarness(t)
+  t.equal((await h.app.inject({ url: '/readyz' })).statusCode, 200)
+  h.deps.readiness.startDraining()
+  const res = await h.app.inject({ url: '/readyz' })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().checks.draining, 'draining')
+})
+
+// Does not hold yet: the process overruns TASKLANE_SHUTDOWN_GRACE_MS (close-with-grace exits 1)
+// and a few keep-alive requests racing the close get ECONNRESET. Kept as a todo so it runs and reports.
+t.test('SIGTERM to the API process: requests in flight finish, then it exits 0', { todo: 'API shutdown overruns its grace period; keep-alive requests racing the close are reset' }, async (t) => {
+  const database = await createTestDatabase()
+  t.teardown(() => database.drop())
+  const { redisUrl } = await serviceEndpoints()
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../services/api/server.ts', import.meta.url))], {
+    env: {
+      ...process.env, DATABASE_URL: database.url, REDIS_URL: redisUrl, HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0',
+      TASKLANE_QUEUE_PREFIX: uniqueName('tlt'), TASKLANE_AUTH: 'disabled', LOG_LEVEL: 'info', TASKLANE_SHUTDOWN_GRACE_MS: '5000',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let output = ''
+  child.stdout!.setEncoding('utf8')
+  const base = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: string) => {
+      output += chunk
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+      if (match) resolve(match[1]!)
+    })
+    child.once('exit', (code) => reject(new Error(`api exited with ${code}: ${output}`)))
+  })
+
+  // Clients keep posting (one connection each, keep-alive) while the process is told to stop.
+  const statuses: (number | string)[] = []
+  let stop = false
+  const lane = async (lane: number) => {
+    for (let i = 0; !stop; i++) {
+      const status = await fetch(`${base}/v1/tasks`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'echo', payload: { lane, i } }),
+      }).then((res) => res.status, (err: Error & { cause?: { code?: string } }) => err.cause?.code ?? err.message)
+      statuses.push(status)
+      if (status !== 202) return
+    }
+  }
+  const lanes = Array.from({ length: 8 }, (_, i) => lane(i))
+  while (statuses.filter((s) => s === 202).length < 40) await new Promise((resolve) => setTimeout(resolve, 10))
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>
+  child.kill('SIGTERM')
+  const [code] = await exited
+  stop = true
+  await Promise.all(lanes)
+  t.equal(code, 0, 'exits 0')
+  if (code !== 0) t.comment(output.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).join('\n').slice(0, 3000))
+  // In flight at SIGTERM: answered. Arriving while closing: a 503, or a refused connection
+  // once the listener is gone. Never a connection cut half-way through a request.
+  const counts = statuses.reduce<Record<string, number>>((m, s) => ({ ...m, [s]: (m[s] ?? 0) + 1 }), {})
+  t.same(statuses.filter((s) => s !== 202 && s !== 503 && s !== 'ECONNREFUSED'), [], `every request answered or refused: ${JSON.stringify(counts)}`)
+})
