@@ -24,7 +24,11 @@ export async function buildServer (deps: AppDeps, log: Logger): Promise<FastifyI
     // A URL the router cannot decode or a parameter over maxParamLength: still a problem document.
     frameworkErrors: (err, _request, reply) => sendProblem(reply, err.statusCode ?? 400, { code: err.code, detail: err.message }),
   })
-  server.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+  server.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+    // A draining process tells keep-alive clients to take their next request elsewhere.
+    if (deps.readiness.isDraining()) reply.header('connection', 'close')
+  })
   await server.register(app, deps)
   return server
 }

@@ -24,9 +24,16 @@ closeWithGrace({ delay: config.TASKLANE_SHUTDOWN_GRACE_MS, logger: log }, async 
   else log.info({ signal }, 'shutting down')
   // Readiness goes 503 first so the load balancer stops sending, then in-flight requests finish.
   deps.readiness.startDraining()
+  // Node closes only the keep-alive sockets idle at the moment of close; a socket whose request
+  // finishes afterwards would hold the server open until its keep-alive timeout. Responses
+  // sent while draining say `Connection: close` (build-server.ts), and this sweeps the rest.
+  const sweep = setInterval(() => server.server.closeIdleConnections(), 100)
   await server.close()
+  clearInterval(sweep)
+  log.info('http server closed')
   await metricsListener.close()
   await deps.close()
+  log.info('connections closed')
 })
 
 await server.listen({ host: config.HOST, port: config.PORT })
