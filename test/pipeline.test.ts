@@ -45,6 +45,10 @@ t.test('http tasks: 5xx is retried until it succeeds, an unexpected 4xx fails at
       res.writeHead(hits <= 2 ? 500 : 200, { 'content-type': 'application/json' })
       return res.end(JSON.stringify({ hit: hits }))
     }
+    if (req.url === '/binary') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      return res.end(Buffer.from([0x50, 0x4b, 0x00, 0x00, 0xff, 0xfe]))
+    }
     res.writeHead(404).end('nope')
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -55,7 +59,10 @@ t.test('http tasks: 5xx is retried until it succeeds, an unexpected 4xx fails at
   const backoff = { type: 'fixed', delayMs: 50 }
   const flaky = await h.createTask({ type: 'http', payload: { method: 'GET', url: `${base}/flaky` }, backoff })
   const missing = await h.createTask({ type: 'http', payload: { method: 'GET', url: `${base}/missing` }, backoff })
-  const [f, m] = await h.waitForTerminal([flaky.id, missing.id])
+  const binary = await h.createTask({ type: 'http', payload: { method: 'GET', url: `${base}/binary` }, backoff })
+  const [f, m, b] = await h.waitForTerminal([flaky.id, missing.id, binary.id])
+  t.equal(b!.status, 'completed', 'a body with NUL bytes is stored, not a failed write')
+  t.equal(b!.attempts, 1)
   t.equal(f!.status, 'completed')
   t.equal(f!.attempts, 3)
   t.match(f!.result, { status: 200, body: { hit: 3 } })

@@ -1,6 +1,7 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
 import type { Logger } from '../core/log.ts'
 import { retryOnOutage } from '../core/retry-on-outage.ts'
+import { toStorable } from '../core/tasks/storable-json.ts'
 import { retryDelayMs } from '../core/tasks/backoff.ts'
 import type { TaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
 import type { TaskError } from '../core/tasks/task-view.ts'
@@ -89,7 +90,7 @@ export function createTaskRunner (deps: {
         taskId, attempt, payload: task.payload, signal, log,
         progress: async (value) => { await lifecycle.setProgress(taskId, attempt, value) },
       })
-      const result = await untilAborted(work, signal)
+      const result = toStorable(await untilAborted(work, signal))
       const durationMs = elapsed()
       await retryOnOutage(() => lifecycle.finish(taskId, attempt, 'completed', { result, durationMs }))
       log.info({ outcome: 'completed', durationMs }, 'attempt finished')

@@ -27,3 +27,14 @@ export function findUnstorable (value: unknown, path = ''): { path: string, mess
 const TEXT = 'contains a NUL character or an unpaired surrogate, which cannot be stored'
 
 export const isStorable = (text: string): boolean => !text.includes('\u0000') && text.isWellFormed()
+
+/**
+ * A handler's result as jsonb can hold it: NULs and lone surrogates become U+FFFD and
+ * non-finite numbers null (as JSON.stringify writes them). A result fetched from the outside
+ * world (a binary HTTP body, say) must not make the task impossible to record.
+ */
+export function toStorable (value: unknown): unknown {
+  if (!findUnstorable(value)) return value
+  return JSON.parse(JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'string' ? v.replaceAll('\u0000', '\uFFFD').toWellFormed() : v))
+}
