@@ -48,7 +48,7 @@ t.test('/openapi.json is a valid OpenAPI 3.1 document describing every route the
     t.ok(op.summary, `${path} has a summary`)
     t.ok(Object.keys(op.responses).some((s) => s.startsWith('4')), `${path} lists its problem responses`)
   }
-  t.match(doc.paths['/v1/tasks/{id}'].delete.responses, { 204: {}, 409: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } } })
+  t.match(doc.paths['/v1/tasks/{id}'].delete.responses, { 204: {}, 409: { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } } })
   t.ok(doc.paths['/v1/tasks/{id}/events'].get.responses[200].content['text/event-stream'], 'the event stream is text/event-stream')
   t.ok(doc.components.schemas.Task && doc.components.schemas.Problem && doc.components.schemas.Queue)
 })

@@ -16,7 +16,12 @@ export const ProblemRef = Type.Ref('Problem')
 
 /** Declares the problem responses a route can produce, for the OpenAPI document. */
 export function problems (...statuses: number[]) {
-  return Object.fromEntries(statuses.map((s) => [s, { ...ProblemRef, description: STATUS_TEXT[s] ?? 'Error' }]))
+  // Keyed by media type, so the OpenAPI document says application/problem+json and Fastify
+  // picks this serializer for the problem documents the error handler sends.
+  return Object.fromEntries(statuses.map((s) => [s, {
+    description: STATUS_TEXT[s] ?? 'Error',
+    content: { 'application/problem+json': { schema: ProblemRef } },
+  }]))
 }
 
 const STATUS_TEXT: Record<number, string> = {
