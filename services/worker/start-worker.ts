@@ -37,7 +37,7 @@ export async function startWorker (config: Config, log: Logger) {
   })
   // Readiness pings through a fail-fast connection: the workers' own connections queue
   // commands while Redis is away and would make the probe hang instead of answering.
-  const redis = createRedisConnection(config.REDIS_URL, 'producer', `tasklane-worker:${workerId}:ops`)
+  const redis = createRedisConnection(config.REDIS_URL, 'producer', `tasklane-worker:${workerId}:ops`, { autoPipelining: true })
   redis.on('error', (err) => log.debug({ err }, 'redis ops connection error'))
   const readiness = createReadiness({ sql: database.sql, redis })
   const registry = createMetricsRegistry({ service: 'tasklane-worker' })

@@ -5,9 +5,13 @@ import { Redis, type RedisOptions } from 'ioredis'
  * already in Postgres and the reconciler enqueues it later. Consumers (workers) wait forever
  * for Redis to come back, as BullMQ requires for blocking commands.
  */
-export function createRedisConnection (url: string, role: 'producer' | 'consumer', name: string): Redis {
+export function createRedisConnection (url: string, role: 'producer' | 'consumer', name: string,
+  extra: { autoPipelining?: boolean } = {}): Redis {
   const common: RedisOptions = {
     connectionName: name,
+    // Commands issued in the same tick go out in one write (e.g. the events of a batch of
+    // tasks that started together). Not for connections that block or run BullMQ scripts.
+    enableAutoPipelining: extra.autoPipelining ?? false,
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   }
