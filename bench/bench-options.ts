@@ -10,6 +10,8 @@ keep-alive connections, and prints a table and then one JSON line with every fig
 Phases, in order:
   raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
   create    POST /v1/tasks and POST /v1/tasks/batch (100 echo tasks each), API alone, no workers
+  drain     the worker side alone, like raw BullMQ: tasks created through the batch route
+            first, then one worker process runs them all
   rate      POST /v1/tasks at a fixed rate with 1 worker: pickup and end-to-end latency
   e2e       echo tasks created over HTTP (single and batch) and recorded completed in Postgres,
             with 1 and then 2 worker processes; throughput is completions per second in the
@@ -22,7 +24,7 @@ tasks completed, of Postgres and Redis by the mean of the two. Peak RSS is VmHWM
 
 Options:
   --smoke                a few seconds of everything, for the test suite (figures meaningless)
-  --phases LIST          comma list of raw,create,rate,e2e (default: all)
+  --phases LIST          comma list of raw,create,drain,rate,e2e (default: all)
   --duration SEC         measured window of each e2e phase (default 20)
   --warmup SEC           load before each e2e window opens (default 3)
   --create-duration SEC  each create phase (default 10)
@@ -34,8 +36,10 @@ Options:
   --batch-connections N  HTTP connections for batch creates (default 4)
   --batch-size N         tasks per batch request (default 100)
   --raw-jobs N           jobs in the raw BullMQ phase (default 50000)
+  --drain-tasks N        tasks in the drain phase (default 20000)
   --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
   --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
+  --node-options FLAGS   NODE_OPTIONS of the API and workers (e.g. "--max-semi-space-size=16")
   --profile DIR          run the API and workers with --cpu-prof, writing profiles to DIR
   --keep                 keep the bench database (its name is printed)
   -h, --help             this text
@@ -58,14 +62,16 @@ export type BenchOptions = {
   batchConnections: number
   batchSize: number
   rawJobs: number
+  drainTasks: number
   logLevel: string
   poolSize: number | undefined
+  nodeOptions: string | undefined
   profileDir: string | undefined
   keep: boolean
   help: boolean
 }
 
-const PHASES = ['raw', 'create', 'rate', 'e2e']
+const PHASES = ['raw', 'create', 'drain', 'rate', 'e2e']
 
 function positive (name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback
@@ -92,8 +98,10 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       'batch-connections': { type: 'string' },
       'batch-size': { type: 'string' },
       'raw-jobs': { type: 'string' },
+      'drain-tasks': { type: 'string' },
       'log-level': { type: 'string' },
       'pool-size': { type: 'string' },
+      'node-options': { type: 'string' },
       profile: { type: 'string' },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -117,8 +125,10 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     batchConnections: positive('batch-connections', values['batch-connections'], smoke ? 1 : 4),
     batchSize: positive('batch-size', values['batch-size'], smoke ? 10 : 100),
     rawJobs: positive('raw-jobs', values['raw-jobs'], smoke ? 1_000 : 50_000),
+    drainTasks: positive('drain-tasks', values['drain-tasks'], smoke ? 500 : 20_000),
     logLevel: values['log-level'] ?? 'info',
     poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),
+    nodeOptions: values['node-options'],
     profileDir: values.profile,
     keep: values.keep,
     help: values.help,

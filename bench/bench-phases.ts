@@ -26,6 +26,13 @@ export type EndToEndFigures = {
   httpErrors: number
 }
 
+export type DrainFigures = {
+  tasks: number
+  completed: number
+  tasksPerSec: number
+  cpuSecPer1kTasks: { worker: number, postgres: number, redis: number }
+}
+
 const ECHO = { type: 'echo', payload: { message: 'hello', n: 42 } }
 
 export function bodyFor (route: Route, batchSize: number): string {
@@ -85,6 +92,47 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
       })
       await reset()
       return { ...result, tasksPerSec: result.requestsPerSec * perRequest }
+    },
+
+    /**
+     * The worker side alone, as raw BullMQ is measured: `count` echo tasks are created through
+     * the batch route first, then one worker process drains them.
+     */
+    async drain (count: number): Promise<DrainFigures> {
+      const batches = Math.ceil(count / 1_000)
+      for (let i = 0; i < batches; i++) {
+        const res = await fetch(`${apiUrl}/v1/tasks/batch`, {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: bodyFor('batch', Math.min(1_000, count - i * 1_000)),
+        })
+        if (res.status !== 202) throw new Error(`drain: creating tasks failed with ${res.status}: ${await res.text()}`)
+        await res.arrayBuffer().catch(() => {})
+      }
+      const worker = await stack.startWorker(prefix, 0, options.concurrency)
+      const meters = {
+        worker: createCpuMeter(async () => [worker.pid]),
+        postgres: createCpuMeter(() => readout.postgresPids(stack.dbName)),
+      }
+      await Promise.all(Object.values(meters).map((m) => m.start()))
+      const before = await counters(stack)
+      const started = performance.now()
+      const deadline = Date.now() + 120_000
+      let done = 0
+      while (done < count && Date.now() < deadline) {
+        await sleep(50)
+        const [row] = await stack.sql<{ n: number }[]>`select count(*)::int as n from tasks where status = 'completed'`
+        done = row!.n
+      }
+      const seconds = (performance.now() - started) / 1000
+      const [workerCpu, postgresCpu] = await Promise.all(Object.values(meters).map((m) => m.stop()))
+      const after = await counters(stack)
+      workerPeakRss.push((await worker.stop()) ?? 0)
+      await reset()
+      return {
+        tasks: count,
+        completed: done,
+        tasksPerSec: Math.round(done / seconds),
+        cpuSecPer1kTasks: { worker: per1k(workerCpu!, done), postgres: per1k(postgresCpu!, done), redis: per1k(after.redisCpu - before.redisCpu, done) },
+      }
     },
 
     /**

@@ -1,4 +1,4 @@
-import type { CreateFigures, EndToEndFigures } from './bench-phases.ts'
+import type { CreateFigures, DrainFigures, EndToEndFigures } from './bench-phases.ts'
 import type { Percentiles } from './http-load.ts'
 import type { RawBullmqResult } from './raw-bullmq.ts'
 
@@ -10,10 +10,11 @@ export type BenchResult = {
   settings: Record<string, unknown>
   rawBullmq: RawBullmqResult | null
   create: { single: CreateFigures | null, batch: CreateFigures | null }
+  drain: DrainFigures | null
   fixedRate: (EndToEndFigures & { targetPerSec: number }) | null
   endToEnd: EndToEndFigures[]
   peakRssMb: { api: number | null, worker: number | null }
-  ratioToRawBullmq: { single: number | null, batch: number | null }
+  ratioToRawBullmq: { single: number | null, batch: number | null, drain?: number | null }
   notes: string[]
 }
 
@@ -55,6 +56,10 @@ export function formatReport (r: BenchResult): string {
       flows.map((f) => [f.label, f.workers, f.cpuSecPer1kTasks.api, f.cpuSecPer1kTasks.worker, f.cpuSecPer1kTasks.postgres, f.cpuSecPer1kTasks.redis,
         f.cpuSecPer1kTasks.loadGenerator, f.perTask.postgresCommits, f.perTask.redisCommands]),
     ), '')
+  }
+  if (r.drain) {
+    const d = r.drain
+    out.push(`Worker drain (${d.tasks} tasks created first, 1 worker): ${d.tasksPerSec} tasks/s${r.rawBullmq ? ` (${Math.round((d.tasksPerSec / r.rawBullmq.drainPerSec) * 100)}% of raw BullMQ)` : ''}; CPU s per 1,000 tasks: worker ${d.cpuSecPer1kTasks.worker}, Postgres ${d.cpuSecPer1kTasks.postgres}, Redis ${d.cpuSecPer1kTasks.redis}`)
   }
   if (r.rawBullmq) {
     out.push(`Raw BullMQ, same Redis: bulk add ${r.rawBullmq.addPerSec} jobs/s; one Worker, no-op processor, concurrency ${r.rawBullmq.concurrency}: ${r.rawBullmq.drainPerSec} jobs/s (${r.rawBullmq.jobs} jobs); CPU s per 1,000 jobs: worker ${r.rawBullmq.cpuSecPer1kJobs.worker}, Redis ${r.rawBullmq.cpuSecPer1kJobs.redis}`)

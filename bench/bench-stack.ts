@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createWriteStream, mkdtempSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -79,7 +79,9 @@ export async function createBenchStack (options: StackOptions) {
 
   function spawnService (script: string, name: string, env: Record<string, string>): { child: ChildProcess, logFile: string } {
     const logFile = join(logDir, `${name}.log`)
-    const out = createWriteStream(logFile)
+    // The child writes its log straight into the file: relaying it through this process
+    // would cost the load generator CPU and make the child's writes block on a pipe.
+    const out = openSync(logFile, 'a')
     const flags = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
     const child = spawn(process.execPath, [...flags, join(ROOT, script)], {
       cwd: ROOT,
@@ -96,10 +98,9 @@ export async function createBenchStack (options: StackOptions) {
         ...options.env,
         ...env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', out, out],
     })
-    child.stdout!.pipe(out)
-    child.stderr!.pipe(out)
+    closeSync(out)
     children.add(child)
     child.once('exit', () => children.delete(child))
     return { child, logFile }

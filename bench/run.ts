@@ -25,7 +25,10 @@ const stack = await createBenchStack({
   redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   logLevel: options.logLevel,
   profileDir: options.profileDir,
-  env: options.poolSize ? { TASKLANE_DB_POOL_SIZE: String(options.poolSize) } : {},
+  env: {
+    ...(options.poolSize ? { TASKLANE_DB_POOL_SIZE: String(options.poolSize) } : {}),
+    ...(options.nodeOptions ? { NODE_OPTIONS: options.nodeOptions } : {}),
+  },
 })
 let failed = false
 try {
@@ -42,11 +45,12 @@ try {
     settings: {
       durationSec: options.durationSec, warmupSec: options.warmupSec, createDurationSec: options.createDurationSec,
       rate: options.rate, workers: options.workers, concurrency: options.concurrency, connections: options.connections,
-      batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs,
-      logLevel: options.logLevel, poolSize: options.poolSize ?? 'default',
+      batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs, drainTasks: options.drainTasks,
+      logLevel: options.logLevel, poolSize: options.poolSize ?? 'default', nodeOptions: options.nodeOptions ?? '',
     },
     rawBullmq: null,
     create: { single: null, batch: null },
+    drain: null,
     fixedRate: null,
     endToEnd: [],
     peakRssMb: { api: null, worker: null },
@@ -75,6 +79,10 @@ try {
       result.create[route] = await phases.create(route)
     }
   }
+  if (options.phases.has('drain') && batch) {
+    progress(`drain: ${options.drainTasks} tasks, 1 worker`)
+    result.drain = await phases.drain(options.drainTasks)
+  }
   if (options.phases.has('rate')) {
     progress(`fixed rate: ${options.rate} tasks/s, 1 worker, ${options.rateDurationSec} s`)
     result.fixedRate = { ...(await phases.endToEnd('single', 1, options.rate)), targetPerSec: options.rate }
@@ -91,7 +99,11 @@ try {
   if (result.rawBullmq) {
     const best = (route: string) => Math.max(0, ...result.endToEnd.filter((e) => e.route === route).map((e) => e.tasksPerSec))
     const ratio = (route: string) => (result.endToEnd.some((e) => e.route === route) ? Math.round((best(route) / result.rawBullmq!.drainPerSec) * 1000) / 1000 : null)
-    result.ratioToRawBullmq = { single: ratio('single'), batch: ratio('batch') }
+    result.ratioToRawBullmq = {
+      single: ratio('single'),
+      batch: ratio('batch'),
+      drain: result.drain ? Math.round((result.drain.tasksPerSec / result.rawBullmq.drainPerSec) * 1000) / 1000 : null,
+    }
   }
 
   process.stdout.write(`${formatReport(result)}\n\n${JSON.stringify(result)}\n`)

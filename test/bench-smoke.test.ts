@@ -35,10 +35,13 @@ t.test('npm run bench -- --smoke runs every phase and prints the figures as one 
   const flow = {
     workers: Number, tasksPerSec: Number, createdPerSec: Number, pickupMs: latency, endToEndMs: latency,
     cpuSecPer1kTasks: { api: Number, worker: Number, postgres: Number, redis: Number },
+    perTask: { postgresCommits: Number, redisCommands: Number },
   }
+  t.match(result.drain, { tasks: 500, tasksPerSec: Number, cpuSecPer1kTasks: { worker: Number, postgres: Number, redis: Number } })
+  t.equal(result.drain.completed, 500, 'the drain phase saw every task completed')
   t.match(result.fixedRate, { ...flow, targetPerSec: Number })
   t.ok(result.endToEnd.length >= 1, 'at least one end-to-end phase')
   for (const e of result.endToEnd) t.match(e, flow)
   t.match(result.peakRssMb, { api: Number, worker: Number })
-  t.ok('single' in result.ratioToRawBullmq && 'batch' in result.ratioToRawBullmq)
+  t.ok('single' in result.ratioToRawBullmq && 'batch' in result.ratioToRawBullmq && 'drain' in result.ratioToRawBullmq)
 })
