@@ -11,11 +11,13 @@ const COLUMNS = TASK_COLUMN_TYPES
 /** `skip`: rows whose idempotency key is taken are left out; `fail`: the statement fails instead. */
 export type OnConflict = 'skip' | 'fail'
 
+// The JSON carries the rows as the task service built them (TaskRow field names), so they
+// are serialised as they are; the record definition maps each field to its column.
 function insertSql (keys: string[], onConflict: OnConflict): string {
   const cols = COLUMNS.filter((c) => keys.includes(c.key))
-  const names = cols.map((c) => `"${c.name}"`).join(', ')
-  return `insert into tasks (${names})
-    select ${names} from jsonb_to_recordset($1::text::jsonb) as i(${cols.map((c) => `"${c.name}" ${c.type}`).join(', ')})
+  return `insert into tasks (${cols.map((c) => `"${c.name}"`).join(', ')})
+    select ${cols.map((c) => `i."${c.key}"`).join(', ')}
+    from jsonb_to_recordset($1::text::jsonb) as i(${cols.map((c) => `"${c.key}" ${c.type}`).join(', ')})
     ${onConflict === 'skip' ? 'on conflict do nothing' : ''}
     returning ${TASK_RETURNING}`
 }
@@ -36,12 +38,7 @@ export function createTaskInsertStatement (sql: postgres.Sql, onConflict: OnConf
     const signature = keys.join(',')
     let text = statements.get(signature)
     if (!text) statements.set(signature, (text = insertSql(keys, onConflict)))
-    const byName = rows.map((row) => {
-      const out: Record<string, unknown> = {}
-      for (const c of COLUMNS) if (c.key in row) out[c.name] = (row as Record<string, unknown>)[c.key]
-      return out
-    })
-    const stored = await sql.unsafe(text, [JSON.stringify(byName)], { prepare: true })
+    const stored = await sql.unsafe(text, [JSON.stringify(rows)], { prepare: true })
     return new Map(stored.map((raw) => { const row = toTaskRow(raw); return [row.id, row] }))
   }
 
@@ -49,7 +46,8 @@ export function createTaskInsertStatement (sql: postgres.Sql, onConflict: OnConf
     // Rows with the same set of fields share a statement (the task service builds them all alike).
     const groups = new Map<string, { keys: string[], rows: NewTaskRow[] }>()
     for (const row of rows) {
-      const keys = Object.keys(row).filter((k) => (row as Record<string, unknown>)[k] !== undefined).sort()
+      // Fields left undefined are absent from the JSON: the column takes its default.
+      const keys = Object.keys(row).filter((k) => (row as Record<string, unknown>)[k] !== undefined)
       const signature = keys.join(',')
       const group = groups.get(signature) ?? { keys, rows: [] }
       group.rows.push(row)
