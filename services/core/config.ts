@@ -15,6 +15,7 @@ const EnvSchema = Type.Object({
   TASKLANE_AUTH: Type.Union([Type.Literal('required'), Type.Literal('disabled')], { default: 'required' }),
   TASKLANE_HTTP_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   TASKLANE_SHUTDOWN_GRACE_MS: Type.Integer({ default: 25000, minimum: 0 }),
+  TASKLANE_DRAIN_DELAY_MS: Type.Integer({ default: 5000, minimum: 0 }),
   TASKLANE_BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1024 }),
   TASKLANE_MAX_PAYLOAD_BYTES: Type.Integer({ default: 262_144, minimum: 16 }),
   TASKLANE_DB_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
