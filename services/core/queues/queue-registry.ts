@@ -38,8 +38,12 @@ export function createQueueRegistry (deps: { connection: Redis, prefix: string, 
       byQueue.set(task.queue, list)
     }
     const now = Date.now()
-    await Promise.all([...byQueue].map(([name, list]) =>
-      get(name).addBulk(list.map((task) => ({ name: task.type, data: {}, opts: jobOptions(task, now) })))))
+    await Promise.all([...byQueue].map(([name, list]) => {
+      const queue = get(name)
+      // One job alone: a plain add, which skips addBulk's MULTI/EXEC.
+      if (list.length === 1) return queue.add(list[0]!.type, {}, jobOptions(list[0]!, now))
+      return queue.addBulk(list.map((task) => ({ name: task.type, data: {}, opts: jobOptions(task, now) })))
+    }))
     return groups.map(() => undefined)
   }
   // One item per enqueue call, so a failed addBulk is retried per call and each caller hears its own outcome.

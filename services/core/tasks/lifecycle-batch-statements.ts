@@ -8,11 +8,14 @@ import type { TaskError } from './task-view.ts'
 // conditions are the single-row ones, row by row: a row that does not match is left alone
 // and its caller hears "no".
 //
-// Inputs travel as typed arrays expanded with unnest, and the statements are planned on each
-// run (not prepared): the planner then knows how many rows come in and how big the tasks
-// table is now, and probes the primary key once per row. A plan cached while the table was
-// small, or one trusting stale statistics, would scan every unfinished task (the partial
-// index on status) for each batch, which under a backlog costs more than the batching saves.
+// Several inputs travel as typed arrays expanded with unnest, and that statement is planned
+// on each run (not prepared): the planner then knows how many rows come in and how big the
+// tasks table is now, and probes the primary key once per row. A plan cached while the table
+// was small, or one trusting stale statistics, would scan every unfinished task (the partial
+// index on status) for each batch, which under a backlog costs more than batching saves.
+// A single input (light load) uses the same statement over a one-row input, prepared: a
+// one-row outer side always plans as a primary-key probe, and planning would cost more
+// than the statement itself.
 
 export type ClaimInput = { taskId: string, workerId: string }
 export type FinishInput = {
@@ -24,9 +27,9 @@ export type FinishInput = {
   durationMs: number
 }
 
-const CLAIM = `
+const claimSql = (input: string) => `
   with input as (
-    select * from unnest($1::uuid[], $2::text[]) as i(id, worker_id)
+    ${input}
   ), claimed as (
     update tasks t set status = 'running', attempts = t.attempts + 1, worker_id = i.worker_id,
            started_at = now(), updated_at = now()
@@ -48,10 +51,9 @@ const CLAIM = `
 
 // JSON goes in as text and is cast in SQL; absent values stay SQL NULL (a JSON null would
 // survive the coalesce on `error`).
-const FINISH = `
+const finishSql = (input: string) => `
   with input as (
-    select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::int[])
-      as i(id, attempt, outcome, result, error, duration_ms)
+    ${input}
   ), finished as (
     update tasks t set status = i.outcome,
            result = case when i.outcome = 'completed' then i.result::jsonb end,
@@ -66,27 +68,38 @@ const FINISH = `
   where a.task_id = f.id and a.attempt = f.attempt
   returning a.task_id as id`
 
+const CLAIM_MANY = claimSql('select * from unnest($1::uuid[], $2::text[]) as i(id, worker_id)')
+const CLAIM_ONE = claimSql('select $1::uuid as id, $2::text as worker_id')
+const FINISH_MANY = finishSql(`select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::int[])
+    as i(id, attempt, outcome, result, error, duration_ms)`)
+const FINISH_ONE = finishSql(`select $1::uuid as id, $2::int as attempt, $3::text as outcome, $4::text as result,
+    $5::text as error, $6::int as duration_ms`)
+
 const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
+const columns = <T> (inputs: T[], value: (input: T) => unknown): unknown => (inputs.length === 1 ? value(inputs[0]!) : inputs.map(value))
 
 export function createLifecycleBatchStatements (sql: postgres.Sql) {
   return {
     /** One claimed row (or undefined) per input, in input order. */
     async claim (inputs: ClaimInput[]): Promise<(TaskRow | undefined)[]> {
-      const rows = await sql.unsafe(CLAIM, [inputs.map((i) => i.taskId), inputs.map((i) => i.workerId)], { prepare: false })
+      const one = inputs.length === 1
+      const rows = await sql.unsafe(one ? CLAIM_ONE : CLAIM_MANY,
+        [columns(inputs, (i) => i.taskId), columns(inputs, (i) => i.workerId)] as never[], { prepare: one })
       const byId = new Map(rows.map((raw) => { const row = toTaskRow(raw); return [row.id, row] }))
       return inputs.map((i) => byId.get(i.taskId))
     },
 
     /** Whether each input's attempt was closed (false: the task moved on without it). */
     async finish (inputs: FinishInput[]): Promise<boolean[]> {
-      const rows = await sql.unsafe<{ id: string }[]>(FINISH, [
-        inputs.map((i) => i.taskId),
-        inputs.map((i) => i.attempt),
-        inputs.map((i) => i.outcome),
-        inputs.map((i) => (i.outcome === 'completed' ? json(i.result) : null)),
-        inputs.map((i) => json(i.error)),
-        inputs.map((i) => i.durationMs),
-      ], { prepare: false })
+      const one = inputs.length === 1
+      const rows = await sql.unsafe<{ id: string }[]>(one ? FINISH_ONE : FINISH_MANY, [
+        columns(inputs, (i) => i.taskId),
+        columns(inputs, (i) => i.attempt),
+        columns(inputs, (i) => i.outcome),
+        columns(inputs, (i) => (i.outcome === 'completed' ? json(i.result) : null)),
+        columns(inputs, (i) => json(i.error)),
+        columns(inputs, (i) => i.durationMs),
+      ] as never[], { prepare: one })
       const done = new Set(rows.map((r) => r.id))
       return inputs.map((i) => done.has(i.taskId))
     },
