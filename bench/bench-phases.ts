@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { BenchOptions } from './bench-options.ts'
 import type { BenchStack, ServiceProcess } from './bench-stack.ts'
 import { runLoad, type LoadResult, type Percentiles } from './http-load.ts'
+import { runPacedLoad } from './paced-load.ts'
 import { createCpuMeter } from './proc-stats.ts'
 import { createTaskReadout, type Window } from './task-readout.ts'
 
@@ -149,18 +150,20 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
       }
       let from = new Date()
       let opened: Promise<[unknown, Counters]> | undefined
-      const load = await runLoad({
-        url: `${apiUrl}/v1/tasks${route === 'batch' ? '/batch' : ''}`,
-        body: bodyFor(route, options.batchSize),
-        connections: rate ? Math.min(10, rate) : route === 'single' ? options.connections : options.batchConnections,
-        durationSec: rate ? options.rateDurationSec : options.durationSec,
-        warmupSec: options.warmupSec,
-        ratePerSec: rate,
-        onWarm: () => {
-          from = new Date()
-          opened = Promise.all([Promise.all(Object.values(meters).map((m) => m.start())), counters(stack)])
-        },
-      })
+      const onWarm = () => {
+        from = new Date()
+        opened = Promise.all([Promise.all(Object.values(meters).map((m) => m.start())), counters(stack)])
+      }
+      const url = `${apiUrl}/v1/tasks${route === 'batch' ? '/batch' : ''}`
+      const body = bodyFor(route, options.batchSize)
+      const load = rate
+        ? await runPacedLoad({ url, body, ratePerSec: rate, durationSec: options.rateDurationSec, warmupSec: options.warmupSec, connections: 20, onWarm })
+        : await runLoad({
+          url, body, onWarm,
+          connections: route === 'single' ? options.connections : options.batchConnections,
+          durationSec: options.durationSec,
+          warmupSec: options.warmupSec,
+        })
       const window: Window = { from, to: new Date() }
       const [, before] = await opened!
       const [apiCpu, workerCpu, postgresCpu, loadCpu] = await Promise.all(Object.values(meters).map((m) => m.stop()))
