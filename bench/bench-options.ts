@@ -3,16 +3,19 @@ import { parseArgs } from 'node:util'
 export const HELP = `Usage: npm run bench -- [options]      (make bench runs it with the defaults)
 
 Measures Tasklane on the local Postgres and Redis: starts the API (node services/api/server.ts,
-TASKLANE_AUTH=disabled) and worker processes (node services/worker/main.ts) on free ports, in a
-fresh database (dropped at the end) and a fresh BullMQ prefix, drives them with autocannon over
-keep-alive connections, and prints a table and then one JSON line with every figure.
+TASKLANE_AUTH=disabled, no creation rate limit) and worker processes (node
+services/worker/main.ts, concurrency 100) on free ports, in a fresh database (dropped at the
+end) and a fresh BullMQ prefix, drives them over keep-alive connections (autocannon for the
+saturating phases, an evenly paced undici client for the fixed rate), and prints a table and
+then one JSON line with every figure.
 
 Phases, in order:
   raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
   create    POST /v1/tasks and POST /v1/tasks/batch (100 echo tasks each), API alone, no workers
   drain     the worker side alone, like raw BullMQ: tasks created through the batch route
             first, then one worker process runs them all
-  rate      POST /v1/tasks at a fixed rate with 1 worker: pickup and end-to-end latency
+  rate      POST /v1/tasks at a fixed, evenly paced rate with 1 worker: pickup and end-to-end
+            latency
   e2e       echo tasks created over HTTP (single and batch) and recorded completed in Postgres,
             with 1 and then 2 worker processes; throughput is completions per second in the
             window; latency at saturation; CPU seconds per 1,000 tasks per process

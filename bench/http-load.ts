@@ -24,7 +24,7 @@ export type LoadResult = {
 }
 
 /**
- * Drives one route with keep-alive connections for `durationSec` (or at `ratePerSec` overall).
+ * Drives one route as hard as `connections` keep-alive connections allow, for `durationSec`.
  * Latencies come from every response, not autocannon's histogram, so p95 exists.
  */
 export async function runLoad (options: {
@@ -32,7 +32,6 @@ export async function runLoad (options: {
   body: string
   connections: number
   durationSec: number
-  ratePerSec?: number | undefined
   /** Called once, after `warmupSec`, so the caller can open its measurement window. */
   onWarm?: (() => void) | undefined
   warmupSec?: number
@@ -53,7 +52,6 @@ export async function runLoad (options: {
       connections: options.connections,
       duration: options.durationSec + (options.warmupSec ?? 0),
       timeout: 30,
-      ...(options.ratePerSec ? { overallRate: options.ratePerSec } : {}),
     }, (err, res) => (err ? reject(err) : resolve(res)))
     instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
       if (measuring) latencies.push(responseTime)
