@@ -6,9 +6,9 @@
  *
  * `run` receives the items of one batch and returns one result per item, in order. Items
  * with the same `key` never share a batch, nor run while an earlier one is on the wire (the
- * later one waits for it), so writes to one row keep their order and never race. When a batch fails, its items are retried one by
- * one, so one bad item fails only its own caller, and an item that is itself a group of rows
- * (a batch request) stays all or nothing.
+ * later one waits for it), so writes to one row keep their order and never race. When a
+ * batch fails, its items are retried one by one, so one bad item fails only its own caller,
+ * and an item that is itself a group of rows (a batch request) stays all or nothing.
  */
 export function createWriteBatcher<I, O> (options: {
   run: (items: I[]) => Promise<O[]>
