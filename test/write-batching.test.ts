@@ -26,6 +26,17 @@ t.test('the batcher coalesces concurrent calls, keeps same-key calls apart, and 
   t.ok(batches.some((b) => b.length === 1 && b[0] === 13), 'the failed batch was retried item by item')
 })
 
+t.test('a batch that never answers fails its callers after the timeout and frees its slot', async (t) => {
+  let calls = 0
+  const write = createWriteBatcher({
+    run: (items: number[]) => (++calls === 1 ? new Promise<number[]>(() => {}) : Promise.resolve(items.map((i) => i + 1))),
+    maxInFlight: 1,
+    timeoutMs: 100,
+  })
+  await t.rejects(write(1), { code: 'WRITE_TIMEOUT' })
+  t.equal(await write(2), 3, 'the next write goes out: the stuck batch gave up its slot')
+})
+
 t.test('claims and finishes of many tasks at once each record their own outcome, exactly once', async (t) => {
   const h = await startHarness(t)
   const lifecycle = createTaskLifecycleRepository(h.sql)

@@ -9,6 +9,11 @@
  * later one waits for it), so writes to one row keep their order and never race. When a
  * batch fails, its items are retried one by one, so one bad item fails only its own caller,
  * and an item that is itself a group of rows (a batch request) stays all or nothing.
+ *
+ * A batch that has not answered within `timeoutMs` fails its callers and frees its slot:
+ * one statement stuck on a dead connection must not hold every later write (without
+ * batching it would hold only its own caller). A late answer is ignored; the conditional
+ * updates make a retried write safe.
  */
 export function createWriteBatcher<I, O> (options: {
   run: (items: I[]) => Promise<O[]>
@@ -17,9 +22,11 @@ export function createWriteBatcher<I, O> (options: {
   weight?: (item: I) => number
   maxBatch?: number
   maxInFlight?: number
+  timeoutMs?: number
 }) {
   const maxBatch = options.maxBatch ?? 500
   const maxInFlight = options.maxInFlight ?? 4
+  const timeoutMs = options.timeoutMs ?? 20_000
   type Entry = { item: I, key: string, resolve: (value: O) => void, reject: (err: unknown) => void }
   let pending: Entry[] = []
   let inFlight = 0
@@ -53,7 +60,16 @@ export function createWriteBatcher<I, O> (options: {
     pending = rest
     if (batch.length === 0) return // everything waits for a batch on the wire; its end reschedules
     inFlight++
-    void execute(batch).finally(() => {
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        const err = Object.assign(new Error(`a batched write did not answer within ${timeoutMs} ms`), { code: 'WRITE_TIMEOUT' })
+        for (const entry of batch) entry.reject(err)
+        resolve()
+      }, timeoutMs)
+    })
+    void Promise.race([execute(batch), timedOut]).finally(() => {
+      clearTimeout(timer)
       inFlight--
       for (const entry of batch) busy.delete(entry.key)
       schedule()
