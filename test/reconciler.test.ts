@@ -1,5 +1,6 @@
 import { Registry } from 'prom-client'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { createDbClient } from '../services/core/db/db-client.ts'
 import { createTaskLifecycleRepository } from '../services/core/tasks/task-lifecycle-repository.ts'
 import { createTaskRecoveryRepository } from '../services/core/tasks/task-recovery-repository.ts'
 import { createReconciler, RECONCILER_LOCK_KEY } from '../services/worker/reconciler.ts'
@@ -10,9 +11,12 @@ import { testLogger } from './helpers/test-config.ts'
 // Passes are run by hand here; the worker's own reconciler stays off.
 const ENV = { TASKLANE_RECONCILER_INTERVAL_MS: '0', TASKLANE_RECONCILER_MIN_AGE_MS: '10000', TASKLANE_RECONCILER_STALE_RUNNING_MS: '10000' }
 
-function reconcilerOf (h: Harness) {
+function reconcilerOf (t: Test, h: Harness) {
+  // Each reconciler holds the lock on a connection of its own, as each worker does.
+  const lock = createDbClient(h.config.DATABASE_URL, { max: 1, applicationName: 'tasklane-test:reconciler-lock' })
+  t.teardown(() => lock.close())
   return createReconciler({
-    sql: h.sql, redis: h.deps.redis, queues: h.deps.queues, config: h.config, registry: new Registry(), log: testLogger(h.config, 'reconciler'),
+    sql: h.sql, lockSql: lock.sql, redis: h.deps.redis, queues: h.deps.queues, config: h.config, registry: new Registry(), log: testLogger(h.config, 'reconciler'),
   })
 }
 
@@ -20,8 +24,8 @@ const age = (h: Harness, id: string) => h.sql`update tasks set updated_at = now(
 
 t.test('one reconciler pass at a time across replicas: a pass while another holds the lock does nothing', async (t) => {
   const h = await startHarness(t, { env: ENV })
-  const a = reconcilerOf(h)
-  const b = reconcilerOf(h)
+  const a = reconcilerOf(t, h)
+  const b = reconcilerOf(t, h)
   await h.sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${RECONCILER_LOCK_KEY.toString()}::bigint)`
     t.equal((await a.runOnce()).active, false, 'skipped while another replica is in a pass')
@@ -59,12 +63,12 @@ t.test('repairs: queued with no job, queued with a finished job, running with a 
   const fresh = await h.createTask({ type: 'echo', payload: { k: 'fresh' } })
   await queue.remove(fresh.id)
 
-  const report = await reconcilerOf(h).runOnce()
+  const report = await reconcilerOf(t, h).runOnce()
   t.same(report.repaired, { queued_job_missing: 1, queued_job_finished: 1, running_worker_lost: 1 })
   t.equal((await queue.getJob(fresh.id)), undefined, 'the fresh task is left to its creator')
   const [liveRow] = await h.sql<{ status: string }[]>`select status from tasks where id = ${live.id}`
   t.equal(liveRow!.status, 'running', 'a task whose job is locked by a live worker is left alone')
-  t.equal((await reconcilerOf(h).runOnce()).repaired.queued_job_missing, 0, 'a second pass finds nothing more to do')
+  t.equal((await reconcilerOf(t, h).runOnce()).repaired.queued_job_missing, 0, 'a second pass finds nothing more to do')
 
   await h.deps.redis.del(`${queue.toKey(live.id)}:lock`)
   await h.startWorker(ENV)
@@ -82,7 +86,7 @@ t.test('a hash-tagged prefix ({...}) for Redis Cluster works end to end, recover
   const keys = await h.deps.redis.keys(`${prefix.replace(/[{}]/g, '\\$&')}:*`)
   t.ok(keys.length > 0 && keys.every((k) => k.startsWith(`${prefix}:`)), 'every key carries the hash tag, so a queue lives in one cluster slot')
   t.ok(await deletePrefixKeys(h.config.REDIS_URL, prefix) > 0, 'the jobs are deleted')
-  const report = await reconcilerOf(h).runOnce()
+  const report = await reconcilerOf(t, h).runOnce()
   t.equal(report.repaired.queued_job_missing, 20, 're-enqueued under the hash-tagged prefix')
   await h.startWorker(ENV)
   const done = await h.waitForTerminal(ids)

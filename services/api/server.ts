@@ -2,6 +2,7 @@ import type { Server } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig } from '../core/config.ts'
+import { guardUnhandledRejections } from '../core/db/driver-rejection-guard.ts'
 import { createLogger } from '../core/log.ts'
 import { buildServer } from './build-server.ts'
 import { createMetricsListener } from './metrics-listener.ts'
@@ -17,6 +18,8 @@ try {
 }
 
 const log = createLogger(config, { service: 'tasklane-api' })
+// A killed Postgres backend must not stop the API through the driver's dropped promise.
+guardUnhandledRejections(log)
 const deps = openApiDeps(config, log)
 const server = await buildServer(deps, log)
 const metricsListener = createMetricsListener({ registry: deps.metrics.registry })
@@ -31,7 +34,7 @@ async function connectionsGone (http: Server, ms: number): Promise<void> {
   }
 }
 
-closeWithGrace({ delay: config.TASKLANE_SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
+closeWithGrace({ delay: config.TASKLANE_SHUTDOWN_GRACE_MS, logger: log, skip: ['unhandledRejection'] }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
   else log.info({ signal }, 'shutting down')
   // Readiness goes 503 first so the load balancer stops sending, then in-flight requests finish.

@@ -1,5 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig } from '../core/config.ts'
+import { guardUnhandledRejections } from '../core/db/driver-rejection-guard.ts'
 import { createLogger } from '../core/log.ts'
 import { startWorker } from './start-worker.ts'
 
@@ -13,11 +14,13 @@ try {
 }
 
 const log = createLogger(config, { service: 'tasklane-worker' })
+// A killed Postgres backend must not stop the worker through the driver's dropped promise.
+guardUnhandledRejections(log)
 const worker = await startWorker(config, log)
 
 // close-with-grace gets a little more than the drain grace, so the drain decides what to
 // release and the process still exits on its own.
-closeWithGrace({ delay: config.TASKLANE_SHUTDOWN_GRACE_MS + 5_000, logger: log }, async ({ signal, err }) => {
+closeWithGrace({ delay: config.TASKLANE_SHUTDOWN_GRACE_MS + 5_000, logger: log, skip: ['unhandledRejection'] }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
   else log.info({ signal }, 'shutting down')
   await worker.stop()

@@ -22,10 +22,12 @@ type ReconcilerConfig = Pick<Config, 'TASKLANE_RECONCILER_INTERVAL_MS' | 'TASKLA
  * job id, every queued task whose job Redis lost (an enqueue that failed, a Redis restarted
  * without persistence or flushed, an evicted key), and puts back to queued every running task
  * whose worker is gone (its job vanished or ended without the task ending). Every replica runs
- * one; a transaction-scoped advisory lock lets one of them do a pass at a time.
+ * one; an advisory lock lets one of them do a pass at a time.
  */
 export function createReconciler (deps: {
   sql: postgres.Sql
+  /** A client of exactly one connection, the reconciler's own: it holds the advisory lock. */
+  lockSql: postgres.Sql
   redis: Parameters<typeof createJobProbe>[0]['redis']
   queues: Pick<QueueRegistry, 'get' | 'has' | 'enqueue'>
   config: ReconcilerConfig
@@ -107,18 +109,30 @@ export function createReconciler (deps: {
     cursors[status] = after
   }
 
-  /** One pass, if no other replica is in one; the lock ends with the transaction. */
+  // The lock is a session lock on a pooled client of one connection, not a transaction
+  // (sql.begin) held open around the scans: postgres.js (3.4.9) writes the transaction's
+  // commit or rollback on its pinned connection even after that connection's backend was
+  // terminated mid-pass, and a write to the closed socket throws from a setImmediate
+  // (porsager/postgres#1208), an uncaught exception that stopped the worker. Pooled
+  // statements reconnect instead. A backend killed mid-pass takes the lock with it, as the
+  // transaction did; the repairs are conditional, so an overlapping pass changes nothing twice.
+  const lockKey = RECONCILER_LOCK_KEY.toString()
+
+  /** One pass, if no other replica is in one; the lock is given back at the end of the pass. */
   async function runOnce (): Promise<PassReport> {
     const report: PassReport = { active: false, checked: 0, repaired: { queued_job_missing: 0, queued_job_finished: 0, running_worker_lost: 0 } }
     try {
-      await deps.sql.begin(async (tx) => {
-        const [row] = await tx<{ locked: boolean }[]>`select pg_try_advisory_xact_lock(${RECONCILER_LOCK_KEY.toString()}::bigint) as locked`
-        if (!row?.locked) return
+      const [row] = await deps.lockSql<{ locked: boolean }[]>`select pg_try_advisory_lock(${lockKey}::bigint) as locked`
+      if (row?.locked) {
         report.active = true
-        // The scans use the pool, not this transaction, so no task row stays locked by it.
-        await scan('queued', report)
-        await scan('running', report)
-      })
+        try {
+          // The scans use the pool, so the lock's connection stays free for the unlock.
+          await scan('queued', report)
+          await scan('running', report)
+        } finally {
+          await deps.lockSql`select pg_advisory_unlock(${lockKey}::bigint)`
+        }
+      }
     } catch (err) {
       passesTotal.inc({ result: 'error' })
       throw err

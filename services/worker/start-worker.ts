@@ -58,7 +58,8 @@ export async function startWorker (config: Config, log: Logger) {
   // The reconciler enqueues through the fail-fast connection: a pass during a Redis outage
   // fails at once and the next one tries again.
   const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
-  const reconciler = createReconciler({ sql: database.sql, redis, queues: producers, config, registry, log })
+  const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
+  const reconciler = createReconciler({ sql: database.sql, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
@@ -85,7 +86,7 @@ export async function startWorker (config: Config, log: Logger) {
     await ops.close()
     await handlers.close()
     redis.disconnect()
-    await database.close()
+    await Promise.all([database.close(), reconcilerLock.close()])
   }
 
   return {
