@@ -79,7 +79,12 @@ export function createTaskRunner (deps: {
     deps.events?.started?.(task)
 
     const handler = deps.handlers.get(task.type)
-    const timeout = AbortSignal.timeout(task.timeoutMs)
+    // A timer cleared when the attempt ends: AbortSignal.timeout would keep every finished
+    // attempt's signals alive until its timeout fires, tens of MB and tens of thousands of
+    // pending timers at a thousand tasks a second with the default 30 s timeout.
+    const timeoutController = new AbortController()
+    const timeoutTimer = setTimeout(() => timeoutController.abort(new DOMException('signal timed out', 'TimeoutError')), task.timeoutMs).unref()
+    const timeout = timeoutController.signal
     const signal = jobSignal ? AbortSignal.any([timeout, jobSignal]) : timeout
     const startedAt = performance.now()
     const elapsed = () => Math.round(performance.now() - startedAt)
@@ -131,6 +136,8 @@ export function createTaskRunner (deps: {
       log.warn({ outcome: 'failed', durationMs, err }, 'attempt failed; task failed')
       deps.events?.finished?.(task, 'failed', durationMs)
       throw new UnrecoverableError(error.message)
+    } finally {
+      clearTimeout(timeoutTimer)
     }
   }
 }
