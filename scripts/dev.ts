@@ -6,8 +6,8 @@ const env = { ...process.env, TASKLANE_AUTH: process.env.TASKLANE_AUTH ?? 'disab
 // Both processes serve /metrics on METRICS_PORT; on one machine the worker takes the next port.
 const metricsPort = Number(process.env.METRICS_PORT ?? 9464)
 const children: ChildProcess[] = [
-  spawn(process.execPath, ['services/api/server.ts'], { env: { ...env, METRICS_PORT: String(metricsPort) }, stdio: 'inherit' }),
-  spawn(process.execPath, ['services/worker/main.ts'], { env: { ...env, METRICS_PORT: String(metricsPort + 1) }, stdio: 'inherit' }),
+  spawn(process.execPath, ['--max-semi-space-size=16', 'services/api/server.ts'], { env: { ...env, METRICS_PORT: String(metricsPort) }, stdio: 'inherit' }),
+  spawn(process.execPath, ['--max-semi-space-size=16', 'services/worker/main.ts'], { env: { ...env, METRICS_PORT: String(metricsPort + 1) }, stdio: 'inherit' }),
 ]
 
 let stopping = false
