@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import t from 'tap'
 import { startHarness } from './helpers/harness.ts'
-import { createTestDatabase, serviceEndpoints, uniqueName } from './helpers/services.ts'
+import { createTestDatabase, deletePrefixKeys, serviceEndpoints, uniqueName } from './helpers/services.ts'
 
 t.test('a draining API answers /readyz 503 naming the reason', async (t) => {
   const h = await startHarness(t)
@@ -21,10 +21,12 @@ t.test('SIGTERM to the API process: requests in flight finish, then it exits 0',
   const database = await createTestDatabase()
   t.teardown(() => database.drop())
   const { redisUrl } = await serviceEndpoints()
+  const prefix = uniqueName('tlt')
+  t.teardown(() => deletePrefixKeys(redisUrl, prefix))
   const child = spawn(process.execPath, [fileURLToPath(new URL('../services/api/server.ts', import.meta.url))], {
     env: {
       ...process.env, DATABASE_URL: database.url, REDIS_URL: redisUrl, HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0',
-      TASKLANE_QUEUE_PREFIX: uniqueName('tlt'), TASKLANE_AUTH: 'disabled', LOG_LEVEL: 'info', TASKLANE_SHUTDOWN_GRACE_MS: '5000', TASKLANE_DRAIN_DELAY_MS: '1000',
+      TASKLANE_QUEUE_PREFIX: prefix, TASKLANE_AUTH: 'disabled', LOG_LEVEL: 'info', TASKLANE_SHUTDOWN_GRACE_MS: '5000', TASKLANE_DRAIN_DELAY_MS: '1000',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   })

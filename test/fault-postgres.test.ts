@@ -4,7 +4,7 @@ import { buildServer } from '../services/api/build-server.ts'
 import { openApiDeps } from '../services/api/open-deps.ts'
 import { startHarness } from './helpers/harness.ts'
 import { faultReport, freePort, judge, sleepTasks, startPostgresRelay, submitTasks, waitForTerminalCount } from './helpers/fault-tools.ts'
-import { createTestDatabase, serviceEndpoints } from './helpers/services.ts'
+import { createTestDatabase, deletePrefixKeys, serviceEndpoints } from './helpers/services.ts'
 import { testConfig, testLogger } from './helpers/test-config.ts'
 
 t.test('the worker\'s Postgres connections terminated mid-run: every task completes, each recorded once', async (t) => {
@@ -43,8 +43,8 @@ t.test('POST /v1/tasks: 503 storing nothing while Postgres is unreachable; 202 o
   const app = await buildServer(deps, testLogger(config, 'tasklane-api'))
   t.teardown(async () => {
     await app.close()
-    await Promise.all(deps.queues.names().map((name) => deps.queues.get(name).obliterate({ force: true }).catch(() => {})))
     await deps.close()
+    await deletePrefixKeys(redisUrl, config.TASKLANE_QUEUE_PREFIX)
   })
 
   await relay.down()

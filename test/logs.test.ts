@@ -1,7 +1,7 @@
 import t from 'tap'
 import { waitFor } from './helpers/harness.ts'
 import { spawnService } from './helpers/fault-services.ts'
-import { createTestDatabase, serviceEndpoints, uniqueName } from './helpers/services.ts'
+import { createTestDatabase, deletePrefixKeys, serviceEndpoints, uniqueName } from './helpers/services.ts'
 
 type Line = Record<string, unknown>
 
@@ -13,10 +13,12 @@ t.test('API and worker log JSON lines with request id, tenant, task id, type, qu
   const database = await createTestDatabase()
   t.teardown(() => database.drop())
   const { redisUrl } = await serviceEndpoints()
+  const prefix = uniqueName('tllog')
+  t.teardown(() => deletePrefixKeys(redisUrl, prefix))
   const key = 'acme-log-test-key-0123456789'
   const env = {
     DATABASE_URL: database.url, REDIS_URL: redisUrl, HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0',
-    TASKLANE_QUEUE_PREFIX: uniqueName('tllog'), TASKLANE_API_KEYS: `acme:${key}`, LOG_LEVEL: 'info',
+    TASKLANE_QUEUE_PREFIX: prefix, TASKLANE_API_KEYS: `acme:${key}`, LOG_LEVEL: 'info',
   }
   let port = 0
   const api = await spawnService(t, 'services/api/server.ts', env, (line) => {

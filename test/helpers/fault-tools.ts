@@ -10,6 +10,8 @@ import type { Harness } from './harness.ts'
 type Teardown = { teardown: (fn: () => unknown) => void }
 
 /** A port nobody listens on right now (the OS picks it). */
+export { deletePrefixKeys } from './services.ts'
+
 export async function freePort (): Promise<number> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
@@ -49,23 +51,6 @@ export async function startPrivateRedis (t: Teardown) {
   await start()
   t.teardown(stop)
   return { url: `redis://127.0.0.1:${port}`, port, start, stop }
-}
-
-/** Deletes every key under `prefix:` (SCAN + DEL): what a flush of one tenant's keys looks like. */
-export async function deletePrefixKeys (redisUrl: string, prefix: string): Promise<number> {
-  const client = new Redis(redisUrl)
-  let deleted = 0
-  try {
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) deleted += await client.del(...keys)
-    } while (cursor !== '0')
-  } finally {
-    client.disconnect()
-  }
-  return deleted
 }
 
 /**

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildServer } from '../../services/api/build-server.ts'
 import { openApiDeps } from '../../services/api/open-deps.ts'
 import { startWorker } from '../../services/worker/start-worker.ts'
-import { createTestDatabase, serviceEndpoints } from './services.ts'
+import { createTestDatabase, deletePrefixKeys, serviceEndpoints } from './services.ts'
 import { testConfig, testLogger } from './test-config.ts'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
@@ -101,8 +101,9 @@ export async function startHarness (t: Teardown, options: { env?: Record<string,
     }
     await Promise.all(workers.map((w) => w.stop(500)))
     await app.close()
-    await Promise.all(deps.queues.names().map((name) => deps.queues.get(name).obliterate({ force: true }).catch(() => {})))
     await deps.close()
+    // Every key of the test's prefix: queues, rate-limit counters, event channels' leftovers.
+    await deletePrefixKeys(config.REDIS_URL, config.TASKLANE_QUEUE_PREFIX).catch(() => {})
     await database.drop()
   })
 

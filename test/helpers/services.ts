@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
+import { Redis } from 'ioredis'
 import postgres from 'postgres'
 import { createDbClient } from '../../services/core/db/db-client.ts'
 import { runMigrations } from '../../services/core/db/migrate.ts'
@@ -67,4 +68,23 @@ export async function createTestDatabase (): Promise<{ url: string, drop: () => 
       await admin.end({ timeout: 5 })
     },
   }
+}
+
+/** Deletes every key under `prefix:` (SCAN + DEL): what a flush of one tenant's keys looks like. */
+export async function deletePrefixKeys (redisUrl: string, prefix: string): Promise<number> {
+  // Gives up at once when that Redis is gone (a fault test may have stopped it).
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000, retryStrategy: () => null })
+  client.on('error', () => {})
+  let deleted = 0
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) deleted += await client.del(...keys)
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
+  }
+  return deleted
 }
