@@ -37,7 +37,8 @@ export type TaskServiceDeps = {
 export function createTaskService (deps: TaskServiceDeps) {
   const repo = createTaskRepository(deps.db)
 
-  function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date): NewTaskRow {
+  function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
+    hash: string | null = idempotencyKey ? requestHash(input) : null): NewTaskRow {
     const type = deps.taskTypes.get(input.type)
     if (!type) throw new UnknownTaskTypeError(input.type)
     const payload = input.payload ?? {}
@@ -66,7 +67,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       timeoutMs: input.timeoutMs ?? type.defaults.timeoutMs,
       runAt,
       idempotencyKey,
-      requestHash: idempotencyKey ? requestHash(input) : null,
+      requestHash: hash,
       createdAt: now,
       updatedAt: now,
     }
@@ -112,7 +113,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       const rows: NewTaskRow[] = []
       inputs.forEach((input, i) => {
         try {
-          rows.push({ ...buildRow(tenant, input, idempotencyKey ? `${idempotencyKey}/${i}` : null, now), requestHash: hash })
+          rows.push(buildRow(tenant, input, idempotencyKey ? `${idempotencyKey}/${i}` : null, now, hash))
         } catch (err) {
           if (err instanceof ValidationError) errors.push(...err.errors.map((e) => ({ path: `/tasks/${i}${e.path}`, message: e.message })))
           else if (err instanceof UnknownTaskTypeError) errors.push({ path: `/tasks/${i}/type`, message: err.message })
