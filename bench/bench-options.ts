@@ -43,6 +43,8 @@ Options:
   --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
   --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
   --node-options FLAGS   NODE_OPTIONS of the API and workers (default "--max-semi-space-size=16", as shipped)
+  --env NAME=VALUE       set a variable for the API and workers, e.g. --env TASKLANE_HEAP_GROWTH_PERCENT=0
+                         (repeatable)
   --profile DIR          run the API and workers with --cpu-prof, writing profiles to DIR
   --keep                 keep the bench database (its name is printed)
   -h, --help             this text
@@ -69,6 +71,8 @@ export type BenchOptions = {
   logLevel: string
   poolSize: number | undefined
   nodeOptions: string | undefined
+  /** Extra environment of the API and workers. */
+  env: Record<string, string>
   profileDir: string | undefined
   keep: boolean
   help: boolean
@@ -105,6 +109,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       'log-level': { type: 'string' },
       'pool-size': { type: 'string' },
       'node-options': { type: 'string' },
+      env: { type: 'string', multiple: true },
       profile: { type: 'string' },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -133,6 +138,11 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),
     // The shipped images and npm scripts run with this; pass --node-options='' to see V8's default.
     nodeOptions: values['node-options'] ?? '--max-semi-space-size=16',
+    env: Object.fromEntries((values.env ?? []).map((pair) => {
+      const at = pair.indexOf('=')
+      if (at < 1) throw new Error(`--env: "${pair}" is not NAME=VALUE`)
+      return [pair.slice(0, at), pair.slice(at + 1)]
+    })),
     profileDir: values.profile,
     keep: values.keep,
     help: values.help,

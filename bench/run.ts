@@ -28,6 +28,7 @@ const stack = await createBenchStack({
   env: {
     ...(options.poolSize ? { TASKLANE_DB_POOL_SIZE: String(options.poolSize) } : {}),
     ...(options.nodeOptions ? { NODE_OPTIONS: options.nodeOptions } : {}),
+    ...options.env,
   },
 })
 let failed = false
@@ -47,6 +48,7 @@ try {
       rate: options.rate, workers: options.workers, concurrency: options.concurrency, connections: options.connections,
       batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs, drainTasks: options.drainTasks,
       logLevel: options.logLevel, poolSize: options.poolSize ?? 'default', nodeOptions: options.nodeOptions ?? '',
+      env: options.env,
     },
     rawBullmq: null,
     create: { single: null, batch: null },

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig } from '../core/config.ts'
 import { guardUnhandledRejections } from '../core/db/driver-rejection-guard.ts'
+import { limitHeapGrowth } from '../core/heap-growth.ts'
 import { createLogger } from '../core/log.ts'
 import { buildServer } from './build-server.ts'
 import { createMetricsListener } from './metrics-listener.ts'
@@ -16,6 +17,7 @@ try {
   process.stderr.write(`tasklane-api: ${err.message}\n`)
   process.exit(78)
 }
+limitHeapGrowth(config.TASKLANE_HEAP_GROWTH_PERCENT)
 
 const log = createLogger(config, { service: 'tasklane-api' })
 // A killed Postgres backend must not stop the API through the driver's dropped promise.

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig } from '../core/config.ts'
 import { guardUnhandledRejections } from '../core/db/driver-rejection-guard.ts'
+import { limitHeapGrowth } from '../core/heap-growth.ts'
 import { createLogger } from '../core/log.ts'
 import { startWorker } from './start-worker.ts'
 
@@ -12,6 +13,7 @@ try {
   process.stderr.write(`tasklane-worker: ${err.message}\n`)
   process.exit(78)
 }
+limitHeapGrowth(config.TASKLANE_HEAP_GROWTH_PERCENT)
 
 const log = createLogger(config, { service: 'tasklane-worker' })
 // A killed Postgres backend must not stop the worker through the driver's dropped promise.
