@@ -55,8 +55,13 @@ t.test('POST /v1/tasks: 503 storing nothing while Postgres is unreachable; 202 o
   t.notMatch(res.body, /127\.0\.0\.1|ECONNREFUSED|postgres/i, 'no internals in the problem document')
 
   await relay.up()
-  const direct = openApiDeps(testConfig(database.url, redisUrl), testLogger(config, 'tasklane-test'))
-  t.teardown(() => direct.close())
+  const directConfig = testConfig(database.url, redisUrl)
+  const direct = openApiDeps(directConfig, testLogger(config, 'tasklane-test'))
+  t.teardown(async () => {
+    await direct.close()
+    // Its queues are under a prefix of their own, and write their meta keys there.
+    await deletePrefixKeys(redisUrl, directConfig.TASKLANE_QUEUE_PREFIX)
+  })
   const [before] = await direct.database.sql<{ n: number }[]>`select count(*)::int as n from tasks`
   t.equal(before!.n, 0, 'nothing was stored')
   // postgres.js reconnects on the next query: the API recovers by itself.
