@@ -60,6 +60,8 @@ t.test('API and worker log JSON lines with request id, tenant, task id, type, qu
   const completed = (reqId: string) => apiLines.find((l) => l.reqId === reqId && l.msg === 'request completed')
   t.match(completed('log-req-create'), { reqId: 'log-req-create', tenant: 'acme', taskId: ok, res: { statusCode: 202 } }, 'creation: request id, tenant and the new task id')
   t.match(completed('log-req-read'), { reqId: 'log-req-read', tenant: 'acme', taskId: ok, res: { statusCode: 200 } }, 'a task route: request id, tenant and task id')
+  t.match(completed('log-req-read'), { req: { method: 'GET', url: `/v1/tasks/${ok}` } }, 'the access line carries the request too')
+  t.equal(apiLines.filter((l) => l.reqId === 'log-req-read').length, 1, 'one line per request')
   t.notOk(JSON.stringify(apiLines).includes(key), 'the API key is never logged')
 
   const outcomes = workerLines.filter((l) => l.outcome !== undefined)

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '../core/log.ts'
+import { AccessLog } from './access-log.ts'
 import app from './app.ts'
 import { sendProblem } from './plugins/problem-details.ts'
 import type { AppDeps } from './app-deps.ts'
@@ -11,6 +12,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 export async function buildServer (deps: AppDeps, log: Logger): Promise<FastifyInstance> {
   const server = Fastify({
     loggerInstance: log as FastifyBaseLogger,
+    logController: new AccessLog(),
     bodyLimit: deps.config.TASKLANE_BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     // A caller's request id is kept only when it is a sane token; anything else is replaced.
@@ -22,7 +24,11 @@ export async function buildServer (deps: AppDeps, log: Logger): Promise<FastifyI
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
     // A URL the router cannot decode or a parameter over maxParamLength: still a problem document.
-    frameworkErrors: (err, _request, reply) => sendProblem(reply, err.statusCode ?? 400, { code: err.code, detail: err.message }),
+    // Such a request never reaches the hooks that write its access line (access-log.ts).
+    frameworkErrors: (err, request, reply) => {
+      request.log.info({ req: request, res: { statusCode: err.statusCode ?? 400 }, code: err.code }, 'request rejected before routing')
+      return sendProblem(reply, err.statusCode ?? 400, { code: err.code, detail: err.message })
+    },
   })
   server.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
