@@ -99,13 +99,11 @@ try {
   }
   result.peakRssMb = { api: (await api.stop()) ?? null, worker: phases.workerPeakRss.length > 0 ? Math.max(...phases.workerPeakRss) : null }
   if (result.rawBullmq) {
+    const raw = result.rawBullmq.drainPerSec
+    const share = (perSec: number) => Math.round((perSec / raw) * 1000) / 1000
     const best = (route: string) => Math.max(0, ...result.endToEnd.filter((e) => e.route === route).map((e) => e.tasksPerSec))
-    const ratio = (route: string) => (result.endToEnd.some((e) => e.route === route) ? Math.round((best(route) / result.rawBullmq!.drainPerSec) * 1000) / 1000 : null)
-    result.ratioToRawBullmq = {
-      single: ratio('single'),
-      batch: ratio('batch'),
-      drain: result.drain ? Math.round((result.drain.tasksPerSec / result.rawBullmq.drainPerSec) * 1000) / 1000 : null,
-    }
+    const ratio = (route: string) => (result.endToEnd.some((e) => e.route === route) ? share(best(route)) : null)
+    result.ratioToRawBullmq = { single: ratio('single'), batch: ratio('batch'), drain: result.drain ? share(result.drain.tasksPerSec) : null }
   }
 
   process.stdout.write(`${formatReport(result)}\n\n${JSON.stringify(result)}\n`)

@@ -1,27 +1,12 @@
 import type { Server } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
-import { ConfigError, loadConfig } from '../core/config.ts'
-import { guardUnhandledRejections } from '../core/db/driver-rejection-guard.ts'
-import { limitHeapGrowth } from '../core/heap-growth.ts'
-import { createLogger } from '../core/log.ts'
+import { bootProcess } from '../core/process-boot.ts'
 import { buildServer } from './build-server.ts'
 import { createMetricsListener } from './metrics-listener.ts'
 import { openApiDeps } from './open-deps.ts'
 
-let config
-try {
-  config = loadConfig()
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`tasklane-api: ${err.message}\n`)
-  process.exit(78)
-}
-limitHeapGrowth(config.TASKLANE_HEAP_GROWTH_PERCENT)
-
-const log = createLogger(config, { service: 'tasklane-api' })
-// A killed Postgres backend must not stop the API through the driver's dropped promise.
-guardUnhandledRejections(log)
+const { config, log } = bootProcess('tasklane-api')
 const deps = openApiDeps(config, log)
 const server = await buildServer(deps, log)
 const metricsListener = createMetricsListener({ registry: deps.metrics.registry })
