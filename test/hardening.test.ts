@@ -65,12 +65,18 @@ t.test('logs redact the Authorization header and secret payload fields', async (
   logger.info({ payload: { method: 'GET', url: 'https://example.com', headers: { authorization: secret, 'x-api-key': 'k-123' } } }, 'payload')
   logger.info({ task: { type: 'http', payload: { headers: { cookie: 'sid=abc' } } } }, 'task')
   logger.info({ job: { data: { payload: { headers: { token: 'tok' } } } } }, 'job')
+  // Child bindings go through the same redaction; plain values are written as they are.
+  logger.child({ taskId: 't-1', attempt: 2, task: { payload: { headers: { authorization: secret } } } })
+    .info({ outcome: 'completed', durationMs: 3.5, retried: false, note: 'quote " and \\ backslash' }, 'attempt finished')
   const custom = createLogger({ LOG_LEVEL: 'info' } as never, {}, { destination, taskTypes: [{ secretFields: ['password', 'api-key'] }] })
   custom.info({ payload: { user: 'ann', password: 'hunter2', 'api-key': 'ak-9' } }, 'custom type')
   const text = lines.join('')
   for (const leaked of [secret, 'super-secret', 'k-123', 'sid=abc', '"tok"', 'hunter2', 'ak-9']) t.notOk(text.includes(leaked), `"${leaked}" is not logged`)
   t.ok(text.includes('https://example.com') && text.includes('ann'), 'fields that are not secret are still logged')
-  t.equal((text.match(/\[redacted\]/g) ?? []).length, 6)
+  t.equal((text.match(/\[redacted\]/g) ?? []).length, 7)
+  const child = JSON.parse(lines.find((l) => l.includes('attempt finished'))!)
+  t.match(child, { taskId: 't-1', attempt: 2, outcome: 'completed', durationMs: 3.5, retried: false, note: 'quote " and \\ backslash', task: { payload: { headers: '[redacted]' } } },
+    'strings, numbers and booleans of a line and of its bindings are written unchanged')
 })
 
 t.test('the http task refuses loopback, link-local and private targets, by literal or after DNS', async (t) => {
