@@ -26,8 +26,9 @@ export async function buildServer (deps: AppDeps, log: Logger): Promise<FastifyI
     // A URL the router cannot decode or a parameter over maxParamLength: still a problem document.
     // Such a request never reaches the hooks that write its access line (access-log.ts).
     frameworkErrors: (err, request, reply) => {
-      request.log.info({ req: request, res: { statusCode: err.statusCode ?? 400 }, code: err.code }, 'request rejected before routing')
-      return sendProblem(reply, err.statusCode ?? 400, { code: err.code, detail: err.message })
+      const statusCode = err.statusCode ?? 400
+      request.log.info({ req: request, res: { statusCode }, code: err.code }, 'request rejected before routing')
+      return sendProblem(reply, statusCode, { code: err.code, detail: err.message })
     },
   })
   server.addHook('onSend', async (request, reply) => {

@@ -47,11 +47,12 @@ export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, base: Record<st
     },
     timestamp: pino.stdTimeFunctions.isoTime,
   }
-  if (more.destination) return withPrimitivesUnredacted(pino(options, more.destination))
-  if (process.stdout.isTTY && prettyAvailable()) {
-    return withPrimitivesUnredacted(pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }))
-  }
-  return withPrimitivesUnredacted(pino(options))
+  const logger = more.destination
+    ? pino(options, more.destination)
+    : process.stdout.isTTY && prettyAvailable()
+      ? pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
+      : pino(options)
+  return withPrimitivesUnredacted(logger)
 }
 
 /**
