@@ -11,11 +11,8 @@ help:
 	@echo "make up      start the compose stack (needs Docker)    make down  stop it"
 	@echo "make images  build both images (needs Docker)          make k8s   render every overlay"
 
-# npm ci refuses a lockfile that lacks the optional binaries of other platforms, which a
-# registry mirror serving only this platform leaves out; npm install then installs the same
-# locked versions without rewriting the lockfile.
 node_modules/.package-lock.json: package-lock.json package.json
-	@npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || { echo "npm ci refused the lockfile; installing the locked versions with npm install"; npm install --no-audit --no-fund --loglevel=error; }
+	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: node_modules/.package-lock.json
