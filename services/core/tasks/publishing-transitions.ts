@@ -1,35 +1,44 @@
 import type { TaskEventPublisher } from './task-events.ts'
-import type { TaskLifecycleRepository } from './task-lifecycle-repository.ts'
 import { statusEventOf } from './task-status-event.ts'
+import { createFailAttempt, type TaskTransitions } from './transitions.ts'
 
 /**
- * The worker's lifecycle repository, publishing every transition that took effect (and each
- * progress report) on the task's event channel, where any API replica's stream hears it.
- * Transitions that matched nothing publish nothing.
+ * The transitions, publishing every one that took effect (and each progress report) on the
+ * task's event channel, where any API replica's stream hears it. Transitions that matched
+ * nothing publish nothing.
  *
  * The transition does not wait for its event: publishing never fails (it logs instead), the
  * events of one task keep their order on the one connection, and a Redis round trip before
  * every handler start and after every finish would only hold the worker's slots longer.
  */
-export function withTaskEvents (lifecycle: TaskLifecycleRepository, events: Pick<TaskEventPublisher, 'publish'>): TaskLifecycleRepository {
+export function withTaskEvents (transitions: TaskTransitions, events: Pick<TaskEventPublisher, 'publish'>): TaskTransitions {
   const now = () => new Date().toISOString()
-  return {
-    ...lifecycle,
-    async start (taskId, workerId) {
-      const row = await lifecycle.start(taskId, workerId)
-      if (row) void events.publish(taskId, statusEventOf(row))
-      return row
+  const finished = (taskId: string, status: 'completed' | 'failed', attempt: number) => {
+    const at = now()
+    void events.publish(taskId, { kind: 'status', status, attempts: attempt, finishedAt: at, updatedAt: at })
+  }
+  const wrapped: TaskTransitions = {
+    ...transitions,
+    async claim (input) {
+      const claimed = await transitions.claim(input)
+      if (claimed) void events.publish(input.taskId, statusEventOf(claimed.task))
+      return claimed
     },
-    async finish (taskId, attempt, outcome, fields) {
-      const done = await lifecycle.finish(taskId, attempt, outcome, fields)
+    async complete (taskId, attempt, fields) {
+      const done = await transitions.complete(taskId, attempt, fields)
+      if (done) finished(taskId, 'completed', attempt)
+      return done
+    },
+    async fail (taskId, attempt, fields) {
+      const done = await transitions.fail(taskId, attempt, fields)
       if (done) {
         const at = now()
-        void events.publish(taskId, { kind: 'status', status: outcome, attempts: attempt, finishedAt: at, updatedAt: at })
+        void events.publish(taskId, { kind: 'status', status: 'failed', attempts: attempt, error: fields.error, finishedAt: at, updatedAt: at })
       }
       return done
     },
     async scheduleRetry (taskId, attempt, fields) {
-      const done = await lifecycle.scheduleRetry(taskId, attempt, fields)
+      const done = await transitions.scheduleRetry(taskId, attempt, fields)
       if (done) {
         void events.publish(taskId, {
           kind: 'status', status: 'queued', attempts: attempt, error: fields.error, runAt: fields.runAt.toISOString(), updatedAt: now(),
@@ -37,20 +46,23 @@ export function withTaskEvents (lifecycle: TaskLifecycleRepository, events: Pick
       }
       return done
     },
+    // failAttempt goes through the wrapped scheduleRetry and fail, so it publishes once.
+    failAttempt: (task, failure) => createFailAttempt(wrapped)(task, failure),
     async finishCancelled (taskId, attempt, fields) {
-      const row = await lifecycle.finishCancelled(taskId, attempt, fields)
+      const row = await transitions.finishCancelled(taskId, attempt, fields)
       if (row) void events.publish(taskId, statusEventOf(row))
       return row
     },
     async settleCancelRequested (taskId) {
-      const row = await lifecycle.settleCancelRequested(taskId)
+      const row = await transitions.settleCancelRequested(taskId)
       if (row) void events.publish(taskId, statusEventOf(row))
       return row
     },
     async setProgress (taskId, attempt, progress) {
-      const done = await lifecycle.setProgress(taskId, attempt, progress)
+      const done = await transitions.setProgress(taskId, attempt, progress)
       if (done) void events.publish(taskId, { kind: 'progress', progress, updatedAt: now() })
       return done
     },
   }
+  return wrapped
 }
