@@ -75,7 +75,7 @@ const env = (vars: Record<string, string | number>): string[] => Object.entries(
 async function imageFacts (): Promise<void> {
   for (const image of [API_IMAGE, WORKER_IMAGE]) {
     const inspect = await podman('image', 'inspect', image)
-    if (!check(inspect.code === 0, `${image} exists`, inspect.stderr)) continue
+    if (!check(inspect.code === 0, `${image} exists`, errorLine(inspect.stderr))) continue
     const [facts] = JSON.parse(inspect.stdout) as { Size: number, User?: string, Config?: { User?: string }, HealthCheck?: { Test?: string[] }, Healthcheck?: { Test?: string[] } }[]
     console.log(`image check: size ${image} ${(facts!.Size / 1e6).toFixed(0)} MB`)
     const health = facts!.HealthCheck ?? facts!.Healthcheck
@@ -88,25 +88,32 @@ async function imageFacts (): Promise<void> {
   const forbidden = new Set(Object.entries(lock.packages).filter(([path, p]) => path && (p.dev || p.devOptional)).map(([path]) => path))
   const list = await podman('run', '--rm', ...HARDENED, '--network', 'none', '--no-healthcheck', '--entrypoint', 'node', WORKER_IMAGE, '-e',
     "const fs = require('fs'); console.log(JSON.stringify(fs.readdirSync('node_modules', { recursive: true }).filter((p) => p.endsWith('/package.json') || p === 'package.json').map((p) => 'node_modules/' + p.replace(/\\/?package\\.json$/, ''))))")
-  if (!check(list.code === 0, 'the worker image lists its node_modules', list.stderr)) return
+  if (!check(list.code === 0, 'the worker image lists its node_modules', errorLine(list.stderr))) return
   const installed = JSON.parse(list.stdout) as string[]
   const dev = installed.filter((path) => forbidden.has(path))
   check(installed.includes('node_modules/bullmq') && dev.length === 0, 'the worker image holds no dev dependency',
     dev.length ? dev.slice(0, 5).join(', ') : `${installed.length} packages, none of the lockfile's ${forbidden.size} dev ones`)
 }
 
+/** The line of a process's output that says what went wrong, for a one-line report. */
+const errorLine = (text: string): string => {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean)
+  return lines.find((l) => /^\w*Error\b|Error:|error:/.test(l)) ?? lines.at(-1) ?? ''
+}
+
 async function start (name: string, image: string, vars: Record<string, string | number>, healthPort: number): Promise<string> {
   const run = await podman('run', '-d', '--name', name, ...RUN_FLAGS, ...env(vars), image)
-  if (run.code !== 0) throw new Error(`podman run ${name}: ${run.stderr}`)
+  if (run.code !== 0) throw new Error(`podman run ${name}: ${errorLine(run.stderr)}`)
   containers.push(name)
-  await until(`${name} /healthz`, async () => {
-    const state = await podman('inspect', '--format', '{{.State.Running}}', name)
-    if (state.stdout === 'false') throw new Error(`${name} exited: ${(await podman('logs', '--tail', '20', name)).stderr}`)
-    return (await fetch(`http://127.0.0.1:${healthPort}/healthz`)).ok || undefined
-  }).catch(async (err: Error) => {
-    throw new Error(`${err.message}\n${(await podman('logs', '--tail', '30', name)).stderr}`)
-  })
-  return name
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    if ((await fetch(`http://127.0.0.1:${healthPort}/healthz`).catch(() => undefined))?.ok) return name
+    const state = await podman('inspect', '--format', '{{.State.Running}} {{.State.ExitCode}}', name)
+    const logs = async () => { const l = await podman('logs', '--tail', '30', name); return errorLine(`${l.stdout}\n${l.stderr}`) }
+    if (state.stdout.startsWith('false')) throw new Error(`${name} exited (code ${state.stdout.split(' ')[1]}): ${await logs()}`)
+    if (Date.now() > deadline) throw new Error(`${name} did not answer /healthz within 60 s: ${await logs()}`)
+    await sleep(250)
+  }
 }
 
 async function hardening (name: string): Promise<void> {
@@ -118,7 +125,7 @@ async function hardening (name: string): Promise<void> {
   const write = await podman('exec', name, 'node', '-e', "try { require('fs').writeFileSync('/home/node/probe', 'x'); console.log('written') } catch (e) { console.log(e.code) }")
   check(ro.stdout === 'true' && write.stdout === 'EROFS', `${name}: read-only root filesystem`, `a write gets ${write.stdout || write.stderr}`)
   const health = await podman('healthcheck', 'run', name)
-  check(health.code === 0, `${name}: the HEALTHCHECK command passes`, health.stdout || health.stderr)
+  check(health.code === 0, `${name}: the HEALTHCHECK command passes`, errorLine(health.stdout || health.stderr))
 }
 
 /** podman stop (SIGTERM, SIGKILL after STOP_TIMEOUT_S): exit code 0, well within the grace. */
@@ -138,7 +145,7 @@ async function main (): Promise<void> {
   const db = postgres(dbUrl, { max: 1, onnotice: () => {} })
   try {
     const [tables] = await db<{ n: number }[]>`select count(*)::int as n from information_schema.tables where table_name = 'tasks'`
-    check(migrate.code === 0 && tables!.n === 1, 'the migration container creates the schema', migrate.code ? migrate.stderr.split('\n').slice(-3).join(' ') : '')
+    check(migrate.code === 0 && tables!.n === 1, 'the migration container creates the schema', migrate.code ? errorLine(migrate.stderr) : '')
   } finally {
     await db.end({ timeout: 5 })
   }

@@ -30,7 +30,7 @@ fi
 node_bin=$(readlink -f node_modules/.bin/node)
 version=$("$node_bin" --version | sed 's/^v//')
 case "$version" in 24.*) ;; *) log "the node devDependency is $version, not 24"; exit 1 ;; esac
-npm_dir=$(npm root -g)/npm
+npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
 [ -f "$npm_dir/bin/npm-cli.js" ] || { log "no npm at $npm_dir"; exit 1; }
 
 tag="localhost/tasklane-node:${version}-bookworm-slim"
