@@ -6,9 +6,10 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import postgres from 'postgres'
+import { freePort } from '../test/helpers/fault-tools.ts'
+import { waitFor } from '../test/helpers/harness.ts'
 import { deletePrefixKeys, uniqueName } from '../test/helpers/services.ts'
 
 const API_IMAGE = 'tasklane-api:local'
@@ -41,24 +42,6 @@ function check (ok: boolean, what: string, detail = ''): boolean {
   if (ok) passes++; else failures++
   console.log(`image check: ${ok ? 'ok  ' : 'FAIL'} ${what}${detail ? ` (${detail})` : ''}`)
   return ok
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-async function until<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await fn().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(250)
-  }
 }
 
 const id = randomBytes(4).toString('hex')
@@ -170,23 +153,20 @@ async function main (): Promise<void> {
   const created = await Promise.all(Array.from({ length: 20 }, (_, i) => call('POST', '/v1/tasks', { type: 'echo', payload: { i } })))
   check(created.every((r) => r.status === 202), 'the API container accepts 20 tasks', `statuses ${[...new Set(created.map((r) => r.status))].join(', ')}`)
   const ids = created.map((r) => r.body.id as string)
-  const done = await until('20 echo tasks completed', async () => {
-    const statuses = await Promise.all(ids.map(statusOf))
-    return statuses.every((s) => s === 'completed') ? statuses : undefined
-  }).catch(() => undefined)
-  check(done !== undefined, 'the worker container completes all 20')
+  const done = await waitFor(async () => (await Promise.all(ids.map(statusOf))).every((s) => s === 'completed'), 60_000, 250).catch(() => false)
+  check(done, 'the worker container completes all 20')
 
   // A task running when the worker stops goes back to the queue, and the next worker runs it.
   const long = await call('POST', '/v1/tasks', { type: 'sleep', payload: { ms: 8000 }, maxAttempts: 3 })
   const longId = long.body.id as string
-  await until('the sleep task running', async () => (await statusOf(longId)) === 'running' || undefined, 30_000)
+  await waitFor(async () => (await statusOf(longId)) === 'running', 30_000, 100)
   await stop(worker)
   const attempts = (await call('GET', `/v1/tasks/${longId}/attempts`)).body.items as { outcome: string }[]
   const afterStop = await statusOf(longId)
   check(afterStop === 'queued' && attempts.some((a) => a.outcome === 'released'), 'the running sleep task is released at stop, not lost',
     `status ${afterStop}, attempts ${attempts.map((a) => a.outcome).join(',')}`)
   await start(`tlimg-worker2-${id}`, WORKER_IMAGE, { ...workerEnv, METRICS_PORT: worker2Metrics }, worker2Metrics)
-  const finished = await until('the released task completed', async () => (await statusOf(longId)) === 'completed' || undefined, 60_000).catch(() => false)
+  const finished = await waitFor(async () => (await statusOf(longId)) === 'completed', 60_000, 250).catch(() => false)
   check(finished === true, 'a restarted worker container completes the released task')
   await stop(`tlimg-worker2-${id}`)
   await stop(api)
