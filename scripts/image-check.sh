@@ -21,7 +21,7 @@ status=0
 # (1.29.2) validates it: merge keys, interpolation, depends_on conditions, deploy, tmpfs. It
 # predates the Compose Specification's top-level `name`, the one line left out for it; the
 # whole file, `name` included, stays checked against the spec's schema by make test.
-command -v docker-compose >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1; }
+# scripts/podman-setup.sh installs it.
 if command -v docker-compose >/dev/null; then
   if out=$(grep -v '^name:' docker-compose.yml | docker-compose --project-directory . -f - config 2>&1) &&
     grep -q 'image: tasklane-worker:local' <<<"$out" && grep -q 'replicas: 2' <<<"$out"; then

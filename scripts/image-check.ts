@@ -72,7 +72,8 @@ async function imageFacts (): Promise<void> {
   const list = await podman('run', '--rm', ...HARDENED, '--network', 'none', '--no-healthcheck', '--entrypoint', 'node', WORKER_IMAGE, '-e',
     "const fs = require('fs'); console.log(JSON.stringify(fs.readdirSync('node_modules', { recursive: true }).filter((p) => p.endsWith('/package.json') || p === 'package.json').map((p) => 'node_modules/' + p.replace(/\\/?package\\.json$/, ''))))")
   if (!check(list.code === 0, 'the worker image lists its node_modules', errorLine(list.stderr))) return
-  const installed = JSON.parse(list.stdout) as string[]
+  // Nested package.json files (dist/esm and the like) are not packages: the lockfile's paths are.
+  const installed = (JSON.parse(list.stdout) as string[]).filter((path) => path in lock.packages)
   const dev = installed.filter((path) => forbidden.has(path))
   check(installed.includes('node_modules/bullmq') && dev.length === 0, 'the worker image holds no dev dependency',
     dev.length ? dev.slice(0, 5).join(', ') : `${installed.length} packages, none of the lockfile's ${forbidden.size} dev ones`)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prepares podman on a machine without a Docker engine or a container registry: installs
-# podman, runc and debootstrap from Debian's packages when missing, then makes a local
-# stand-in for node:24-bookworm-slim (a debootstrapped Debian bookworm minbase, the Node 24
-# binary of the `node` devDependency, npm) and imports it into podman's store. Prints the
-# stand-in's tag on its last line; an existing stand-in for the same Node version is reused.
+# podman, runc, debootstrap (and docker-compose, for the image check) from Debian's packages
+# when missing, then makes a local stand-in for node:24-bookworm-slim (a debootstrapped Debian
+# bookworm minbase, the Node 24 binary of the `node` devDependency, npm) and imports it into
+# podman's store. Prints the stand-in's tag on its last line; an existing stand-in for the same
+# Node version is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +14,8 @@ missing=()
 command -v podman >/dev/null || missing+=(podman)
 command -v runc >/dev/null || missing+=(runc)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
-# A real Compose implementation to validate docker-compose.yml with; optional.
-command -v podman-compose >/dev/null || missing+=(podman-compose)
+# The Compose implementation the image check validates docker-compose.yml with (no engine needed).
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     log "missing ${missing[*]}; install them with your package manager" && exit 1
