@@ -2,19 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { startHarness } from './helpers/harness.ts'
-import { DRILL_ENV, faultReport, judge, startPrivateRedis, submitDrillTasks, waitForTerminalCount, type DrillTask } from './helpers/fault-tools.ts'
+import { DRILL_ENV, FAST_RECOVERY_ENV, faultReport, judge, startPrivateRedis, submitDrillTasks, waitForTerminalCount, type DrillTask } from './helpers/fault-tools.ts'
 import { startExecutionReceiver } from './helpers/execution-receiver.ts'
 
-// A fast reconciler and short locks: what Redis refused to hold comes back within seconds.
-const ENV = {
-  ...DRILL_ENV,
-  TASKLANE_QUEUES: 'http:25',
-  TASKLANE_LOCK_DURATION_MS: '2000',
-  TASKLANE_STALLED_INTERVAL_MS: '1000',
-  TASKLANE_RECONCILER_INTERVAL_MS: '300',
-  TASKLANE_RECONCILER_MIN_AGE_MS: '500',
-  TASKLANE_RECONCILER_STALE_RUNNING_MS: '2500',
-}
+const ENV = { ...DRILL_ENV, ...FAST_RECOVERY_ENV, TASKLANE_QUEUES: 'http:25' }
 
 t.test('Redis at its maxmemory with noeviction mid-run: every create is 202 (stored, then reconciled) or 503, none lost', async (t) => {
   const redis = await startPrivateRedis(t, ['--maxmemory-policy', 'noeviction'])
@@ -61,4 +52,6 @@ t.test('Redis at its maxmemory with noeviction mid-run: every create is 202 (sto
   t.equal(orphans!.n, 0, 'no create answered 503 left a task behind that never runs')
   const repaired = (await worker.registry.getSingleMetric('tasklane_reconciler_repaired_total')!.get()).values
   t.comment(`reconciler repairs: ${repaired.map((v) => `${v.labels.reason}=${v.value}`).join(' ') || 'none'}`)
+  const requeued = repaired.find((v) => v.labels.reason === 'queued_job_missing')?.value ?? 0
+  t.ok(requeued > 0, 'Redis refused some enqueues, and the reconciler enqueued those tasks from Postgres')
 })

@@ -1,19 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startHarness } from './helpers/harness.ts'
-import { deletePrefixKeys, DRILL_ENV, faultReport, judge, startPrivateRedis, submitDrillTasks, waitForTerminalCount, type DrillTask } from './helpers/fault-tools.ts'
+import { deletePrefixKeys, DRILL_ENV, FAST_RECOVERY_ENV, faultReport, judge, startPrivateRedis, submitDrillTasks, waitForTerminalCount, type DrillTask } from './helpers/fault-tools.ts'
 import { startExecutionReceiver } from './helpers/execution-receiver.ts'
 
-// A fast reconciler and short locks: what Redis lost comes back within a second or two.
-const RECOVERY_ENV = {
-  ...DRILL_ENV,
-  TASKLANE_QUEUES: 'http:25',
-  TASKLANE_LOCK_DURATION_MS: '2000',
-  TASKLANE_STALLED_INTERVAL_MS: '1000',
-  TASKLANE_RECONCILER_INTERVAL_MS: '300',
-  TASKLANE_RECONCILER_MIN_AGE_MS: '500',
-  TASKLANE_RECONCILER_STALE_RUNNING_MS: '2500',
-}
+const RECOVERY_ENV = { ...DRILL_ENV, ...FAST_RECOVERY_ENV, TASKLANE_QUEUES: 'http:25' }
 
 t.test('every Redis key of the prefix deleted mid-run: the reconciler restores the work from Postgres', async (t) => {
   const receiver = await startExecutionReceiver(t)

@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { judgeFlat } from '../bench/soak-verdict.ts'
+import { runScript } from './helpers/run-script.ts'
 import { serviceEndpoints } from './helpers/services.ts'
 
 t.test('the soak\'s flatness verdict: a trend after warm-up, not one noisy sample', async (t) => {
@@ -20,17 +18,7 @@ t.test('the soak\'s flatness verdict: a trend after warm-up, not one noisy sampl
 // (that is `make soak`), but every sample, figure and accepted task is.
 t.test('node bench/soak.ts --smoke: samples every figure, and every task it created completed', async (t) => {
   const { databaseUrl, redisUrl } = await serviceEndpoints()
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../bench/soak.ts', import.meta.url)), '--smoke', '--duration', '12s'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
-  const [code] = await once(child, 'exit')
-  clearTimeout(timer)
+  const { code, stdout, stderr } = await runScript('bench/soak.ts', ['--smoke', '--duration', '12s'], { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl })
   t.comment(stdout)
   t.equal(code, 0, `the soak exits 0\n${stderr}`)
   const samples = stdout.split('\n').filter((l) => /^\[\d\d:\d\d\] api rss \d+ MiB \| worker rss \d+ MiB \| redis memory \d+ MiB \| tasks rows \d+ \| tasks table [\d.]+ MiB/.test(l))

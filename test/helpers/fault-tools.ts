@@ -70,6 +70,15 @@ export async function submitTasks (h: Harness, bodies: Record<string, unknown>[]
  */
 export const DRILL_ENV = { TASKLANE_HTTP_ALLOW_PRIVATE: 'true', TASKLANE_RATE_LIMIT_MAX: '0', TASKLANE_MAX_EVENT_LOOP_DELAY_MS: '0' }
 
+/** Short locks and a fast reconciler: what Redis lost or refused comes back within a second or two. */
+export const FAST_RECOVERY_ENV = {
+  TASKLANE_LOCK_DURATION_MS: '2000',
+  TASKLANE_STALLED_INTERVAL_MS: '1000',
+  TASKLANE_RECONCILER_INTERVAL_MS: '300',
+  TASKLANE_RECONCILER_MIN_AGE_MS: '500',
+  TASKLANE_RECONCILER_STALE_RUNNING_MS: '2500',
+}
+
 /**
  * Polls Postgres until `count` of the tasks are terminal, or the time is up. A poll that fails
  * (the drill may have Postgres down at that moment) counts as nothing seen yet.
