@@ -16,10 +16,11 @@ t.test('Redis at its maxmemory with noeviction mid-run: every create is 202 (sto
   t.teardown(() => admin.disconnect())
 
   const before = await submitDrillTasks(h, receiver.tasks('before-', 100, 50, 150))
-  // Full: the limit becomes what Redis holds now, so any command that needs more memory is
-  // refused with OOM (noeviction), the producer's adds and the workers' moves alike.
+  // Full: the limit goes just under what Redis holds now, so any command that needs memory is
+  // refused with OOM (noeviction), the producer's adds and the workers' moves alike, until
+  // the workers' deletions bring it under again.
   const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1])
-  await admin.config('SET', 'maxmemory', String(used))
+  await admin.config('SET', 'maxmemory', String(used - 256 * 1024))
   await t.rejects(admin.set(`${h.config.TASKLANE_QUEUE_PREFIX}:filler`, 'x'.repeat(100_000)), /OOM/, 'Redis refuses writes: it is at its maxmemory')
 
   const statuses = new Map<number, number>()

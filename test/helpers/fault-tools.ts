@@ -179,6 +179,14 @@ export function judge (t: Test, name: string, report: FaultReport, minSubmitted 
   t.equal(report.executedBeyondAttempts, 0, 'no task executed more often than it has attempts')
 }
 
+/**
+ * The todo of an assertion that a known defect can fail: a claim retried after an ambiguous
+ * commit (the connection died between the commit and its answer) opens a second attempt and
+ * marks the live one lost, although no worker was lost.
+ */
+export const CLAIM_NOT_IDEMPOTENT = 'claims are not idempotent: retryOnOutage re-runs a claim whose commit was ambiguous, ' +
+  'opening attempt N+1 and marking the live attempt N lost'
+
 /** Submits drill tasks through the harness' API, `parallel` at a time; every create must be accepted. */
 export async function submitDrillTasks (h: Harness, tasks: { key: string, body: Record<string, unknown> }[], parallel = 25): Promise<DrillTask[]> {
   const ids = await submitTasks(h, tasks.map((x) => x.body), parallel)
