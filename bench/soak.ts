@@ -189,6 +189,8 @@ try {
   print(`verdict: ${clean ? 'every task accepted and completed' : 'TASKS NOT ACCEPTED OR NOT COMPLETED'}; ` +
     `${flat ? 'every figure flat after warm-up' : 'SOME FIGURE GROWS'}${options.smoke ? ' (smoke: flatness not judged)' : ''}`)
   ok = clean && (flat || options.smoke)
+} catch (err) {
+  process.stderr.write(`soak: failed: ${(err as Error).message}\n`)
 } finally {
   await stack.close()
 }
