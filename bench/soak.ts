@@ -13,9 +13,10 @@ the local Postgres and Redis) under a fixed, evenly paced rate of POST /v1/tasks
 of 10 ms) for a long time. Like a client that collects its results, it deletes each task
 (DELETE /v1/tasks/{id}) a few seconds after it completed, so at a steady rate the tasks table
 should neither grow nor bloat. Every sample it prints the RSS of the API and the worker, Redis'
-memory, and the tasks table (rows and bytes on disk, attempts included). At the end it says,
-for each figure, whether it is flat after the warm-up (its trend over the later samples rises
-by less than the tolerance), checks that every accepted task completed, and exits 1 if not.
+memory, the tasks table (rows, and bytes on disk with the attempts) and the backlog (queued and
+running, not judged). At the end it says, for each figure, whether it is flat after the warm-up
+(its trend over the later samples rises by less than the tolerance), checks that every accepted
+task completed, and exits 1 if not.
 
 Options:
   --duration TIME   how long the load runs: 20m, 90s or seconds (default 20m)
@@ -112,8 +113,8 @@ try {
   async function collect (): Promise<void> {
     const done = await stack.sql<{ id: string }[]>`
       select id from tasks where status = 'completed' and finished_at < now() - interval '2 seconds' limit 5000`
-    for (let i = 0; i < done.length; i += 20) {
-      await Promise.all(done.slice(i, i + 20).map(async ({ id }) => {
+    for (let i = 0; i < done.length; i += 50) {
+      await Promise.all(done.slice(i, i + 50).map(async ({ id }) => {
         const res = await pool.request({ path: `/v1/tasks/${id}`, method: 'DELETE' })
         await res.body.dump()
         if (res.statusCode === 204) deleted.add(id)
@@ -129,18 +130,23 @@ try {
     { name: 'tasks rows', unit: '', values: [] },
     { name: 'tasks table', unit: 'MiB', values: [] },
   ]
+  // Not judged: the work not yet done, so that a growing table can be told apart from a
+  // worker that falls behind.
+  let backlog = 0
   const started = performance.now()
   async function sample (): Promise<void> {
-    const [table] = await stack.sql<{ rows: number, bytes: number }[]>`
+    const [table] = await stack.sql<{ rows: number, bytes: number, backlog: number }[]>`
       select (select count(*)::int from tasks) as rows,
+        (select count(*)::int from tasks where status in ('queued', 'running')) as backlog,
         (pg_total_relation_size('tasks') + pg_total_relation_size('task_attempts'))::float8 as bytes`
     const redisMb = Number(/^used_memory_rss:(\d+)/m.exec(await stack.redis.info('memory'))?.[1] ?? 0) / 2 ** 20
     const figures = [rssMb(api.pid) ?? 0, rssMb(worker.pid) ?? 0, Math.round(redisMb), table!.rows, Math.round(table!.bytes / 2 ** 20 * 10) / 10]
     figures.forEach((v, i) => series[i]!.values.push(v))
+    backlog = table!.backlog
     const at = Math.round((performance.now() - started) / 1000)
     print(`[${String(Math.floor(at / 60)).padStart(2, '0')}:${String(at % 60).padStart(2, '0')}] ` +
       series.map((s, i) => `${s.name} ${figures[i]}${s.unit ? ` ${s.unit}` : ''}`).join(' | ') +
-      ` | accepted ${accepted.size} deleted ${deleted.size}`)
+      ` | backlog ${backlog} | accepted ${accepted.size} deleted ${deleted.size}`)
   }
 
   print(`soak: ${options.rate} tasks/s for ${options.durationSec} s, a sample every ${options.sampleSec} s, warm-up ${options.warmupSec} s (api pid ${api.pid}, worker pid ${worker.pid})`)
