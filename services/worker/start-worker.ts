@@ -11,6 +11,7 @@ import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { createTaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
 import { createTaskRecoveryRepository } from '../core/tasks/task-recovery-repository.ts'
 import { withTaskEvents } from '../core/tasks/publishing-lifecycle.ts'
@@ -49,6 +50,7 @@ export async function startWorker (config: Config, log: Logger) {
     lifecycle: withTaskEvents(createTaskLifecycleRepository(database.sql), taskEvents), handlers: handlers.handlers, workerId, log,
     events: metrics.events,
     release: createTaskRecoveryRepository(database.sql).release,
+    openPayload: createSecretBox(config).openFields,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({

@@ -61,6 +61,8 @@ export function createTaskRunner (deps: {
   workerId: string
   log: Logger
   events?: RunnerEvents
+  /** The payload as the handler needs it: sealed secret fields opened. */
+  openPayload?: (payload: unknown) => unknown
   /** Puts a running task back to queued when its worker stops before the attempt ends. */
   release?: (taskId: string, attempt: number, durationMs: number) => Promise<boolean>
 }) {
@@ -92,7 +94,7 @@ export function createTaskRunner (deps: {
     try {
       if (!handler) throw new PermanentTaskError(`this worker has no handler for task type "${task.type}"`, 'NO_HANDLER')
       const work = handler({
-        taskId, attempt, payload: task.payload, signal, log,
+        taskId, attempt, payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, signal, log,
         progress: async (value) => { await lifecycle.setProgress(taskId, attempt, value) },
       })
       const result = toStorable(await untilAborted(work, signal))

@@ -4,13 +4,34 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
-const HTML_PAGE = (summary: string, description: string, security: unknown[] | undefined) => ({
+const HTML_PAGE = (operationId: string, summary: string, description: string, security: unknown[] | undefined) => ({
   get: {
-    summary, description, security,
+    operationId, summary, description, security,
     tags: ['meta'],
     responses: { 200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
   },
 })
+
+const TAGS = [
+  { name: 'tasks', description: 'Create, read, follow, cancel, retry and delete tasks' },
+  { name: 'task types', description: 'The kinds of task this service runs, with their payload schema and defaults' },
+  { name: 'queues', description: 'Queue counts and statistics; pausing and resuming a queue needs the admin key' },
+  { name: 'health', description: 'Liveness and readiness probes, without a key' },
+  { name: 'meta', description: 'This document, its browsable reference and the operators\' dashboard' },
+]
+
+/** `anyOf` of string constants (how TypeBox writes a union of literals) as the `enum` client generators read. */
+function constUnionsAsEnums (node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(constUnionsAsEnums)
+  if (node === null || typeof node !== 'object') return node
+  const object = node as Record<string, unknown>
+  const anyOf = object.anyOf
+  if (Array.isArray(anyOf) && anyOf.length > 0 && anyOf.every((s) => typeof (s as { const?: unknown }).const === 'string')) {
+    const { anyOf: _anyOf, ...rest } = object
+    return { ...rest, type: 'string', enum: anyOf.map((s) => (s as { const: string }).const) }
+  }
+  return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, constUnionsAsEnums(v)]))
+}
 
 /**
  * Collects every route schema into the OpenAPI 3.1 document served at /openapi.json, and
@@ -25,7 +46,11 @@ export default fp(async function openapi (app: FastifyInstance) {
         title: 'Tasklane',
         version: '1.0.0',
         description: 'Hand slow or unreliable work to a durable queue over HTTP and read the result later.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
+      // Relative: the document describes whichever host serves it.
+      servers: [{ url: '/', description: 'The server that serves this document' }],
+      tags: TAGS,
       components: {
         securitySchemes: {
           apiKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <api key>' },
@@ -38,20 +63,20 @@ export default fp(async function openapi (app: FastifyInstance) {
     transformObject: (document) => {
       if (!('openapiObject' in document)) return document.swaggerObject
       const openapiObject = document.openapiObject as OpenAPIV3_1.Document
-      return {
+      return constUnionsAsEnums({
         ...openapiObject,
         paths: {
           ...openapiObject.paths,
-          '/docs': HTML_PAGE('This reference, browsable', 'Swagger UI over /openapi.json.', []),
-          '/admin/queues': HTML_PAGE('The queue dashboard (bull-board)', 'Every queue and its jobs, read-only. Operators only.', [{ adminKey: [] }]),
+          '/docs': HTML_PAGE('getDocs', 'This reference, browsable', 'A browsable reference of /openapi.json.', []),
+          '/admin/queues': HTML_PAGE('getQueueDashboard', 'The queue dashboard (bull-board)', 'Every queue and its jobs, read-only. Operators only.', [{ adminKey: [] }]),
         },
-      } as OpenAPIV3_1.Document
+      }) as OpenAPIV3_1.Document
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
   app.get('/openapi.json', {
     schema: {
-      tags: ['meta'], summary: 'This OpenAPI 3.1 document', security: [],
+      tags: ['meta'], operationId: 'getOpenApiDocument', summary: 'This OpenAPI 3.1 document', security: [],
       response: { 200: { description: 'The OpenAPI document', type: 'object', additionalProperties: true } },
     },
   }, async () => app.swagger())

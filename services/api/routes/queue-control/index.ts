@@ -13,17 +13,19 @@ export default async function queueControlRoutes (fastify: FastifyInstance) {
 
   app.post('/v1/queues/:name/pause', {
     schema: {
-      tags: ['queues'], summary: 'Stop dispatching the queue (running tasks finish)',
+      tags: ['queues'], operationId: 'pauseQueue', summary: 'Stop dispatching the queue (running tasks finish)',
+      security: [{ adminKey: [] }],
       params: QueueNameParams,
-      response: { 200: QueueRef, ...problems(401, 403, 404, 503) },
+      response: { 200: QueueRef, ...problems(400, 401, 404, 415, 503) },
     },
   }, async (request) => queues.pause(request.params.name))
 
   app.post('/v1/queues/:name/resume', {
     schema: {
-      tags: ['queues'], summary: 'Dispatch the queue again',
+      tags: ['queues'], operationId: 'resumeQueue', summary: 'Dispatch the queue again',
+      security: [{ adminKey: [] }],
       params: QueueNameParams,
-      response: { 200: QueueRef, ...problems(401, 403, 404, 503) },
+      response: { 200: QueueRef, ...problems(400, 401, 404, 415, 503) },
     },
   }, async (request) => queues.resume(request.params.name))
 }
