@@ -3,12 +3,22 @@ import type { OpenAPIV3_1 } from 'openapi-types'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { problems } from '../schemas/problem-schema.ts'
 
-const HTML_PAGE = (operationId: string, summary: string, description: string, security: unknown[] | undefined) => ({
+/** Route-schema problem responses as OpenAPI: a header's JSON schema becomes `{ description, schema }`, the ref a pointer. */
+function asOpenApi (responses: ReturnType<typeof problems>) {
+  return Object.fromEntries(Object.entries(responses).map(([status, { headers, description }]) => [status, {
+    description,
+    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+    ...(headers ? { headers: Object.fromEntries(Object.entries(headers).map(([name, { description, type }]) => [name, { description, schema: { type } }])) } : {}),
+  }]))
+}
+
+const HTML_PAGE = (operationId: string, summary: string, description: string, security: unknown[] | undefined, statuses: number[]) => ({
   get: {
     operationId, summary, description, security,
     tags: ['meta'],
-    responses: { 200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+    responses: { 200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } }, ...asOpenApi(problems(...statuses)) },
   },
 })
 
@@ -20,15 +30,17 @@ const TAGS = [
   { name: 'meta', description: 'This document, its browsable reference and the operators\' dashboard' },
 ]
 
-/** `anyOf` of string constants (how TypeBox writes a union of literals) as the `enum` client generators read. */
+/** `anyOf` of string constants (how TypeBox writes a union of literals) as the one `enum` client generators read. */
 function constUnionsAsEnums (node: unknown): unknown {
   if (Array.isArray(node)) return node.map(constUnionsAsEnums)
   if (node === null || typeof node !== 'object') return node
   const object = node as Record<string, unknown>
+  // @fastify/swagger has already written each `const` as a one-value `enum`.
+  const single = (s: { const?: unknown, enum?: unknown[] }): unknown => s.const ?? (s.enum?.length === 1 ? s.enum[0] : undefined)
   const anyOf = object.anyOf
-  if (Array.isArray(anyOf) && anyOf.length > 0 && anyOf.every((s) => typeof (s as { const?: unknown }).const === 'string')) {
+  if (Array.isArray(anyOf) && anyOf.length > 0 && anyOf.every((s) => typeof single(s) === 'string')) {
     const { anyOf: _anyOf, ...rest } = object
-    return { ...rest, type: 'string', enum: anyOf.map((s) => (s as { const: string }).const) }
+    return { ...rest, type: 'string', enum: anyOf.map(single) }
   }
   return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, constUnionsAsEnums(v)]))
 }
@@ -47,6 +59,7 @@ export default fp(async function openapi (app: FastifyInstance) {
         version: '1.0.0',
         description: 'Hand slow or unreliable work to a durable queue over HTTP and read the result later.',
         license: { name: 'MIT', identifier: 'MIT' },
+        contact: { name: 'Tasklane maintainers' },
       },
       // Relative: the document describes whichever host serves it.
       servers: [{ url: '/', description: 'The server that serves this document' }],
@@ -67,8 +80,8 @@ export default fp(async function openapi (app: FastifyInstance) {
         ...openapiObject,
         paths: {
           ...openapiObject.paths,
-          '/docs': HTML_PAGE('getDocs', 'This reference, browsable', 'A browsable reference of /openapi.json.', []),
-          '/admin/queues': HTML_PAGE('getQueueDashboard', 'The queue dashboard (bull-board)', 'Every queue and its jobs, read-only. Operators only.', [{ adminKey: [] }]),
+          '/docs': HTML_PAGE('getDocs', 'This reference, browsable', 'A browsable reference of /openapi.json.', [], [429, 503]),
+          '/admin/queues': HTML_PAGE('getQueueDashboard', 'The queue dashboard (bull-board)', 'Every queue and its jobs, read-only. Operators only.', [{ adminKey: [] }], [401, 429, 503]),
         },
       }) as OpenAPIV3_1.Document
     },
@@ -77,7 +90,8 @@ export default fp(async function openapi (app: FastifyInstance) {
   app.get('/openapi.json', {
     schema: {
       tags: ['meta'], operationId: 'getOpenApiDocument', summary: 'This OpenAPI 3.1 document', security: [],
-      response: { 200: { description: 'The OpenAPI document', type: 'object', additionalProperties: true } },
+      description: 'The document client generators read; it describes every public route.',
+      response: { 200: { description: 'The OpenAPI document', type: 'object', additionalProperties: true }, ...problems(429, 503) },
     },
   }, async () => app.swagger())
 }, { name: 'openapi' })

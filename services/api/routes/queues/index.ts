@@ -8,6 +8,7 @@ export default async function queueRoutes (app: FastifyInstance) {
   app.get('/v1/queues', {
     schema: {
       tags: ['queues'], operationId: 'listQueues', summary: 'Every queue with its job counts',
+      description: 'As BullMQ sees them now; shared by every tenant.',
       response: { 200: Type.Object({ items: Type.Array(QueueRef) }), ...problems(401, 503) },
     },
   }, async () => ({ items: await app.deps.queueControl.list() }))

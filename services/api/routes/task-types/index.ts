@@ -21,6 +21,7 @@ export default async function taskTypeRoutes (app: FastifyInstance) {
   app.get('/v1/task-types', {
     schema: {
       tags: ['task types'], operationId: 'listTaskTypes', summary: 'List the registered task types',
+      description: 'Each type with its queue, the JSON schema its payload must match, and the defaults a task of it gets.',
       response: { 200: Type.Object({ items: Type.Array(TaskTypeSchema) }), ...problems(401, 503) },
     },
   }, async () => ({

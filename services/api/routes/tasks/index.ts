@@ -36,6 +36,7 @@ export default async function taskRoutes (fastify: FastifyInstance) {
   app.get('/v1/tasks', {
     schema: {
       tags: ['tasks'], operationId: 'listTasks', summary: 'List tasks, newest first',
+      description: 'Filters combine with AND. Pages are keyset-paginated: pass `nextCursor` back as `cursor` for the next page.',
       querystring: ListTasksQuery,
       response: { 200: TaskPageSchema, ...problems(400, 401, 503) },
     },
@@ -55,6 +56,7 @@ export default async function taskRoutes (fastify: FastifyInstance) {
   app.get('/v1/tasks/:id', {
     schema: {
       tags: ['tasks'], operationId: 'getTask', summary: 'Read one task',
+      description: 'The task as Postgres holds it; fields a type lists as secret are masked.',
       params: TaskIdParams,
       response: { 200: TaskRef, ...problems(400, 401, 404, 503) },
     },
@@ -63,6 +65,7 @@ export default async function taskRoutes (fastify: FastifyInstance) {
   app.get('/v1/tasks/:id/attempts', {
     schema: {
       tags: ['tasks'], operationId: 'listTaskAttempts', summary: 'Every attempt of a task',
+      description: 'Oldest first, with the worker, the outcome and the error of each.',
       params: TaskIdParams,
       response: { 200: Type.Object({ items: Type.Array(AttemptSchema) }), ...problems(400, 401, 404, 503) },
     },
