@@ -86,7 +86,12 @@ export default fp(async function openapi (app: FastifyInstance) {
       }) as OpenAPIV3_1.Document
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
+  // `urls` wins over the `./json` the plugin puts in `url`: the page loads the document clients use.
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    theme: { title: 'Tasklane API reference' },
+    uiConfig: { deepLinking: true, urls: [{ url: '/openapi.json', name: 'Tasklane API' }] },
+  })
   app.get('/openapi.json', {
     schema: {
       tags: ['meta'], operationId: 'getOpenApiDocument', summary: 'This OpenAPI 3.1 document', security: [],
