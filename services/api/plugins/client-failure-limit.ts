@@ -22,6 +22,7 @@ export default fp(async function clientFailureLimit (app: FastifyInstance, deps:
   const { config, metrics } = deps
   if (config.TASKLANE_CLIENT_FAILURE_LIMIT === 0) return
   let limiter!: Limiter
+  const limitedNow = new Set<string>()
   // In a scope of its own, so the per-tenant creation limit can register the plugin at the root.
   await app.register(async function store (scope) {
     await scope.register(rateLimit, { global: false })
@@ -30,8 +31,9 @@ export default fp(async function clientFailureLimit (app: FastifyInstance, deps:
 
   app.addHook('onRequest', async (request, reply) => {
     if (EXEMPT.has(request.routeOptions.url ?? '')) return
+    // A peek: only failures are counted, in onResponse. The budget is spent at `remaining` 0.
     const status = await limiter(request, { increment: false })
-    if (!status.isExceeded) return
+    if (status.isAllowed || status.remaining !== 0) return
     metrics.clientFailure(429)
     const seconds = Math.max(1, status.ttlInSeconds ?? 1)
     reply.header('retry-after', String(seconds))
@@ -42,14 +44,11 @@ export default fp(async function clientFailureLimit (app: FastifyInstance, deps:
     if (!COUNTED.has(reply.statusCode)) return
     metrics.clientFailure(reply.statusCode)
     const status = await limiter(request)
-    if (status.isExceeded && status.remaining === 0 && status.ttlInSeconds !== undefined) {
-      // Once per window and address: the first failure past the limit.
-      if (!limitedNow.has(status.key)) {
-        limitedNow.add(status.key)
-        setTimeout(() => limitedNow.delete(status.key), status.ttlInSeconds * 1000).unref()
-        request.log.warn({ client: status.key, failures: config.TASKLANE_CLIENT_FAILURE_LIMIT }, 'client address over its failure limit: refused until the window ends')
-      }
+    // One line per address and window: the failure that spent the budget.
+    if (status.remaining === 0 && !limitedNow.has(status.key)) {
+      limitedNow.add(status.key)
+      setTimeout(() => limitedNow.delete(status.key), Math.max(1000, (status.ttlInSeconds ?? 1) * 1000)).unref()
+      request.log.warn({ client: status.key, failures: config.TASKLANE_CLIENT_FAILURE_LIMIT }, 'client address spent its failure budget: refused until the window ends')
     }
   })
-  const limitedNow = new Set<string>()
 }, { name: 'client-failure-limit', dependencies: ['problem-details'] })
