@@ -58,16 +58,20 @@ export default async function taskEventRoutes (fastify: FastifyInstance) {
     let end = () => {}
     let stop = () => {}
     body.on('error', (err) => request.log.debug({ err }, 'event stream body failed'))
-    reply.header('retry-after', String(RETRY_AFTER_SECONDS)) // for a refusal; a stream's headers replace it
-    const release = slots.acquire({ tenant, bufferedBytes: () => body.writableLength + body.readableLength, end: () => end() },
-      metrics.streams.refused)
+    const held = () => body.writableLength + body.readableLength + reply.raw.writableLength
+    let release: () => void
+    try {
+      release = slots.acquire({ tenant, bufferedBytes: held, end: () => end() }, metrics.streams.refused)
+    } catch (err) {
+      reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+      throw err
+    }
     let unsubscribe: (() => void) | undefined
     let heartbeat: NodeJS.Timeout | undefined
     try {
       const task = await tasks.get(tenant, id) // a 404 before anything is streamed
       if (since !== undefined && isTerminal(task.status) && eventId(task.updatedAt) <= since) {
         release()
-        reply.removeHeader('retry-after')
         return reply.code(204).send(null)
       }
       const stream = createEventStream({
@@ -76,10 +80,10 @@ export default async function taskEventRoutes (fastify: FastifyInstance) {
         write: (chunk) => {
           if (body.destroyed) return
           body.write(chunk)
-          const held = body.writableLength + body.readableLength
-          if (held <= config.TASKLANE_SSE_MAX_BUFFER_BYTES) return
+          const bytes = held()
+          if (bytes <= config.TASKLANE_SSE_MAX_BUFFER_BYTES) return
           reason = 'slow'
-          request.log.warn({ taskId: id, bufferedBytes: held }, 'event stream cut: the client does not read')
+          request.log.warn({ taskId: id, bufferedBytes: bytes }, 'event stream cut: the client does not read')
           stop()
           body.destroy()
           reply.raw.destroy()
@@ -115,7 +119,6 @@ export default async function taskEventRoutes (fastify: FastifyInstance) {
       release()
       throw err
     }
-    reply.removeHeader('retry-after')
     reply.header('content-type', 'text/event-stream; charset=utf-8')
     reply.header('cache-control', 'no-cache, no-transform')
     reply.header('x-accel-buffering', 'no')
