@@ -47,3 +47,13 @@ t.test('401s and 404s are counted per client address: past the limit, 429 with R
   await waitFor(async () => (await h.app.inject({ url: '/v1/tasks', headers: bearer(KEY) })).statusCode === 200, 10_000, 200)
   t.pass('served again once the window ended')
 })
+
+t.test('behind a trusted proxy, each forwarded client address has its own budget', async (t) => {
+  const h = await startHarness(t, { env: { TASKLANE_CLIENT_FAILURE_LIMIT: '2', TASKLANE_TRUST_PROXY: '127.0.0.1' } })
+  const from = (client: string) => ({ 'x-forwarded-for': client })
+  const missing = '/v1/tasks/0193b5a2-7c1e-7d3a-9f4b-2e8c6a1d0f57'
+  const statuses: number[] = []
+  for (let i = 0; i < 3; i++) statuses.push((await h.app.inject({ url: missing, headers: from('203.0.113.7') })).statusCode)
+  t.same(statuses, [404, 404, 429], 'the guessing client is refused after two failures')
+  t.equal((await h.app.inject({ url: missing, headers: from('198.51.100.9') })).statusCode, 404, 'another client behind the same proxy is not')
+})

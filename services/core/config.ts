@@ -34,6 +34,9 @@ const EnvSchema = Type.Object({
   TASKLANE_AUTH_FAILURE_CACHE_MS: Type.Integer({ default: 2000, minimum: 0, maximum: 60_000 }),
   TASKLANE_CLIENT_FAILURE_LIMIT: Type.Integer({ default: 100, minimum: 0 }),
   TASKLANE_CLIENT_FAILURE_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
+  // Which proxies' X-Forwarded-For to believe for the client address: '' none, 'true' any, or
+  // comma-separated addresses/CIDRs of the proxies (Fastify's trustProxy).
+  TASKLANE_TRUST_PROXY: Type.String({ default: '', pattern: '^[0-9A-Fa-f.:/, a-z]*$' }),
   // Secret payload fields are encrypted with this key (`<id>:<64 hex or 44 base64 chars>`);
   // the previous keys (comma-separated, same form) still decrypt during a rotation.
   TASKLANE_ENCRYPTION_KEY: Type.String({ default: '' }),

@@ -16,7 +16,7 @@ type Limiter = (request: FastifyRequest, options?: { increment?: boolean }) =>
  * an address past TASKLANE_CLIENT_FAILURE_LIMIT of them in a window gets 429 with Retry-After
  * for the rest of it, before authentication looks at its key. Guessing API keys or task ids
  * becomes slow, and shows in `tasklane_http_client_failures_total` and a log line per address.
- * Behind a proxy, the address is the proxy's unless Fastify's trustProxy is set.
+ * Behind a proxy, TASKLANE_TRUST_PROXY makes the address the client's, from X-Forwarded-For.
  */
 export default fp(async function clientFailureLimit (app: FastifyInstance, deps: Pick<AppDeps, 'config' | 'metrics'>) {
   const { config, metrics } = deps
