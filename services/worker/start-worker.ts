@@ -13,6 +13,8 @@ import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createTaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
 import { createTaskRecoveryRepository } from '../core/tasks/task-recovery-repository.ts'
+import { createTaskService } from '../core/tasks/task-service.ts'
+import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { withTaskEvents } from '../core/tasks/publishing-lifecycle.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
@@ -61,6 +63,10 @@ export async function startWorker (config: Config, log: Logger) {
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
+  // Schedules fire from every worker too, through the same create path as the API's.
+  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes, config, log })
+  const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })
+  scheduleLoop.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -70,7 +76,7 @@ export async function startWorker (config: Config, log: Logger) {
     readiness.startDraining()
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
-    await reconciler.stop()
+    await Promise.all([reconciler.stop(), scheduleLoop.stop()])
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')

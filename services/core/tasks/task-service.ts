@@ -21,7 +21,11 @@ export type CreateTaskInput = {
   maxAttempts?: number
   backoff?: Backoff
   timeoutMs?: number
+  tags?: string[]
 }
+
+/** Where a task came from when a schedule made it. */
+export type TaskOrigin = { scheduleId: string, scheduledFor: Date }
 
 export type TaskServiceDeps = {
   db: Db
@@ -38,7 +42,7 @@ export function createTaskService (deps: TaskServiceDeps) {
   const repo = createTaskRepository(deps.db)
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
-    hash: string | null = idempotencyKey ? requestHash(input) : null): NewTaskRow {
+    hash: string | null = idempotencyKey ? requestHash(input) : null, origin?: TaskOrigin): NewTaskRow {
     const type = deps.taskTypes.get(input.type)
     if (!type) throw new UnknownTaskTypeError(input.type)
     const payload = input.payload ?? {}
@@ -70,6 +74,8 @@ export function createTaskService (deps: TaskServiceDeps) {
       requestHash: hash,
       createdAt: now,
       updatedAt: now,
+      tags: input.tags ?? [],
+      ...(origin ? { scheduleId: origin.scheduleId, scheduledFor: origin.scheduledFor } : {}),
     }
   }
 
@@ -84,6 +90,20 @@ export function createTaskService (deps: TaskServiceDeps) {
   }
 
   return {
+    /**
+     * Validates a task as `create` does and returns its row without storing it: a schedule
+     * stores it in the transaction that claims the due time, then calls `dispatchStored`.
+     */
+    build: (tenant: string, input: CreateTaskInput, origin?: TaskOrigin): NewTaskRow =>
+      buildRow(tenant, input, null, new Date(), null, origin),
+
+    /** After the caller's commit: counts and enqueues the rows it stored. */
+    async dispatchStored (rows: TaskRow[]): Promise<void> {
+      if (rows.length === 0) return
+      deps.events?.created?.(rows)
+      await dispatch(rows)
+    },
+
     async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
       Promise<{ task: TaskView, replayed: boolean }> {
       const row = buildRow(tenant, input, idempotencyKey, new Date())

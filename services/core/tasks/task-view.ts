@@ -29,6 +29,9 @@ export function toTaskView (row: TaskRow) {
     startedAt: iso(row.startedAt),
     finishedAt: iso(row.finishedAt),
     updatedAt: row.updatedAt.toISOString(),
+    tags: row.tags ?? [],
+    scheduleId: row.scheduleId ?? null,
+    scheduledFor: iso(row.scheduledFor ?? null),
   }
 }
 export type TaskView = ReturnType<typeof toTaskView>

@@ -1,0 +1,25 @@
+import type { ScheduleRow } from '../db/schema.ts'
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
+
+/** The public shape of a schedule, as the contract describes it. */
+export function toScheduleView (row: ScheduleRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    cron: row.cron,
+    timezone: row.timezone,
+    task: row.task,
+    overlap: row.overlap,
+    catchUp: row.catchUp,
+    paused: row.paused,
+    startAt: iso(row.startAt),
+    endAt: iso(row.endAt),
+    nextRunAt: iso(row.nextRunAt),
+    lastRunAt: iso(row.lastRunAt),
+    lastTaskId: row.lastTaskId,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  }
+}
+export type ScheduleView = ReturnType<typeof toScheduleView>
