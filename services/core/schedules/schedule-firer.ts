@@ -8,7 +8,7 @@ import { createScheduleRepository } from './schedule-repository.ts'
 import type { TaskTemplate } from './schedule-service.ts'
 
 export type FireOutcome = 'created' | 'skipped_overlap' | 'missed'
-export type FireReport = { outcomes: FireOutcome[], task?: TaskRow }
+export type FireReport = { outcomes: FireOutcome[], tasks: TaskRow[] }
 
 /**
  * Fires one due schedule. The due time is claimed in the transaction that stores the task: the
@@ -28,32 +28,34 @@ export function createScheduleFirer (deps: { db: Db, tasks: Pick<TaskService, 'b
       const { schedule: s, now } = claimed
       const plan = planDue({ ...s, nextRunAt: s.nextRunAt! }, now, deps.graceMs)
       const outcomes: FireOutcome[] = Array.from({ length: plan.missed }, () => 'missed' as const)
-      let task: TaskRow | undefined
-      if (plan.fire) {
-        if (s.overlap === 'skip' && s.lastTaskId && await repo.isUnfinished(tx, s.lastTaskId)) {
-          outcomes.push('skipped_overlap')
-        } else {
-          try {
-            task = await repo.insertTask(tx, deps.tasks.build(s.tenant, s.task as TaskTemplate, { scheduleId: s.id, scheduledFor: plan.fire }))
-            if (task) outcomes.push('created')
-          } catch (err) {
-            // The template no longer fits its type (the type changed or went away): this run
-            // is missed, and the schedule moves on rather than failing every pass.
-            if (!(err instanceof ValidationError || err instanceof UnknownTaskTypeError || err instanceof PayloadTooLargeError)) throw err
-            deps.log.warn({ err, scheduleId: s.id, dueAt: plan.fire }, 'schedule template is not a valid task; run missed')
-            outcomes.push('missed')
-          }
+      const made: TaskRow[] = []
+      let unfinished = s.overlap === 'skip' && s.lastTaskId !== null && await repo.isUnfinished(tx, s.lastTaskId)
+      for (const due of plan.fire) {
+        if (unfinished) { outcomes.push('skipped_overlap'); continue }
+        try {
+          const task = await repo.insertTask(tx, deps.tasks.build(s.tenant, s.task as TaskTemplate, { scheduleId: s.id, scheduledFor: due }))
+          if (!task) continue
+          made.push(task)
+          outcomes.push('created')
+          unfinished = s.overlap === 'skip'
+        } catch (err) {
+          // The template no longer fits its type (the type changed or went away): this run
+          // is missed, and the schedule moves on rather than failing every pass.
+          if (!(err instanceof ValidationError || err instanceof UnknownTaskTypeError || err instanceof PayloadTooLargeError)) throw err
+          deps.log.warn({ err, scheduleId: s.id, dueAt: due }, 'schedule template is not a valid task; run missed')
+          outcomes.push('missed')
         }
       }
+      const last = made.at(-1)
       await repo.advance(tx, s.id, s.nextRunAt!, {
         nextRunAt: plan.next,
-        lastRunAt: task ? plan.fire : s.lastRunAt,
-        lastTaskId: task ? task.id : s.lastTaskId,
+        lastRunAt: last ? last.scheduledFor : s.lastRunAt,
+        lastTaskId: last ? last.id : s.lastTaskId,
       })
-      if (plan.missed > 0) deps.log.warn({ scheduleId: s.id, missed: plan.missed, caughtUp: s.catchUp === 'latest' ? plan.fire : null }, 'schedule fell behind; due times missed')
-      return { outcomes, ...(task ? { task } : {}) }
+      if (plan.missed > 0) deps.log.warn({ scheduleId: s.id, missed: plan.missed, catchUp: s.catchUp }, 'schedule fell behind; due times missed')
+      return { outcomes, tasks: made }
     })
-    if (report?.task) await deps.tasks.dispatchStored([report.task])
+    if (report) await deps.tasks.dispatchStored(report.tasks)
     return report
   }
 }

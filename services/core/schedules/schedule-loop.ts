@@ -61,7 +61,7 @@ export function createScheduleLoop (deps: {
         report.due++
         const fired = await deps.fire(id)
         for (const outcome of fired?.outcomes ?? []) report.outcomes[outcome]++
-        if (fired?.task) lag.observe(Math.max(0, fired.task.createdAt.getTime() - fired.task.scheduledFor!.getTime()) / 1000)
+        for (const task of fired?.tasks ?? []) lag.observe(Math.max(0, task.createdAt.getTime() - task.scheduledFor!.getTime()) / 1000)
       }
     } catch (err) {
       passes.inc({ result: 'error' })

@@ -27,8 +27,8 @@ export function upcomingRuns (spec: CronSpec, from: Date, window: Window, n = 5)
 }
 
 export type DuePlan = {
-  /** The due time to make a task for now, if any. */
-  fire: Date | null
+  /** The due times to make a task for now, oldest first. */
+  fire: Date[]
   /** Due times passed over without a task. */
   missed: number
   /** The due time after the ones handled now; null when the schedule has no run left. */
@@ -36,32 +36,34 @@ export type DuePlan = {
 }
 
 /**
- * What a pass does with a schedule whose `nextRunAt` has come. A due time is on time when it
- * is the only one that has passed and it is at most `graceMs` old; it gets its task. Otherwise
- * the schedule fell behind (every process was down, or the loop was held up for more than an
- * interval): the older due times are missed, and the latest one gets a task with
- * `catchUp: "latest"`, or with "none" only if it is itself within the grace.
+ * What a pass does with a schedule whose `nextRunAt` has come. A due time at most `graceMs`
+ * old is on time and gets its task, however many there are (a loop held up for a moment
+ * loses nothing). Older ones were missed (every process was down): `catchUp: "latest"` makes
+ * one task for the latest of them, "none" none.
  */
 export function planDue (s: CronSpec & Window & { nextRunAt: Date, catchUp: ScheduleCatchUp }, now: Date, graceMs: number): DuePlan {
   const cron = parseCron(s)
-  let latest = s.nextRunAt
-  let passed = 1
-  let next = nextRunAfter(cron, latest, s)
-  while (next && next <= now) {
-    passed++
-    latest = next
-    if (passed >= MAX_COUNTED) {
-      // Far behind: the rest are not walked one by one; find the latest due time directly.
-      latest = latestUpTo(cron, now, latest, s)
-      next = nextRunAfter(cron, latest, s)
+  const staleUntil = new Date(now.getTime() - graceMs)
+  let stale = 0
+  let latestStale: Date | null = null
+  let at: Date | null = s.nextRunAt
+  while (at && at <= staleUntil) {
+    stale++
+    latestStale = at
+    if (stale >= MAX_COUNTED) {
+      // Far behind: the rest are not walked one by one; find the latest missed time directly.
+      latestStale = latestUpTo(cron, staleUntil, at, s)
+      at = nextRunAfter(cron, latestStale, s)
       break
     }
-    next = nextRunAfter(cron, latest, s)
+    at = nextRunAfter(cron, at, s)
   }
-  const fresh = now.getTime() - latest.getTime() <= graceMs
-  if (passed === 1 && fresh) return { fire: latest, missed: 0, next }
-  if (s.catchUp === 'latest' || fresh) return { fire: latest, missed: passed - 1, next }
-  return { fire: null, missed: passed, next }
+  const fire: Date[] = s.catchUp === 'latest' && latestStale ? [latestStale] : []
+  while (at && at <= now) {
+    fire.push(at)
+    at = nextRunAfter(cron, at, s)
+  }
+  return { fire, missed: stale - (s.catchUp === 'latest' && latestStale ? 1 : 0), next: at }
 }
 
 /** The latest run in (floor, now], searched in growing windows back from now; floor if none. */
