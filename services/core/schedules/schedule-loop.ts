@@ -1,8 +1,10 @@
-import { Counter, Histogram, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { Config } from '../config.ts'
 import type { Db } from '../db/db-client.ts'
 import type { Logger } from '../log.ts'
 import type { FireOutcome, ScheduleFirer } from './schedule-firer.ts'
+import { parseCron } from './cron-schedule.ts'
+import { nextRunAfter } from './schedule-plan.ts'
 import { createScheduleRepository } from './schedule-repository.ts'
 
 const OUTCOMES: readonly FireOutcome[] = ['created', 'skipped_overlap', 'missed']
@@ -46,6 +48,27 @@ export function createScheduleLoop (deps: {
     help: 'Passes of the schedule loop, by result (done, error)',
     labelNames: ['result'] as const,
     registers: [deps.registry],
+  })
+  // Read at scrape time from Postgres, so it shows a schedule that nobody fires (every loop
+  // stuck or stopped) as well as one fired late; the alert compares it with 1.
+  let lastOverdue = 0
+  new Gauge({
+    name: 'tasklane_schedule_overdue_intervals',
+    help: "How far the most overdue schedule is behind its due time, in its own intervals (0 when none is due)",
+    registers: [deps.registry],
+    async collect () {
+      try {
+        const { rows, now } = await repo.overdue(PER_PASS)
+        lastOverdue = Math.max(0, ...rows.map((s) => {
+          const next = nextRunAfter(parseCron(s), s.nextRunAt!, s)
+          const interval = next ? next.getTime() - s.nextRunAt!.getTime() : 86_400_000
+          return (now.getTime() - s.nextRunAt!.getTime()) / interval
+        }))
+      } catch (err) {
+        log.debug({ err }, 'could not read overdue schedules; the gauge keeps its last value')
+      }
+      this.set(lastOverdue)
+    },
   })
   for (const outcome of OUTCOMES) runs.inc({ outcome }, 0)
   for (const result of ['done', 'error']) passes.inc({ result }, 0)

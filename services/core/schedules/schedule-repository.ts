@@ -44,6 +44,13 @@ export function createScheduleRepository (db: Db) {
         .from(schedules).where(isNotNull(schedules.nextRunAt)).orderBy(schedules.nextRunAt).limit(limit)
     },
 
+    /** The schedules whose due time has passed (oldest first), with the database's clock. */
+    async overdue (limit: number): Promise<{ rows: ScheduleRow[], now: Date }> {
+      const rows = await db.select({ schedule: schedules, nowMs: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::float8` })
+        .from(schedules).where(lte(schedules.nextRunAt, sql`clock_timestamp()`)).orderBy(schedules.nextRunAt).limit(limit)
+      return { rows: rows.map((r) => r.schedule), now: new Date(rows[0]?.nowMs ?? Date.now()) }
+    },
+
     transaction: <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => db.transaction(fn),
 
     /**
