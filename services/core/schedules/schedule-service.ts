@@ -1,6 +1,7 @@
 import type { Db } from '../db/db-client.ts'
 import type { NewScheduleRow, ScheduleCatchUp, ScheduleOverlap, ScheduleRow } from '../db/schema.ts'
 import { ScheduleNameTakenError, ScheduleNotFoundError, ValidationError, type FieldError } from '../errors.ts'
+import { decodeIdCursor, encodeIdCursor } from '../id-cursor.ts'
 import { isUuid, newTaskId } from '../ids.ts'
 import { isUniqueViolation } from '../tasks/task-insert-statement.ts'
 import type { CreateTaskInput, TaskService } from '../tasks/task-service.ts'
@@ -99,12 +100,12 @@ export function createScheduleService (deps: ScheduleServiceDeps) {
     },
 
     async list (tenant: string, page: { limit: number, cursor?: string | undefined }) {
-      const beforeId = page.cursor === undefined ? undefined : decodeCursor(page.cursor)
+      const beforeId = page.cursor === undefined ? undefined : decodeIdCursor(page.cursor)
       const rows = await repo.list(tenant, beforeId, page.limit + 1)
       const items = rows.slice(0, page.limit)
       return {
         items: items.map(toScheduleView),
-        nextCursor: rows.length > page.limit && items.length > 0 ? encodeCursor(items.at(-1)!.id) : null,
+        nextCursor: rows.length > page.limit && items.length > 0 ? encodeIdCursor(items.at(-1)!.id) : null,
       }
     },
 
@@ -164,11 +165,3 @@ export function createScheduleService (deps: ScheduleServiceDeps) {
 }
 
 export type ScheduleService = ReturnType<typeof createScheduleService>
-
-const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url')
-
-function decodeCursor (cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString()
-  if (!isUuid(id)) throw new ValidationError([{ path: '/cursor', message: 'is not a cursor this API returned' }])
-  return id
-}

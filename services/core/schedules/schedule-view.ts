@@ -1,6 +1,5 @@
 import type { ScheduleRow } from '../db/schema.ts'
-
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
+import { iso } from '../tasks/task-view.ts'
 
 /** The public shape of a schedule, as the contract describes it. */
 export function toScheduleView (row: ScheduleRow) {

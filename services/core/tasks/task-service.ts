@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
+import { decodeIdCursor, encodeIdCursor } from '../id-cursor.ts'
 import { requestHash } from './request-hash.ts'
 import { findUnstorable } from './storable-json.ts'
 import { createTaskRepository, type TaskFilters } from './task-repository.ts'
@@ -167,13 +168,13 @@ export function createTaskService (deps: TaskServiceDeps) {
     },
 
     async list (tenant: string, filters: Omit<TaskFilters, 'beforeId'> & { cursor?: string | undefined }) {
-      const beforeId = filters.cursor === undefined ? undefined : decodeCursor(filters.cursor)
+      const beforeId = filters.cursor === undefined ? undefined : decodeIdCursor(filters.cursor)
       const rows = await repo.list(tenant, { ...filters, beforeId, limit: filters.limit + 1 })
       const page = rows.slice(0, filters.limit)
       const last = page.at(-1)
       return {
         items: page.map(toTaskView),
-        nextCursor: rows.length > filters.limit && last ? encodeCursor(last.id) : null,
+        nextCursor: rows.length > filters.limit && last ? encodeIdCursor(last.id) : null,
       }
     },
 
@@ -185,11 +186,3 @@ export function createTaskService (deps: TaskServiceDeps) {
 }
 
 export type TaskService = ReturnType<typeof createTaskService>
-
-const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url')
-
-function decodeCursor (cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString()
-  if (!isUuid(id)) throw new ValidationError([{ path: '/cursor', message: 'is not a cursor this API returned' }])
-  return id
-}

@@ -6,7 +6,7 @@ export const isTerminal = (status: string): boolean => (TERMINAL_STATUSES as rea
 
 export type TaskError = { message: string, code: string }
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
+export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
 
 /** The public shape of a task, as the contract describes it. */
 export function toTaskView (row: TaskRow) {
