@@ -69,9 +69,12 @@ export const ScheduleSchema = Type.Object({
 
 export const ScheduleRef = Type.Ref('Schedule')
 
-export const ScheduleDetailSchema = Type.Intersect([ScheduleRef, Type.Object({
+// A copy with one more field rather than an allOf over the Ref: fast-json-stringify merges
+// allOf schemas at start, which costs the API's boot hundreds of milliseconds.
+export const ScheduleDetailSchema = Type.Object({
+  ...ScheduleSchema.properties,
   upcoming: Type.Array(DateTime, { description: 'The next 5 run times from now, within startAt and endAt (also while paused)' }),
-})])
+}, { title: 'ScheduleWithUpcoming' })
 
 export const ScheduleIdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 

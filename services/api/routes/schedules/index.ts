@@ -20,7 +20,7 @@ export default async function scheduleRoutes (fastify: FastifyInstance) {
       description: 'A bad cron, time zone or template field, or a startAt after endAt, is a 400 naming the field; ' +
         'an unknown task type a 422; a name the tenant already uses a 409.',
       body: CreateScheduleSchema,
-      response: { 201: { ...ScheduleRef, description: 'Created' }, ...problems(400, 401, 409, 413, 415, 422, 503) },
+      response: { 201: { ...ScheduleRef, description: 'Created' }, ...problems(400, 401, 409, 422) },
     },
   }, async (request, reply) => {
     const schedule = await schedules.create(request.tenant, request.body as ScheduleInput)
@@ -50,7 +50,7 @@ export default async function scheduleRoutes (fastify: FastifyInstance) {
       description: 'Any field of the create body; the next run is worked out again from now.',
       params: ScheduleIdParams,
       body: UpdateScheduleSchema,
-      response: { 200: ScheduleRef, ...problems(400, 401, 404, 409, 413, 415, 422, 503) },
+      response: { 200: ScheduleRef, ...problems(400, 401, 404, 409, 422) },
     },
   }, async (request) => schedules.update(request.tenant, request.params.id, request.body as Partial<ScheduleInput>))
 
@@ -58,7 +58,7 @@ export default async function scheduleRoutes (fastify: FastifyInstance) {
     schema: {
       tags, summary: 'Delete a schedule (its tasks stay)',
       params: ScheduleIdParams,
-      response: { 204: Type.Null({ description: 'Deleted' }), ...problems(401, 404, 503) },
+      response: { 204: Type.Null({ description: 'Deleted' }), ...problems(401, 404) },
     },
   }, async (request, reply) => {
     await schedules.delete(request.tenant, request.params.id)
@@ -70,7 +70,7 @@ export default async function scheduleRoutes (fastify: FastifyInstance) {
       schema: {
         tags, summary: action === 'pause' ? 'Pause a schedule: it makes no task until resumed' : 'Resume a schedule from its next run after now',
         params: ScheduleIdParams,
-        response: { 200: ScheduleRef, ...problems(401, 404, 503) },
+        response: { 200: ScheduleRef, ...problems(401, 404) },
       },
     }, async (request) => schedules.setPaused(request.tenant, request.params.id, action === 'pause'))
   }
@@ -80,7 +80,7 @@ export default async function scheduleRoutes (fastify: FastifyInstance) {
       tags, summary: "Make the schedule's task now",
       description: 'Outside the cron, paused or not; the task carries the schedule id and the time of the trigger as scheduledFor.',
       params: ScheduleIdParams,
-      response: { 202: { ...TaskRef, description: 'The task made' }, ...problems(401, 404, 422, 503) },
+      response: { 202: { ...TaskRef, description: 'The task made' }, ...problems(401, 404, 422) },
     },
   }, async (request, reply) => {
     const task = await schedules.trigger(request.tenant, request.params.id)
