@@ -14,6 +14,7 @@ import { createTaskControlService } from '../core/tasks/task-control-service.ts'
 import { createTaskEventHub } from '../core/tasks/task-event-hub.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
+import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -38,10 +39,13 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
   subscriber.on('error', (err) => log.warn({ err }, 'redis subscriber connection error'))
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const { schedules, scheduleLoop } = openScheduling({ db: database.db, tasks, config, registry: metrics.registry, log })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {
     config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
+    schedules, scheduleLoop,
     async close () {
+      await scheduleLoop.stop()
       taskEvents.close()
       await queues.close()
       redis.disconnect()

@@ -58,6 +58,10 @@ const EnvSchema = Type.Object({
   TASKLANE_RECONCILER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
   TASKLANE_MAX_LOST_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 1000 }),
   TASKLANE_RECONCILER_MAX_PER_PASS: Type.Integer({ default: 20_000, minimum: 1 }),
+  // Schedules: the firing loop sleeps until the nearest due time, at most this long (0 turns the
+  // loop off in that process); a due time later than the grace counts as missed when catching up.
+  TASKLANE_SCHEDULER_MAX_SLEEP_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000 }),
+  TASKLANE_SCHEDULE_MISFIRE_GRACE_MS: Type.Integer({ default: 5000, minimum: 0 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },

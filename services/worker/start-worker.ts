@@ -13,7 +13,9 @@ import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
+import { createTaskService } from '../core/tasks/task-service.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
+import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
@@ -45,9 +47,10 @@ export async function startWorker (config: Config, log: Logger) {
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
   const handlers = createHandlers(config)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const secrets = createSecretBox(config)
   const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
   const runner = createTaskRunner({
-    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events, openPayload: createSecretBox(config).openFields,
+    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events, openPayload: secrets.openFields,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({
@@ -60,6 +63,10 @@ export async function startWorker (config: Config, log: Logger) {
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
+  // Schedules fire from every worker too, through the same create path as the API's.
+  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes, config, log, secrets })
+  const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })
+  scheduleLoop.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -69,7 +76,7 @@ export async function startWorker (config: Config, log: Logger) {
     readiness.startDraining()
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
-    await reconciler.stop()
+    await Promise.all([reconciler.stop(), scheduleLoop.stop()])
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')

@@ -9,6 +9,10 @@ export const PrioritySchema = Type.Union(PRIORITIES.map((p) => Type.Literal(p)))
 export const TaskStatusSchema = Type.Union(
   (['queued', 'running', 'completed', 'failed', 'cancelled'] as const).map((s) => Type.Literal(s)))
 
+export const TagsSchema = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+  maxItems: 10, description: 'Up to 10 labels; `GET /v1/tasks?tag=x` finds the tasks that carry x',
+})
+
 export const TaskErrorSchema = Type.Object({ message: Type.String(), code: Type.String() })
 
 export const TaskSchema = Type.Object({
@@ -30,6 +34,9 @@ export const TaskSchema = Type.Object({
   startedAt: Nullable(DateTime),
   finishedAt: Nullable(DateTime),
   updatedAt: DateTime,
+  tags: Type.Array(Type.String()),
+  scheduleId: Nullable(Type.String({ format: 'uuid', description: 'The schedule that made the task' })),
+  scheduledFor: Nullable(Type.String({ format: 'date-time', description: 'The due time the schedule made the task for' })),
 }, {
   $id: 'Task',
   title: 'Task',
@@ -38,6 +45,7 @@ export const TaskSchema = Type.Object({
     payload: { method: 'POST', url: 'https://example.com/hook', headers: { authorization: '********' } },
     result: null, error: null, progress: 0, attempts: 0, maxAttempts: 3, runAt: '2026-01-05T09:30:00.000Z', timeoutMs: 30000,
     idempotencyKey: null, createdAt: '2026-01-05T09:30:00.000Z', startedAt: null, finishedAt: null, updatedAt: '2026-01-05T09:30:00.000Z',
+    tags: [], scheduleId: null, scheduledFor: null,
   }],
 })
 
@@ -52,6 +60,7 @@ export const CreateTaskSchema = Type.Object({
   maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   backoff: Type.Optional(BackoffSchema),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+  tags: Type.Optional(TagsSchema),
 }, {
   additionalProperties: false,
   $id: 'CreateTask',
@@ -67,6 +76,7 @@ export const ListTasksQuery = Type.Object({
   status: Type.Optional(TaskStatusSchema),
   type: Type.Optional(Type.String({ maxLength: 100 })),
   queue: Type.Optional(Type.String({ maxLength: 100 })),
+  tag: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   createdAfter: Type.Optional(DateTime),
   createdBefore: Type.Optional(DateTime),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: LIST_LIMIT_DEFAULT })),

@@ -10,7 +10,7 @@ export type TaskError = { message: string, code: string }
 export const ATTEMPT_OUTCOMES = ['running', 'completed', 'failed', 'cancelled', 'lost', 'released'] as const
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
+export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
 
 /** The public shape of a task, as the contract describes it. */
 export function toTaskView (row: TaskRow) {
@@ -34,6 +34,9 @@ export function toTaskView (row: TaskRow) {
     startedAt: iso(row.startedAt),
     finishedAt: iso(row.finishedAt),
     updatedAt: row.updatedAt.toISOString(),
+    tags: row.tags ?? [],
+    scheduleId: row.scheduleId ?? null,
+    scheduledFor: iso(row.scheduledFor ?? null),
   }
 }
 export type TaskView = ReturnType<typeof toTaskView>

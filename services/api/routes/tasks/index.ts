@@ -46,6 +46,7 @@ export default async function taskRoutes (fastify: FastifyInstance) {
       status: q.status,
       type: q.type,
       queue: q.queue,
+      tag: q.tag,
       createdAfter: q.createdAfter ? new Date(q.createdAfter) : undefined,
       createdBefore: q.createdBefore ? new Date(q.createdBefore) : undefined,
       limit: q.limit ?? LIST_LIMIT_DEFAULT,
