@@ -1,4 +1,5 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
+import { MAX_JSON_DEPTH, valueTooDeep } from '../core/json-depth.ts'
 import type { Logger } from '../core/log.ts'
 import { retryOnOutage } from '../core/retry-on-outage.ts'
 import { toStorable } from '../core/tasks/storable-json.ts'
@@ -95,7 +96,10 @@ export function createTaskRunner (deps: {
         taskId, attempt, payload: task.payload, signal, log,
         progress: async (value) => { await lifecycle.setProgress(taskId, attempt, value) },
       })
-      const result = toStorable(await untilAborted(work, signal))
+      const value = await untilAborted(work, signal)
+      // Checked without recursion before anything walks the result (toStorable, the driver).
+      if (valueTooDeep(value)) throw new PermanentTaskError(`the result nests deeper than ${MAX_JSON_DEPTH} levels`, 'RESULT_TOO_DEEP')
+      const result = toStorable(value)
       const durationMs = elapsed()
       await retryOnOutage(() => lifecycle.finish(taskId, attempt, 'completed', { result, durationMs }))
       log.info({ outcome: 'completed', durationMs }, 'attempt finished')

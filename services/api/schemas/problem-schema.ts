@@ -10,6 +10,7 @@ export const ProblemSchema = Type.Object({
   code: Type.Optional(Type.String()),
   requestId: Type.Optional(Type.String()),
   errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  errorsOmitted: Type.Optional(Type.Integer({ minimum: 1, description: 'How many more field errors there were than `errors` lists' })),
 }, { $id: 'Problem', title: 'Problem', description: 'RFC 9457 problem document' })
 
 export const ProblemRef = Type.Ref('Problem')
