@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import swagger from '@fastify/swagger'
 import type { OpenAPIV3_1 } from 'openapi-types'
 import swaggerUi from '@fastify/swagger-ui'
@@ -12,6 +13,9 @@ const HTML_PAGE = (summary: string, description: string, security: unknown[] | u
   },
 })
 
+// The document's version is the package's: one number to bump, in package.json.
+const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+
 /**
  * Collects every route schema into the OpenAPI 3.1 document served at /openapi.json, and
  * serves a browsable reference of it at /docs. Pages that are not JSON routes (the docs and
@@ -23,7 +27,7 @@ export default fp(async function openapi (app: FastifyInstance) {
       openapi: '3.1.0',
       info: {
         title: 'Tasklane',
-        version: '1.0.0',
+        version,
         description: 'Hand slow or unreliable work to a durable queue over HTTP and read the result later.',
       },
       components: {
@@ -48,7 +52,13 @@ export default fp(async function openapi (app: FastifyInstance) {
       } as OpenAPIV3_1.Document
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
+  // `urls` rather than `url`, which the plugin overrides with its own /docs/json: the page reads
+  // the document clients are pointed at.
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { deepLinking: true, urls: [{ url: '/openapi.json', name: 'Tasklane API' }] },
+    theme: { title: 'Tasklane API' },
+  })
   app.get('/openapi.json', {
     schema: {
       tags: ['meta'], summary: 'This OpenAPI 3.1 document', security: [],
