@@ -4,6 +4,9 @@ import t from 'tap'
 import { MAX_JSON_DEPTH } from '../services/core/json-depth.ts'
 import { startHarness, type Harness } from './helpers/harness.ts'
 
+// Load shedding off: these tests are about input and faults, not a busy machine's event loop.
+const STEADY = { TASKLANE_MAX_EVENT_LOOP_DELAY_MS: '0' }
+
 const nested = (depth: number): unknown => {
   let value: unknown = 1
   for (let i = 0; i < depth; i++) value = [value]
@@ -16,7 +19,7 @@ const post = (h: Harness, url: string, payload: string | object, headers: Record
 const taskCount = async (h: Harness) => (await h.sql<{ n: number }[]>`select count(*)::int as n from tasks`)[0]!.n
 
 t.test('JSON nested deeper than the documented maximum is a 400 on every route; any depth is safe', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   for (const depth of [MAX_JSON_DEPTH + 1, 5_000, 100_000]) {
     // Written as text: JSON.stringify itself overflows the stack on the deepest.
     const payload = `${'['.repeat(depth)}1${']'.repeat(depth)}`
@@ -38,7 +41,7 @@ t.test('JSON nested deeper than the documented maximum is a 400 on every route; 
 })
 
 t.test('request bodies are not type-coerced; query strings still are', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   const bad = [
     { type: 'echo', delayMs: '0x10' }, { type: 'echo', delayMs: '16' }, { type: 'echo', maxAttempts: true },
     { type: 'echo', maxAttempts: [5] }, { type: 'echo', timeoutMs: '1000' }, { type: 7 },
@@ -56,7 +59,7 @@ t.test('request bodies are not type-coerced; query strings still are', async (t)
 })
 
 t.test('a declared charset other than UTF-8 is a 415; UTF-8 in any spelling is read', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   const body = Buffer.from(JSON.stringify({ type: 'echo', payload: { name: 'Zoë' } }), 'latin1')
   for (const charset of ['iso-8859-1', 'latin1', 'utf-16', '"windows-1252"']) {
     const res = await h.app.inject({ method: 'POST', url: '/v1/tasks', payload: body, headers: { 'content-type': `application/json; charset=${charset}` } })
@@ -72,7 +75,7 @@ t.test('a declared charset other than UTF-8 is a 415; UTF-8 in any spelling is r
 })
 
 t.test('the http type refuses header names and values that cannot be sent', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   const headers = [{ 'x\r\ninjected': 'v' }, { 'bad name': 'v' }, { '': 'v' }, { 'x-ok': 'a\r\nb' }, { 'x-ok': 'nul\u0000' }]
   for (const given of headers) {
     const res = await post(h, '/v1/tasks', { type: 'http', payload: { method: 'GET', url: 'https://example.com/', headers: given } })
@@ -84,7 +87,7 @@ t.test('the http type refuses header names and values that cannot be sent', asyn
 })
 
 t.test('a value outside an enum gets one message naming the values allowed', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   const priority = await post(h, '/v1/tasks', { type: 'echo', priority: 'urgent' })
   t.equal(priority.statusCode, 400)
   t.same(priority.json().errors, [{ path: '/priority', message: 'must be one of: "critical", "high", "normal", "low"' }])
@@ -98,7 +101,7 @@ t.test('a value outside an enum gets one message naming the values allowed', asy
 })
 
 t.test('field errors are capped, with the number left out, and validation stops early', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   // 1000 items each with a bad payload: the service validates them all, but lists 20.
   const tasks = Array.from({ length: 1000 }, () => ({ type: 'sleep', payload: { ms: 'x', extra: 1 } }))
   const res = await post(h, '/v1/tasks/batch', { tasks })
@@ -117,7 +120,7 @@ t.test('field errors are capped, with the number left out, and validation stops 
 })
 
 t.test('dates the database cannot hold are a 400; years 0001-0099 read back as given', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   for (const runAt of ['0000-06-01T00:00:00Z', '9999-12-31T23:00:00-05:00', '0001-01-01T00:30:00+01:00']) {
     const res = await post(h, '/v1/tasks', { type: 'echo', runAt })
     t.equal(res.statusCode, 400, `runAt ${runAt}`)
@@ -141,7 +144,7 @@ t.test('dates the database cannot hold are a 400; years 0001-0099 read back as g
 })
 
 t.test('an idempotent create whose key is freed between the insert and the lookup is stored, not a 500', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   // A real race made deterministic: the first insert under this key is skipped, as if an earlier
   // task had held the key and was deleted before the lookup.
   await h.sql.unsafe(`
@@ -186,7 +189,7 @@ const problemOf = (answer: string) => ({
 })
 
 t.test('requests the HTTP parser refuses, and slow ones, get problem documents', async (t) => {
-  const h = await startHarness(t, { env: { TASKLANE_REQUEST_TIMEOUT_MS: '1000' } })
+  const h = await startHarness(t, { env: { ...STEADY, TASKLANE_REQUEST_TIMEOUT_MS: '1000' } })
   await h.app.listen({ host: '127.0.0.1', port: 0 })
   const port = (h.app.server.address() as AddressInfo).port
   const cases = [

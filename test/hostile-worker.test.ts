@@ -11,6 +11,9 @@ import { PermanentTaskError } from '../services/worker/task-handler.ts'
 import { startPrivateRedis } from './helpers/fault-tools.ts'
 import { startHarness } from './helpers/harness.ts'
 
+// Load shedding off: these tests are about input and faults, not a busy machine's event loop.
+const STEADY = { TASKLANE_MAX_EVENT_LOOP_DELAY_MS: '0' }
+
 const LOCAL_TARGETS = { TASKLANE_HTTP_ALLOW_PRIVATE: 'true' }
 
 /** A local HTTP target that counts the requests it receives. */
@@ -47,7 +50,7 @@ t.test('the address guard judges IPv6 forms that embed an IPv4 address by that a
 t.test('an http target answering JSON 10,000 levels deep: the task completes once, with the text', async (t) => {
   const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`
   const site = await target(t, (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(deep))
-  const h = await startHarness(t, { env: LOCAL_TARGETS, worker: true })
+  const h = await startHarness(t, { env: { ...STEADY, ...LOCAL_TARGETS }, worker: true })
   const task = await h.createTask({ type: 'http', payload: { method: 'GET', url: site.url }, maxAttempts: 3 })
   const [done] = await h.waitForTerminal([task.id])
   t.equal(done!.status, 'completed', JSON.stringify(done!.error))
@@ -58,7 +61,7 @@ t.test('an http target answering JSON 10,000 levels deep: the task completes onc
 
 t.test("the http type's own timeoutMs fails with code TIMEOUT", async (t) => {
   const site = await target(t, () => { /* never answers */ })
-  const h = await startHarness(t, { env: LOCAL_TARGETS, worker: true })
+  const h = await startHarness(t, { env: { ...STEADY, ...LOCAL_TARGETS }, worker: true })
   const task = await h.createTask({ type: 'http', payload: { method: 'GET', url: site.url, timeoutMs: 200 }, maxAttempts: 1 })
   const [done] = await h.waitForTerminal([task.id])
   t.equal(done!.status, 'failed')
@@ -74,7 +77,7 @@ t.test('a worker given an unknown queue stops with one line and exit code 78', a
 
 t.test('Redis down: queue reads and pause/resume answer 503 with Retry-After', async (t) => {
   const redis = await startPrivateRedis(t)
-  const h = await startHarness(t, { env: { REDIS_URL: redis.url } })
+  const h = await startHarness(t, { env: { ...STEADY, REDIS_URL: redis.url } })
   t.equal((await h.app.inject({ url: '/v1/queues' })).statusCode, 200, 'answers while Redis is up')
   await redis.stop()
   for (const [method, url] of [['GET', '/v1/queues'], ['GET', '/v1/stats'], ['POST', '/v1/queues/default/pause'], ['POST', '/v1/queues/default/resume']] as const) {
@@ -87,7 +90,7 @@ t.test('Redis down: queue reads and pause/resume answer 503 with Retry-After', a
 })
 
 t.test('a stuck Postgres: a create whose batched write times out is a 503 with Retry-After', async (t) => {
-  const h = await startHarness(t)
+  const h = await startHarness(t, { env: STEADY })
   // Another session holds the table: the insert waits until the batcher gives up (20 s).
   const holder = await h.sql.reserve()
   await holder`begin`
