@@ -9,6 +9,7 @@ import appServices from './plugins/app-services.ts'
 import authentication, { adminOnlyRoutes } from './plugins/authentication.ts'
 import clientFailureLimit from './plugins/client-failure-limit.ts'
 import httpMetrics from './plugins/http-metrics.ts'
+import jsonBody from './plugins/json-body.ts'
 import requestLogContext from './plugins/request-log-context.ts'
 import loadShedding from './plugins/load-shedding.ts'
 import openapi from './plugins/openapi.ts'
@@ -41,6 +42,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(httpMetrics, { registry: deps.metrics.registry })
   await app.register(requestLogContext)
   await app.register(problemDetails)
+  await app.register(jsonBody)
   // Before any route (the docs included), so its onRoute hook gives pages their own policy.
   await app.register(securityHeaders)
   await app.register(openapi)

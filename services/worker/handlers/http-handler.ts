@@ -1,6 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici'
 import type { TaskHandler } from '../task-handler.ts'
 import { PermanentTaskError, RetryableTaskError } from '../task-handler.ts'
+import { jsonTextTooDeep } from '../../core/json-depth.ts'
 import { assertPublicLiteral, publicOnlyLookup } from './address-guard.ts'
 
 type HttpPayload = {
@@ -30,8 +31,9 @@ async function readCapped (body: Dispatcher.ResponseData<unknown>['body']): Prom
   return { text: Buffer.concat(chunks).toString('utf8'), truncated: false }
 }
 
+/** JSON when it says so and parses; otherwise, or when it nests too deep to store, the text. */
 function parseBody (text: string, contentType: string | undefined, truncated: boolean): unknown {
-  if (!truncated && contentType?.includes('json')) {
+  if (!truncated && contentType?.includes('json') && !jsonTextTooDeep(text)) {
     try { return JSON.parse(text) } catch { /* not JSON after all: keep the text */ }
   }
   return text
@@ -52,11 +54,23 @@ export function createHttpHandler (options: { allowPrivate: boolean }): TaskHand
     const { method, url, headers = {}, body, timeoutMs, expectStatus } = ctx.payload
     const target = new URL(url)
     if (!options.allowPrivate) assertPublicLiteral(target.hostname)
-    const signal = timeoutMs ? AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]) : ctx.signal
+    const ownTimeout = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined
+    const signal = ownTimeout ? AbortSignal.any([ctx.signal, ownTimeout]) : ctx.signal
     const isText = typeof body === 'string'
     const sendHeaders = body !== undefined && !isText && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')
       ? { ...headers, 'content-type': 'application/json' }
       : headers
+
+    /** What a failed request or read becomes: the task's error, with a documented code. */
+    const failure = (err: unknown): Error => {
+      if (err instanceof PermanentTaskError) return err
+      const cause = (err as { cause?: unknown }).cause
+      if (cause instanceof PermanentTaskError) return cause
+      if (ctx.signal.aborted) return err as Error
+      if (ownTimeout?.aborted) return new RetryableTaskError(`${target.host} did not answer within ${timeoutMs} ms`, 'TIMEOUT')
+      const code = (err as { code?: unknown }).code
+      return new RetryableTaskError(`request to ${target.host} failed: ${(err as Error).message}`, typeof code === 'string' ? code : 'NETWORK')
+    }
 
     let response: Dispatcher.ResponseData<unknown>
     try {
@@ -68,15 +82,14 @@ export function createHttpHandler (options: { allowPrivate: boolean }): TaskHand
         dispatcher,
       })
     } catch (err) {
-      if (err instanceof PermanentTaskError) throw err
-      const cause = (err as { cause?: unknown }).cause
-      if (cause instanceof PermanentTaskError) throw cause
-      if (ctx.signal.aborted) throw err
-      const code = (err as { code?: string }).code
-      throw new RetryableTaskError(`request to ${target.host} failed: ${(err as Error).message}`, code ?? 'NETWORK')
+      throw failure(err)
     }
-
-    const { text, truncated } = await readCapped(response.body)
+    let text: string, truncated: boolean
+    try {
+      ({ text, truncated } = await readCapped(response.body))
+    } catch (err) {
+      throw failure(err)
+    }
     const result = {
       status: response.statusCode,
       headers: response.headers,
