@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { ProblemSchema } from './schemas/problem-schema.ts'
 import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
 import { QueueSchema } from './schemas/queue-schemas.ts'
-import { CreateScheduleSchema, ScheduleSchema } from './schemas/schedule-schemas.ts'
+import { ScheduleSchema } from './schemas/schedule-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
 import authentication, { adminOnlyRoutes } from './plugins/authentication.ts'
@@ -36,7 +36,6 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   app.addSchema(CreateTaskSchema)
   app.addSchema(QueueSchema)
   app.addSchema(ScheduleSchema)
-  app.addSchema(CreateScheduleSchema)
 
   // First, so its timing hooks see every request, the 404s and 405s included.
   await app.register(httpMetrics, { registry: deps.metrics.registry })
