@@ -5,6 +5,7 @@ import { createDbClient } from '../core/db/db-client.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics/metrics-registry.ts'
 import { registerQueueMetrics } from '../core/metrics/queue-metrics.ts'
+import { registerTableSizeMetrics } from '../core/metrics/table-size-metrics.ts'
 import { resolveQueueConcurrency } from '../core/queues/queue-defaults.ts'
 import { createQueueRegistry } from '../core/queues/queue-registry.ts'
 import { createRedisConnection } from '../core/queues/redis-connection.ts'
@@ -18,6 +19,7 @@ import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
 import { createOpsServer } from './ops-server.ts'
+import { createPurger } from './purger.ts'
 import { createReconciler } from './reconciler.ts'
 import { createTaskRunner } from './task-runner.ts'
 import { createWorkerMetrics } from './worker-metrics.ts'
@@ -47,6 +49,7 @@ export async function startWorker (config: Config, log: Logger) {
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const runner = createTaskRunner({
     lifecycle: withTaskEvents(createTaskLifecycleRepository(database.sql), taskEvents), handlers: handlers.handlers, workerId, log,
+    maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
     events: metrics.events,
     release: createTaskRecoveryRepository(database.sql).release,
   })
@@ -61,6 +64,11 @@ export async function startWorker (config: Config, log: Logger) {
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
+  // The purger holds its own advisory lock on its own connection, like the reconciler.
+  const purgerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:purger` })
+  const purger = createPurger({ sql: database.sql, db: database.db, lockSql: purgerLock.sql, config, registry, log })
+  purger.start()
+  registerTableSizeMetrics({ registry, sql: database.sql, log })
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -70,7 +78,7 @@ export async function startWorker (config: Config, log: Logger) {
     readiness.startDraining()
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
-    await reconciler.stop()
+    await Promise.all([reconciler.stop(), purger.stop()])
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
@@ -86,7 +94,7 @@ export async function startWorker (config: Config, log: Logger) {
     await ops.close()
     await handlers.close()
     redis.disconnect()
-    await Promise.all([database.close(), reconcilerLock.close()])
+    await Promise.all([database.close(), reconcilerLock.close(), purgerLock.close()])
   }
 
   return {
@@ -94,6 +102,7 @@ export async function startWorker (config: Config, log: Logger) {
     opsPort,
     registry,
     reconciler,
+    purger,
     /** Idempotent: a second call (a second signal, a test teardown) waits for the first. */
     stop (graceMs = config.TASKLANE_SHUTDOWN_GRACE_MS): Promise<void> {
       stopping ??= drainAndClose(graceMs)

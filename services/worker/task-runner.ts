@@ -3,6 +3,7 @@ import type { Logger } from '../core/log.ts'
 import { retryOnOutage } from '../core/retry-on-outage.ts'
 import { toStorable } from '../core/tasks/storable-json.ts'
 import { retryDelayMs } from '../core/tasks/backoff.ts'
+import { assertResultFits, ResultTooLargeError } from '../core/tasks/result-limit.ts'
 import type { TaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
 import type { TaskError } from '../core/tasks/task-view.ts'
 import { PermanentTaskError, type TaskHandler } from './task-handler.ts'
@@ -60,6 +61,8 @@ export function createTaskRunner (deps: {
   handlers: Map<string, TaskHandler<unknown>>
   workerId: string
   log: Logger
+  /** TASKLANE_MAX_RESULT_BYTES: a bigger result fails the attempt permanently. */
+  maxResultBytes: number
   events?: RunnerEvents
   /** Puts a running task back to queued when its worker stops before the attempt ends. */
   release?: (taskId: string, attempt: number, durationMs: number) => Promise<boolean>
@@ -96,6 +99,7 @@ export function createTaskRunner (deps: {
         progress: async (value) => { await lifecycle.setProgress(taskId, attempt, value) },
       })
       const result = toStorable(await untilAborted(work, signal))
+      assertResultFits(result, deps.maxResultBytes)
       const durationMs = elapsed()
       await retryOnOutage(() => lifecycle.finish(taskId, attempt, 'completed', { result, durationMs }))
       log.info({ outcome: 'completed', durationMs }, 'attempt finished')
@@ -123,9 +127,10 @@ export function createTaskRunner (deps: {
         deps.events?.finished?.(task, 'cancelled', durationMs)
         return null
       }
-      const err = timeout.aborted && !(caught instanceof PermanentTaskError) ? new TaskTimeoutError(task.timeoutMs) : caught
+      const permanent = caught instanceof PermanentTaskError || caught instanceof ResultTooLargeError
+      const err = timeout.aborted && !permanent ? new TaskTimeoutError(task.timeoutMs) : caught
       const error = toTaskError(err)
-      if (!(err instanceof PermanentTaskError) && attempt < task.maxAttempts) {
+      if (!permanent && attempt < task.maxAttempts) {
         const delayMs = retryDelayMs(task.backoff, attempt)
         await retryOnOutage(() => lifecycle.scheduleRetry(taskId, attempt, { error, runAt: new Date(Date.now() + delayMs), durationMs }))
         log.warn({ outcome: 'retried', durationMs, err, retryInMs: delayMs }, 'attempt failed; retry scheduled')

@@ -27,7 +27,7 @@ export type TaskServiceDeps = {
   db: Db
   queues: Pick<QueueRegistry, 'enqueue'>
   taskTypes: TaskTypeRegistry
-  config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES'>
+  config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES' | 'idempotencyTtlMs'>
   log: Logger
   /** Told about tasks once they are stored (not about idempotent replays); the API counts them. */
   events?: { created?: (tasks: readonly { type: string, queue: string }[]) => void }
@@ -87,7 +87,11 @@ export function createTaskService (deps: TaskServiceDeps) {
     async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
       Promise<{ task: TaskView, replayed: boolean }> {
       const row = buildRow(tenant, input, idempotencyKey, new Date())
-      const [inserted] = await repo.insert([row])
+      let [inserted] = await repo.insert([row])
+      // A key older than TASKLANE_IDEMPOTENCY_TTL is free again: the request makes a new task.
+      if (!inserted && idempotencyKey && await repo.freeExpiredKeys(tenant, [idempotencyKey], deps.config.idempotencyTtlMs) > 0) {
+        [inserted] = await repo.insert([row])
+      }
       if (inserted) {
         deps.events?.created?.([inserted])
         await dispatch([inserted])
@@ -102,8 +106,8 @@ export function createTaskService (deps: TaskServiceDeps) {
 
     /**
      * Up to 1000 tasks, all validated before any is stored, inserted in one statement and
-     * enqueued in bulk. With an Idempotency-Key, item i is stored under `<key>/<i>` and every
-     * item carries the hash of the whole batch, so a replay returns the original tasks.
+     * enqueued in bulk. With an Idempotency-Key, item i is stored under `batchItemKey(key, i)`
+     * and every item carries the hash of the whole batch, so a replay returns the original tasks.
      */
     async createBatch (tenant: string, inputs: readonly CreateTaskInput[], idempotencyKey: string | null = null):
       Promise<{ tasks: TaskView[], replayed: boolean }> {
@@ -113,7 +117,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       const rows: NewTaskRow[] = []
       inputs.forEach((input, i) => {
         try {
-          rows.push(buildRow(tenant, input, idempotencyKey ? `${idempotencyKey}/${i}` : null, now, hash))
+          rows.push(buildRow(tenant, input, idempotencyKey ? batchItemKey(idempotencyKey, i) : null, now, hash))
         } catch (err) {
           if (err instanceof ValidationError) errors.push(...err.errors.map((e) => ({ path: `/tasks/${i}${e.path}`, message: e.message })))
           else if (err instanceof UnknownTaskTypeError) errors.push({ path: `/tasks/${i}/type`, message: err.message })
@@ -127,7 +131,11 @@ export function createTaskService (deps: TaskServiceDeps) {
       }
       // One statement, so all or nothing; undefined when some keys were taken: this is a
       // replay (or a reused key), and nothing was kept.
-      const inserted = await repo.insertAll(rows)
+      let inserted = await repo.insertAll(rows)
+      const keys = rows.map((r) => r.idempotencyKey!)
+      if (!inserted && idempotencyKey && await repo.freeExpiredKeys(tenant, keys, deps.config.idempotencyTtlMs) > 0) {
+        inserted = await repo.insertAll(rows)
+      }
       if (inserted) {
         const order = new Map(rows.map((r, i) => [r.id, i]))
         inserted.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
@@ -135,7 +143,7 @@ export function createTaskService (deps: TaskServiceDeps) {
         await dispatch(inserted)
         return { tasks: inserted.map(toTaskView), replayed: false }
       }
-      const existing = await repo.findByIdempotencyKeys(tenant, rows.map((r) => r.idempotencyKey!))
+      const existing = await repo.findByIdempotencyKeys(tenant, keys)
       if (existing.length !== rows.length || existing.some((r) => r.requestHash !== hash)) throw new IdempotencyConflictError()
       return { tasks: existing.map(toTaskView), replayed: true }
     },
@@ -165,6 +173,12 @@ export function createTaskService (deps: TaskServiceDeps) {
 }
 
 export type TaskService = ReturnType<typeof createTaskService>
+
+/**
+ * The key item `i` of a batch is stored under. A client's key is visible ASCII without spaces
+ * (the header schema), so a key with a space is never one a single create could take.
+ */
+export const batchItemKey = (key: string, i: number): string => `${key} ${i}`
 
 const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url')
 
