@@ -2,12 +2,13 @@
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 SHELL := /bin/bash
 
-.PHONY: help install dev test typecheck bench up down images k8s services tools
+.PHONY: help install dev test typecheck bench soak-growth up down images k8s services tools
 
 help:
 	@echo "make dev     run migrations, the API and a worker against local Postgres and Redis"
 	@echo "make test    install from the lockfile and run every test"
 	@echo "make bench   run the benchmark and print its figures"
+	@echo "make soak-growth  purge 1,000,000 finished tasks under load, then a steady run with short retention"
 	@echo "make up      start the compose stack (needs Docker)    make down  stop it"
 	@echo "make images  build both images (needs Docker)          make k8s   render every overlay"
 
@@ -36,6 +37,9 @@ dev: install
 
 bench: install services
 	npm run bench
+
+soak-growth: install services
+	node bench/growth-drill.ts
 
 up:
 	docker compose up -d --build
