@@ -31,6 +31,8 @@ BEGIN
       SELECT n.tenant, n.type, n.status, (pg_backend_pid() % 16)::smallint, count(*)
       FROM new_rows n GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
       ON CONFLICT (tenant, type, status, slot) DO UPDATE SET count = c.count + excluded.count;
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    DELETE FROM task_counts;
   ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO task_counts AS c (tenant, type, status, slot, count)
       SELECT o.tenant, o.type, o.status, (pg_backend_pid() % 16)::smallint, -count(*)
@@ -57,6 +59,9 @@ CREATE TRIGGER "task_counts_update" AFTER UPDATE ON "tasks" REFERENCING OLD TABL
   FOR EACH STATEMENT EXECUTE FUNCTION "task_counts_apply"();
 --> statement-breakpoint
 CREATE TRIGGER "task_counts_delete" AFTER DELETE ON "tasks" REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION "task_counts_apply"();
+--> statement-breakpoint
+CREATE TRIGGER "task_counts_truncate" AFTER TRUNCATE ON "tasks"
   FOR EACH STATEMENT EXECUTE FUNCTION "task_counts_apply"();
 --> statement-breakpoint
 INSERT INTO "task_counts" (tenant, type, status, slot, count)
