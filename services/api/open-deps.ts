@@ -12,6 +12,11 @@ import { createQueueService } from '../core/queues/queue-service.ts'
 import { createTaskControlService } from '../core/tasks/task-control-service.ts'
 import { createTaskEventHub } from '../core/tasks/task-event-hub.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
+import { createJsonSchemaValidator } from '../core/task-types/json-schema-validator.ts'
+import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
+import { createTaskTypeService } from '../core/task-types/task-type-service.ts'
+import { createPullDispatcher } from '../core/leases/pull-dispatcher.ts'
+import { createLeaseService } from '../core/leases/lease-service.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -22,11 +27,23 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   redis.on('error', (err) => log.warn({ err }, 'redis connection error'))
   const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
   const queues = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
-  const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, log })
-  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, events: { created: metrics.tasksCreated } })
+  const validator = createJsonSchemaValidator()
+  const taskTypeCatalog = createTaskTypeCatalog({ sql: database.sql, builtins: taskTypes, validator, log })
+  taskTypeCatalog.onQueues((names) => { for (const name of names) queues.add(name) })
+  const taskTypeService = createTaskTypeService({ sql: database.sql, builtins: taskTypes, catalog: taskTypeCatalog, validator, queues, log })
+  const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, queues: () => taskTypeCatalog.queues(), log })
+  const tasks = createTaskService({ db: database.db, queues, taskTypes: taskTypeCatalog, config, log, events: { created: metrics.tasksCreated } })
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
-  const taskControl = createTaskControlService({ db: database.db, queues, events: publisher, log })
+  // Leasing blocks on nothing (non-blocking fetches), but BullMQ's Worker wants a connection
+  // that retries forever, as consumers have.
+  const pullConnection = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:pull')
+  pullConnection.on('error', (err) => log.warn({ err }, 'redis pull connection error'))
+  const dispatcher = createPullDispatcher({ connection: pullConnection, prefix: config.TASKLANE_QUEUE_PREFIX, queues, log })
+  const leases = createLeaseService({
+    sql: database.sql, catalog: taskTypeCatalog, dispatcher, queues, events: publisher, registry: metrics.registry, log,
+  })
+  const taskControl = createTaskControlService({ db: database.db, queues, events: publisher, log, leases })
   const queueControl = createQueueService({ queues })
   // Its own connection: a subscribed connection can do nothing else.
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
@@ -34,9 +51,13 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
+    config, database, redis, queues, taskTypes, taskTypeCatalog, taskTypeService, leases, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
     async close () {
       taskEvents.close()
+      await leases.stop()
+      await dispatcher.close()
+      pullConnection.disconnect()
+      await taskTypeCatalog.close()
       await queues.close()
       redis.disconnect()
       await database.close()

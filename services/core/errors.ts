@@ -24,3 +24,9 @@ export class ValidationError extends Error {
 }
 export const PayloadTooLargeError = createError<[number, number]>('TASKLANE_PAYLOAD_TOO_LARGE',
   'The task payload is %d bytes; the limit is %d bytes', 413)
+export const TaskTypeNotFoundError = createError<[string]>('TASKLANE_TASK_TYPE_NOT_FOUND', 'Task type %s was not found', 404)
+export const BuiltinTaskTypeError = createError<[string]>('TASKLANE_BUILTIN_TASK_TYPE', '"%s" is a built-in task type and cannot be changed', 409)
+export const TaskTypeLimitError = createError<[number]>('TASKLANE_TASK_TYPE_LIMIT', 'A tenant may register at most %d task types; delete one first', 409)
+export const NotWebhookTypeError = createError<[string]>('TASKLANE_NOT_WEBHOOK_TYPE', 'Task type %s has no webhook executor, so no signing secret', 409)
+/** Fencing: a lease that expired, ended, or is unknown (another tenant's included). */
+export const LeaseLostError = createError<[string]>('TASKLANE_LEASE_LOST', '%s', 409)

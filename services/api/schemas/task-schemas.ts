@@ -13,7 +13,8 @@ export const TaskErrorSchema = Type.Object({ message: Type.String(), code: Type.
 export const TaskSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   type: Type.String(),
-  queue: Type.String(),
+  typeVersion: Type.Integer({ description: 'the version of the type the payload was validated against' }),
+  queue: Type.String({ description: 'a registered type\'s queue is `<tenant>/<queue>`' }),
   status: TaskStatusSchema,
   priority: PrioritySchema,
   payload: Type.Unknown(),

@@ -6,7 +6,7 @@ import { newTaskId, isUuid } from '../ids.ts'
 import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
-import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
+import type { TaskTypeCatalog } from '../task-types/task-type-catalog.ts'
 import { requestHash } from './request-hash.ts'
 import { findUnstorable } from './storable-json.ts'
 import { createTaskRepository, type TaskFilters } from './task-repository.ts'
@@ -26,7 +26,8 @@ export type CreateTaskInput = {
 export type TaskServiceDeps = {
   db: Db
   queues: Pick<QueueRegistry, 'enqueue'>
-  taskTypes: TaskTypeRegistry
+  /** Built-in and registered types: creating a task reads no table. */
+  taskTypes: Pick<TaskTypeCatalog, 'resolve' | 'validatePayload'>
   config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES'>
   log: Logger
   /** Told about tasks once they are stored (not about idempotent replays); the API counts them. */
@@ -39,12 +40,12 @@ export function createTaskService (deps: TaskServiceDeps) {
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
     hash: string | null = idempotencyKey ? requestHash(input) : null): NewTaskRow {
-    const type = deps.taskTypes.get(input.type)
+    const type = deps.taskTypes.resolve(tenant, input.type)
     if (!type) throw new UnknownTaskTypeError(input.type)
     const payload = input.payload ?? {}
     const size = Buffer.byteLength(JSON.stringify(payload))
     if (size > deps.config.TASKLANE_MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(size, deps.config.TASKLANE_MAX_PAYLOAD_BYTES)
-    const errors = deps.taskTypes.validatePayload(type.name, payload)
+    const errors = deps.taskTypes.validatePayload(tenant, type, payload)
     const unstorable = findUnstorable(payload, '/payload')
     if (unstorable) errors.push(unstorable)
     if (input.runAt !== undefined && input.delayMs !== undefined) {
@@ -58,6 +59,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       tenant,
       type: type.name,
       queue: type.queue,
+      typeVersion: type.version,
       status: 'queued',
       priority: input.priority ?? type.defaults.priority,
       payload,

@@ -13,6 +13,7 @@ export function toTaskView (row: TaskRow) {
   return {
     id: row.id,
     type: row.type,
+    typeVersion: row.typeVersion,
     queue: row.queue,
     status: row.status as TaskStatus,
     priority: row.priority,
