@@ -63,8 +63,8 @@ const CLAIM = `
     on conflict (task_id, attempt) do nothing
   ), leased as (
     insert into task_leases (lease_id, task_id, tenant, attempt, worker_id, visibility_ms, expires_at, deadline)
-    select $3, id, tenant, attempts, worker_id, $5,
-           least(now() + ${secs('$5')}, now() + ${secs('timeout_ms')}), now() + ${secs('timeout_ms')}
+    select $3, id, tenant, attempts, worker_id, $5::int,
+           least(now() + ${secs('$5::int')}, now() + ${secs('timeout_ms')}), now() + ${secs('timeout_ms')}
     from claimed
     returning expires_at, deadline
   )
