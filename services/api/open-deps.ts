@@ -17,6 +17,7 @@ import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
 import { createTaskTypeService } from '../core/task-types/task-type-service.ts'
 import { createPullDispatcher } from '../core/leases/pull-dispatcher.ts'
 import { createLeaseService } from '../core/leases/lease-service.ts'
+import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -35,15 +36,17 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const tasks = createTaskService({ db: database.db, queues, taskTypes: taskTypeCatalog, config, log, events: { created: metrics.tasksCreated } })
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
+  const transitions = createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS })
   // Leasing blocks on nothing (non-blocking fetches), but BullMQ's Worker wants a connection
   // that retries forever, as consumers have.
   const pullConnection = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:pull')
   pullConnection.on('error', (err) => log.warn({ err }, 'redis pull connection error'))
   const dispatcher = createPullDispatcher({ connection: pullConnection, prefix: config.TASKLANE_QUEUE_PREFIX, queues, log })
   const leases = createLeaseService({
-    sql: database.sql, catalog: taskTypeCatalog, dispatcher, queues, events: publisher, registry: metrics.registry, log,
+    sql: database.sql, transitions, catalog: taskTypeCatalog, dispatcher, queues, events: publisher, registry: metrics.registry, log,
   })
-  const taskControl = createTaskControlService({ db: database.db, queues, events: publisher, log, leases })
+  const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log, leases })
   const queueControl = createQueueService({ queues })
   // Its own connection: a subscribed connection can do nothing else.
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')

@@ -13,9 +13,8 @@ import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createJsonSchemaValidator } from '../core/task-types/json-schema-validator.ts'
 import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
-import { createTaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
-import { createTaskRecoveryRepository } from '../core/tasks/task-recovery-repository.ts'
-import { withTaskEvents } from '../core/tasks/publishing-lifecycle.ts'
+import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
+import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
@@ -51,11 +50,8 @@ export async function startWorker (config: Config, log: Logger) {
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
   const handlers = createHandlers(config)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
-  const runner = createTaskRunner({
-    lifecycle: withTaskEvents(createTaskLifecycleRepository(database.sql), taskEvents), handlers: handlers.handlers, workerId, log,
-    events: metrics.events,
-    release: createTaskRecoveryRepository(database.sql).release,
-  })
+  const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
+  const runner = createTaskRunner({ transitions, handlers: handlers.handlers, workerId, log, events: metrics.events })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({
     subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:cancel`),
@@ -66,7 +62,7 @@ export async function startWorker (config: Config, log: Logger) {
   const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
   catalog.onQueues((names) => { for (const name of names) producers.add(name) })
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
-  const reconciler = createReconciler({ sql: database.sql, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
+  const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)

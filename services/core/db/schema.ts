@@ -26,6 +26,10 @@ export const tasks = pgTable('tasks', {
   idempotencyKey: text('idempotency_key'),
   requestHash: text('request_hash'),
   workerId: text('worker_id'),
+  /** Names the claim that opened the running attempt: what makes a repeated claim a no-op and fences a late worker. */
+  leaseId: uuid('lease_id'),
+  /** Attempts that ended because their worker vanished; past TASKLANE_MAX_LOST_ATTEMPTS the task fails. */
+  lostAttempts: integer('lost_attempts').notNull().default(0),
   /** The version of the registered type the payload was validated against (1 for built-ins). */
   typeVersion: integer('type_version').notNull().default(1),
   cancelRequestedAt: timestamp('cancel_requested_at', tz),

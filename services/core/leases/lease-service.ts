@@ -8,8 +8,9 @@ import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
 import { retryOnOutage } from '../retry-on-outage.ts'
 import type { TaskTypeCatalog } from '../task-types/task-type-catalog.ts'
-import { retryDelayMs } from '../tasks/backoff.ts'
-import { createLeaseTransitions, type LeaseEnding, type LeasedTask } from '../tasks/lease-transitions.ts'
+import { decideFailure } from '../tasks/attempt-outcome.ts'
+import type { LeaseEnding, LeasedTask } from '../tasks/lease-statements.ts'
+import type { TaskTransitions } from '../tasks/transitions.ts'
 import type { TaskEventPublisher } from '../tasks/task-events.ts'
 import { statusEventOf } from '../tasks/task-status-event.ts'
 import { findUnstorable } from '../tasks/storable-json.ts'
@@ -37,6 +38,7 @@ const lost = (detail = 'The lease expired, ended, or is not known') => new Lease
  */
 export function createLeaseService (deps: {
   sql: postgres.Sql
+  transitions: Pick<TaskTransitions, 'claimLease' | 'extendLease' | 'endLease' | 'expiredLeases' | 'closeLease' | 'openLeaseOf'>
   catalog: Pick<TaskTypeCatalog, 'registered' | 'validateResult'>
   dispatcher: PullDispatcher
   queues: Pick<QueueRegistry, 'enqueue'>
@@ -45,7 +47,14 @@ export function createLeaseService (deps: {
   log: Logger
   maxResultBytes?: number
 }) {
-  const transitions = createLeaseTransitions(deps.sql)
+  const transitions = {
+    claim: deps.transitions.claimLease,
+    extend: deps.transitions.extendLease,
+    end: deps.transitions.endLease,
+    listExpired: deps.transitions.expiredLeases,
+    close: deps.transitions.closeLease,
+    openLeaseOf: deps.transitions.openLeaseOf,
+  }
   const leasesTotal = new Counter({
     name: 'tasklane_leases_total',
     help: 'Pull-worker leases ended, by outcome',
@@ -126,13 +135,13 @@ export function createLeaseService (deps: {
     return toTaskView(row)
   }
 
-  function retryOrFail (attempt: number, maxAttempts: number, backoff: Parameters<typeof retryDelayMs>[0], error: TaskError,
+  /** Retried with the task's backoff while attempts are left and the error may pass (decideFailure), else failed. */
+  function retryOrFail (attempt: number, maxAttempts: number, backoff: Parameters<typeof decideFailure>[0]['backoff'], error: TaskError,
     retryable: boolean, outcome: string, retryAfterMs?: number): LeaseEnding {
-    if (retryable && attempt < maxAttempts) {
-      const delay = Math.max(retryDelayMs(backoff, attempt), retryAfterMs ?? 0)
-      return { status: 'queued', outcome, error, runAt: new Date(Date.now() + delay) }
-    }
-    return { status: 'failed', outcome, error }
+    const decision = decideFailure({ attempts: attempt, maxAttempts, backoff }, retryAfterMs === undefined ? { error, retryable } : { error, retryable, retryAfterMs })
+    return decision.kind === 'retry'
+      ? { status: 'queued', outcome, error: decision.error, runAt: decision.runAt }
+      : { status: 'failed', outcome, error: decision.error }
   }
 
   async function taskOfLease (tenant: string, leaseId: string) {

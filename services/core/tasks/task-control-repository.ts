@@ -1,60 +1,16 @@
-import { and, eq, inArray, sql } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import type { Db } from '../db/db-client.ts'
-import { tasks, type TaskRow } from '../db/schema.ts'
-import { ALLOWED_FROM } from './task-states.ts'
+import { tasks } from '../db/schema.ts'
 import type { TaskStatus } from './task-view.ts'
 
 /**
- * The client's state changes (cancel, retry, delete), each one conditional update scoped by
- * tenant whose WHERE clause is the rule from task-states.ts. An update that matches nothing
- * means "missing or in the wrong state"; the caller reads the row to tell which.
+ * What the client's cancel, retry and delete read besides the transitions themselves: a
+ * task's status (to tell 404 from 409 when a transition matched nothing) and the stats.
  */
 export function createTaskControlRepository (db: Db) {
   const mine = (tenant: string, id: string) => and(eq(tasks.tenant, tenant), eq(tasks.id, id))
 
   return {
-    /**
-     * A queued task becomes cancelled at once; a running one only gets cancel_requested_at,
-     * and the worker running it records `cancelled` when its handler has stopped. The row lock
-     * orders this against a worker's claim, which skips tasks with a cancel request.
-     */
-    async cancel (tenant: string, id: string): Promise<TaskRow | undefined> {
-      const [row] = await db.update(tasks).set({
-        status: sql`case when ${tasks.status} = 'queued' then 'cancelled' else ${tasks.status} end`,
-        finishedAt: sql`case when ${tasks.status} = 'queued' then now() else ${tasks.finishedAt} end`,
-        cancelRequestedAt: sql`coalesce(${tasks.cancelRequestedAt}, now())`,
-        updatedAt: sql`now()`,
-      }).where(and(mine(tenant, id), inArray(tasks.status, [...ALLOWED_FROM.cancel]))).returning()
-      return row
-    },
-
-    /**
-     * Back to queued with a fresh attempt budget. Attempt numbers keep counting (the attempt
-     * history stays whole), so the budget is moved up: `maxAttempts - attemptBase` attempts again.
-     */
-    async retry (tenant: string, id: string): Promise<TaskRow | undefined> {
-      const [row] = await db.update(tasks).set({
-        status: 'queued',
-        maxAttempts: sql`${tasks.attempts} + (${tasks.maxAttempts} - ${tasks.attemptBase})`,
-        attemptBase: sql`${tasks.attempts}`,
-        cancelRequestedAt: null,
-        result: null,
-        progress: null,
-        workerId: null,
-        finishedAt: null,
-        runAt: sql`now()`,
-        updatedAt: sql`now()`,
-      }).where(and(mine(tenant, id), inArray(tasks.status, [...ALLOWED_FROM.retry]))).returning()
-      return row
-    },
-
-    /** Deletes a terminal task; its attempts go with it (foreign key cascade). */
-    async delete (tenant: string, id: string): Promise<boolean> {
-      const rows = await db.delete(tasks)
-        .where(and(mine(tenant, id), inArray(tasks.status, [...ALLOWED_FROM.delete]))).returning({ id: tasks.id })
-      return rows.length > 0
-    },
-
     async status (tenant: string, id: string): Promise<TaskStatus | undefined> {
       const [row] = await db.select({ status: tasks.status }).from(tasks).where(mine(tenant, id)).limit(1)
       return row?.status

@@ -11,9 +11,11 @@ import { createTaskRepository } from './task-repository.ts'
 import { conflictMessage, isAllowed, type TaskAction } from './task-states.ts'
 import { statusEventOf } from './task-status-event.ts'
 import { toTaskView, type TaskStatus, type TaskView } from './task-view.ts'
+import type { TaskTransitions } from './transitions.ts'
 
 export type TaskControlDeps = {
   db: Db
+  transitions: Pick<TaskTransitions, 'cancel' | 'retry' | 'delete'>
   queues: Pick<QueueRegistry, 'enqueue' | 'get'>
   events: Pick<TaskEventPublisher, 'publish' | 'requestCancel'>
   log: Logger
@@ -66,7 +68,7 @@ export function createTaskControlService (deps: TaskControlDeps) {
      */
     async cancel (tenant: string, id: string): Promise<TaskView> {
       if (!isUuid(id)) throw new TaskNotFoundError(id)
-      const row = await control.cancel(tenant, id)
+      const row = await deps.transitions.cancel(tenant, id)
       if (!row) {
         const current = await find(tenant, id)
         if (current.status === 'cancelled') return toTaskView(current)
@@ -91,7 +93,7 @@ export function createTaskControlService (deps: TaskControlDeps) {
       if (!isAllowed('retry', current.status)) return refuse('retry', tenant, id)
       // The new job reuses the task id, so the old one (kept for the dashboard) must go first.
       const removed = await removeJob(current.queue, id)
-      const row = await control.retry(tenant, id)
+      const row = await deps.transitions.retry(tenant, id)
       if (!row) return refuse('retry', tenant, id)
       if (!removed) deps.log.warn({ taskId: id }, 'the old job is still in its queue; the reconciler will enqueue the retry')
       try {
@@ -107,7 +109,7 @@ export function createTaskControlService (deps: TaskControlDeps) {
     async delete (tenant: string, id: string): Promise<void> {
       const current = await find(tenant, id)
       if (!isAllowed('delete', current.status)) return refuse('delete', tenant, id)
-      if (!(await control.delete(tenant, id))) return refuse('delete', tenant, id)
+      if (!(await deps.transitions.delete(tenant, id))) return refuse('delete', tenant, id)
       await removeJob(current.queue, id)
     },
 

@@ -3,7 +3,8 @@ import type { TaskRow } from '../db/schema.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
 import type { TaskError } from './task-view.ts'
 
-// The state changes of pull-worker leases. Each is one conditional statement: a lease may
+// The statements of pull-worker leases, which transitions.ts names beside the other
+// transitions (claimLease, extendLease, endLease, expired leases). Each is one conditional statement: a lease may
 // record something only while it has not ended and the task is still on the lease's attempt,
 // so a late or duplicate worker changes nothing (the caller answers 409 lease-lost). Every
 // write that ends a lease locks the lease row before the task row, in that order, so that
@@ -54,7 +55,7 @@ const secs = (param: string) => `make_interval(secs => ${param}::double precisio
 
 const CLAIM = `
   with claimed as (
-    update tasks set status = 'running', attempts = attempts + 1, worker_id = $4, started_at = now(), updated_at = now()
+    update tasks set status = 'running', attempts = attempts + 1, worker_id = $4, lease_id = $3, started_at = now(), updated_at = now()
     where id = $1 and tenant = $2 and status = 'queued' and cancel_requested_at is null
     returning *
   ), opened as (
@@ -96,7 +97,7 @@ const END = `
     from tasks t
     where l.lease_id = $1 and l.tenant = $2 and l.ended_at is null
       and case $3::text when 'live' then l.expires_at > now() when 'expired' then l.expires_at <= now() else true end
-      and t.id = l.task_id and t.status = 'running' and t.attempts = l.attempt
+      and t.id = l.task_id and t.status = 'running' and t.attempts = l.attempt and t.lease_id = l.lease_id
     returning l.task_id, l.attempt
   ), moved as (
     update tasks t set status = $4::text,
@@ -115,7 +116,7 @@ const END = `
   )
   select ${TASK_RETURNING} from moved`
 
-export function createLeaseTransitions (sql: postgres.Sql) {
+export function createLeaseStatements (sql: postgres.Sql) {
   return {
     /** A queued task of the tenant becomes running on a new attempt held by the lease; undefined when it is not queued. */
     async claim (input: { taskId: string, tenant: string, leaseId: string, workerId: string, visibilityMs: number }): Promise<LeasedTask | undefined> {
@@ -176,4 +177,4 @@ export function createLeaseTransitions (sql: postgres.Sql) {
   }
 }
 
-export type LeaseTransitions = ReturnType<typeof createLeaseTransitions>
+export type LeaseStatements = ReturnType<typeof createLeaseStatements>
