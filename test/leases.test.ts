@@ -169,3 +169,36 @@ t.test('cancel ends a leased task at once; the worker hears it by heartbeat, and
   const counts = await h.deps.queues.get('acme/job').getJobCounts('active')
   t.equal(counts.active, 0)
 })
+
+t.test('the worker\'s reconciler repairs pull tasks too: a queued task whose job Redis lost is enqueued again', async (t) => {
+  const { h, put, create, lease } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const task = await create(A, { type: 'job' })
+  await h.deps.queues.get('acme/job').remove(task.id)
+  await h.sql`update tasks set updated_at = now() - interval '1 hour' where id = ${task.id}`
+  // A worker started after the type was registered learns its queue from the catalog.
+  const worker = await h.startWorker({ TASKLANE_RECONCILER_INTERVAL_MS: '0', TASKLANE_RECONCILER_MIN_AGE_MS: '1000' })
+  const report = await worker.reconciler.runOnce()
+  t.equal(report.repaired.queued_job_missing, 1)
+  t.same((await lease(A, { types: ['job'] })).body.items.map((i) => i.task.id), [task.id], 'leased after the repair')
+  // And a type registered while the worker runs reaches it too, with no restart.
+  await put(A, 'later', { executor: { kind: 'pull' } })
+  const later = await create(A, { type: 'later' })
+  await h.deps.queues.get('acme/later').remove(later.id)
+  await h.sql`update tasks set updated_at = now() - interval '1 hour' where id = ${later.id}`
+  await waitFor(async () => (await worker.reconciler.runOnce()).repaired.queued_job_missing === 1, 5_000)
+  const metrics = await worker.registry.metrics()
+  t.match(metrics, /tasklane_queue_backlog\{queue="acme\/later"[^}]*\} 1/, 'the new queue is in the worker\'s queue metrics, tenant-labelled')
+})
+
+t.test('OpenAPI describes every new route', async (t) => {
+  const { h } = await setup(t)
+  const doc = h.app.swagger() as { paths: Record<string, Record<string, unknown>> }
+  const expected = {
+    '/v1/task-types': ['get'], '/v1/task-types/{name}': ['get', 'put', 'delete'], '/v1/task-types/{name}/rotate-secret': ['post'],
+    '/v1/leases': ['post'], '/v1/leases/{leaseId}/heartbeat': ['post'], '/v1/leases/{leaseId}/complete': ['post'], '/v1/leases/{leaseId}/fail': ['post'],
+  }
+  for (const [path, methods] of Object.entries(expected)) {
+    for (const method of methods) t.ok(doc.paths[path]?.[method], `${method.toUpperCase()} ${path}`)
+  }
+})
