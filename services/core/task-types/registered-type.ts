@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
-import { BackoffSchema, type TaskDefaults } from './task-type.ts'
+import { BackoffSchema } from './task-type.ts'
+import type { TaskTypeRecord } from './task-type-repository.ts'
 
 /** A registered type's name; its queue name follows the same rule. */
 export const TYPE_NAME_PATTERN = '^[a-z][a-z0-9._-]{0,62}$'
@@ -48,25 +49,10 @@ export const PutTaskTypeSchema = Type.Object({
 }, { additionalProperties: false, $id: 'PutTaskType', title: 'PutTaskType' })
 export type PutTaskTypeInput = Static<typeof PutTaskTypeSchema>
 
-/** A tenant's registered type as the service keeps it in memory (never carries secrets). */
-export type RegisteredType = {
-  tenant: string
-  name: string
-  version: number
-  /** The tenant's own queue name, as given. */
-  queue: string
-  /** The queue's name in BullMQ and in metric labels: `<tenant>/<queue>`. */
+/** A tenant's registered type as every process keeps it in memory (never carries secrets). */
+export type RegisteredType = TaskTypeRecord & {
+  /** The queue's name in BullMQ and in metric labels: `<tenant>/<queue>` (`queue` is the tenant's own name). */
   internalQueue: string
-  description: string
-  payloadSchema: unknown
-  resultSchema: unknown
-  defaults: TaskDefaults
-  concurrency: number | null
-  rateLimit: RateLimit | null
-  executor: Executor
-  createdAt: Date
-  updatedAt: Date
-  deletedAt: Date | null
 }
 
 export const internalQueueName = (tenant: string, queue: string): string => `${tenant}/${queue}`
