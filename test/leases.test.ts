@@ -202,3 +202,13 @@ t.test('OpenAPI describes every new route', async (t) => {
     for (const method of methods) t.ok(doc.paths[path]?.[method], `${method.toUpperCase()} ${path}`)
   }
 })
+
+t.test('types that share a queue: a lease for one type passes over the other\'s tasks and leaves them ready', async (t) => {
+  const { put, create, lease } = await setup(t)
+  await put(A, 'first', { queue: 'shared', executor: { kind: 'pull' }, defaults: { priority: 'critical' } })
+  await put(A, 'second', { queue: 'shared', executor: { kind: 'pull' } })
+  const a = await create(A, { type: 'first' })
+  const b = await create(A, { type: 'second' })
+  t.same((await lease(A, { types: ['second'], max: 5 })).body.items.map((i) => i.task.id), [b.id], 'the other type\'s task at the head was passed over')
+  t.same((await lease(A, { types: ['first'], max: 5 })).body.items.map((i) => i.task.id), [a.id], 'and is still there for its own workers')
+})

@@ -28,6 +28,8 @@ const POLL_MS = 100
 const SWEEP_GRACE_MS = 250
 const SWEEP_BATCH = 200
 const REMOVE_TRIES = 20
+// Tasks of other types of a shared queue that one lease round may pass over.
+const MAX_FOREIGN = 50
 
 const lost = (detail = 'The lease expired, ended, or is not known') => new LeaseLostError(detail)
 
@@ -88,14 +90,16 @@ export function createLeaseService (deps: {
     else await deps.dispatcher.delay(queue, taskId, token, Date.now() + 1_000)
   }
 
-  async function takeOne (tenant: string, queue: string, names: Set<string>, request: LeaseRequest, workerId: string): Promise<Lease | undefined | 'empty'> {
+  async function takeOne (tenant: string, queue: string, names: Set<string>, request: LeaseRequest, workerId: string,
+    foreign: { id: string, token: string }[]): Promise<Lease | undefined | 'empty'> {
     const leaseId = randomUUID()
     const job = await deps.dispatcher.take(queue, leaseId, request.visibilityMs)
     if (!job) return 'empty'
     const taskId = job.id!
     if (!names.has(job.name)) {
-      // Another type of a shared queue, which this worker did not ask for: hand it back.
-      await deps.dispatcher.delay(queue, taskId, leaseId, Date.now())
+      // Another type of a shared queue, which this worker did not ask for: held until the end
+      // of the round (so it is not taken again), then handed back.
+      foreign.push({ id: taskId, token: leaseId })
       return undefined
     }
     let task: LeasedTask | undefined
@@ -194,10 +198,15 @@ export function createLeaseService (deps: {
       const items: Lease[] = []
       for (;;) {
         for (const [queue, names] of byQueue) {
-          while (items.length < request.max) {
-            const lease = await takeOne(tenant, queue, names, request, workerId)
-            if (lease === 'empty') break
-            if (lease) items.push(lease)
+          const foreign: { id: string, token: string }[] = []
+          try {
+            while (items.length < request.max && foreign.length < MAX_FOREIGN) {
+              const lease = await takeOne(tenant, queue, names, request, workerId, foreign)
+              if (lease === 'empty') break
+              if (lease) items.push(lease)
+            }
+          } finally {
+            await Promise.all(foreign.map((f) => deps.dispatcher.delay(queue, f.id, f.token, Date.now())))
           }
         }
         if (items.length > 0 || Date.now() + POLL_MS > deadline) return items
