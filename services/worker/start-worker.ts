@@ -13,6 +13,7 @@ import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createJsonSchemaValidator } from '../core/task-types/json-schema-validator.ts'
 import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
+import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
@@ -51,7 +52,9 @@ export async function startWorker (config: Config, log: Logger) {
   const handlers = createHandlers(config)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
-  const runner = createTaskRunner({ transitions, handlers: handlers.handlers, workerId, log, events: metrics.events })
+  const runner = createTaskRunner({
+    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events, openPayload: createSecretBox(config).openFields,
+  })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({
     subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:cancel`),

@@ -14,6 +14,8 @@ export type ResolvedType = {
   queue: string
   version: number
   defaults: TaskDefaults
+  /** Top-level payload fields stored sealed and masked on read (built-ins only). */
+  secretFields?: readonly string[] | undefined
   registered: RegisteredType | null
 }
 
@@ -111,7 +113,7 @@ export function createTaskTypeCatalog (deps: {
     /** A live type the tenant may create tasks of: a built-in or one of its registered types. */
     resolve (tenant: string, name: string): ResolvedType | undefined {
       const builtin = deps.builtins.get(name)
-      if (builtin) return { name, queue: builtin.queue, version: 1, defaults: builtin.defaults, registered: null }
+      if (builtin) return { name, queue: builtin.queue, version: 1, defaults: builtin.defaults, secretFields: builtin.secretFields, registered: null }
       const type = find(tenant, name)
       if (!type || type.deletedAt) return undefined
       return { name, queue: type.internalQueue, version: type.version, defaults: type.defaults, registered: type }

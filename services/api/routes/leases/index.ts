@@ -15,7 +15,7 @@ export default async function leaseRoutes (fastify: FastifyInstance) {
 
   app.post('/v1/leases', {
     schema: {
-      tags: ['pull workers'], summary: 'Lease ready tasks of the tenant\'s pull types (long poll)',
+      tags: ['pull workers'], operationId: 'createLeases', summary: 'Lease ready tasks of the tenant\'s pull types (long poll)',
       description: 'Up to `max` tasks, in priority order then `runAt`; waits up to `waitMs` for the first. Each leased task is ' +
         '`running` on a new attempt. A name that is not one of the tenant\'s pull types is a 400.',
       body: LeaseRequestSchema,
@@ -25,7 +25,7 @@ export default async function leaseRoutes (fastify: FastifyInstance) {
 
   app.post('/v1/leases/:leaseId/heartbeat', {
     schema: {
-      tags: ['pull workers'], summary: 'Extend a lease, report progress, hear of a cancel',
+      tags: ['pull workers'], operationId: 'heartbeatLease', summary: 'Extend a lease, report progress, hear of a cancel',
       description: 'The lease then expires `extendMs` (default: its visibilityMs) from now, never past the deadline. ' + LEASE_LOST,
       params: LeaseIdParams,
       body: HeartbeatSchema,
@@ -35,7 +35,7 @@ export default async function leaseRoutes (fastify: FastifyInstance) {
 
   app.post('/v1/leases/:leaseId/complete', {
     schema: {
-      tags: ['pull workers'], summary: 'Complete the leased task with its result',
+      tags: ['pull workers'], operationId: 'completeLease', summary: 'Complete the leased task with its result',
       description: 'A result that does not match the type\'s resultSchema answers 200 with the task `failed`, code ' +
         '`RESULT_INVALID` (not retried). ' + LEASE_LOST,
       params: LeaseIdParams,
@@ -46,7 +46,7 @@ export default async function leaseRoutes (fastify: FastifyInstance) {
 
   app.post('/v1/leases/:leaseId/fail', {
     schema: {
-      tags: ['pull workers'], summary: 'Fail the leased attempt',
+      tags: ['pull workers'], operationId: 'failLease', summary: 'Fail the leased attempt',
       description: 'Retryable (the default) with attempts left: the task is queued again after its backoff, or ' +
         '`retryAfterMs` when longer. Otherwise it fails. ' + LEASE_LOST,
       params: LeaseIdParams,
