@@ -21,6 +21,7 @@ export default async function taskTypeRoutes (fastify: FastifyInstance) {
   app.get('/v1/task-types/:name', {
     schema: {
       tags: ['task types'], operationId: 'getTaskType', summary: 'Read one task type',
+      description: 'A built-in type, or one of the tenant\'s registered types (another tenant\'s is a 404). Never shows a signing secret.',
       params: TaskTypeNameParams,
       response: { 200: TaskTypeRef, ...problems(400, 401, 404, 503) },
     },
