@@ -11,29 +11,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** This OpenAPI 3.1 document */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The OpenAPI document */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        /**
+         * This OpenAPI 3.1 document
+         * @description The document client generators read; it describes every public route.
+         */
+        get: operations["getOpenApiDocument"];
         put?: never;
         post?: never;
         delete?: never;
@@ -49,30 +31,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness: the process and its event loop answer */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            status: "ok";
-                        };
-                    };
-                };
-            };
-        };
+        /**
+         * Liveness: the process and its event loop answer
+         * @description No dependency is checked: a failing liveness probe restarts the process, which a database outage must not.
+         */
+        get: operations["getLiveness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -88,46 +51,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: Postgres and Redis answer and the process is not draining */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            status: "ok" | "unavailable";
-                            checks: {
-                                [key: string]: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            status: "ok" | "unavailable";
-                            checks: {
-                                [key: string]: string;
-                            };
-                        };
-                    };
-                };
-            };
-        };
+        /**
+         * Readiness: Postgres and Redis answer and the process is not draining
+         * @description Also 503 under load shedding pressure or while draining, so the load balancer moves traffic elsewhere.
+         */
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -143,38 +71,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the built-in types and the tenant's registered types */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["TaskType"][];
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * List the built-in types and the tenant's registered types
+         * @description Each type with its queue, the JSON schema its payload must match, and the defaults a task of it gets.
+         */
+        get: operations["listTaskTypes"];
         put?: never;
         post?: never;
         delete?: never;
@@ -190,326 +91,22 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read one task type */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["TaskType"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * Read one task type
+         * @description A built-in type, or one of the tenant's registered types (another tenant's is a 404). Never shows a signing secret.
+         */
+        get: operations["getTaskType"];
         /**
          * Register (201) or replace (200) one of the tenant's task types
          * @description The name matches `^[a-z][a-z0-9._-]{0,62}$`; a built-in name is 409. Schemas are JSON Schema (draft 2020-12); an invalid one is a 400 naming its path. Each replace adds 1 to `version`; tasks keep the version they were created with. `queue` (default: the name) belongs to the tenant. `concurrency` and `rateLimit` are the limits of the type's queue across the cluster: types sharing a queue share them (the last write sets them). A webhook type's first answer carries its `signingSecret`, once. At most 100 types per tenant.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        description?: string;
-                        /** @description default: the type name; it belongs to the tenant */
-                        queue?: string;
-                        /** @description A JSON Schema (draft 2020-12) */
-                        payloadSchema?: {
-                            [key: string]: unknown;
-                        } | boolean;
-                        /** @description A JSON Schema (draft 2020-12) */
-                        resultSchema?: {
-                            [key: string]: unknown;
-                        } | boolean;
-                        defaults?: {
-                            priority?: "critical" | "high" | "normal" | "low";
-                            maxAttempts?: number;
-                            timeoutMs?: number;
-                            backoff?: {
-                                type: "exponential" | "fixed";
-                                delayMs: number;
-                            };
-                        };
-                        /** @description how many run at once, cluster-wide */
-                        concurrency?: number;
-                        rateLimit?: {
-                            max: number;
-                            perMs: number;
-                        };
-                        executor: {
-                            /** @enum {string} */
-                            kind: "pull";
-                        } | {
-                            /** @enum {string} */
-                            kind: "webhook";
-                            url: string;
-                            /** @description default 30000 */
-                            timeoutMs?: number;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Replaced */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            name: string;
-                            /** @description 1 for built-ins; each replace of a registered type adds 1 */
-                            version: number;
-                            /** @description A registered type's queue as the tenant named it; in BullMQ and metrics it is `<tenant>/<queue>` */
-                            queue: string;
-                            /** @description built-in types are global and read-only */
-                            builtin: boolean;
-                            description: string;
-                            /** @description JSON Schema of the payload (null: any payload) */
-                            payloadSchema: unknown;
-                            /** @description JSON Schema of the result (null: any result) */
-                            resultSchema: unknown;
-                            defaults: {
-                                priority: "critical" | "high" | "normal" | "low";
-                                maxAttempts: number;
-                                timeoutMs: number;
-                                backoff: {
-                                    type: "exponential" | "fixed";
-                                    delayMs: number;
-                                };
-                            };
-                            concurrency: number | null;
-                            rateLimit: {
-                                max: number;
-                                perMs: number;
-                            } | null;
-                            executor: ({
-                                /** @enum {string} */
-                                kind: "pull";
-                            } | {
-                                /** @enum {string} */
-                                kind: "webhook";
-                                url: string;
-                                /** @description default 30000 */
-                                timeoutMs?: number;
-                            }) | {
-                                /** @enum {string} */
-                                kind: "builtin";
-                            };
-                            createdAt: string | null;
-                            updatedAt: string | null;
-                            /** @description whsec_…: shown when a webhook type is created or its secret rotated, never again */
-                            signingSecret?: string;
-                        };
-                    };
-                };
-                /** @description Registered */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            name: string;
-                            /** @description 1 for built-ins; each replace of a registered type adds 1 */
-                            version: number;
-                            /** @description A registered type's queue as the tenant named it; in BullMQ and metrics it is `<tenant>/<queue>` */
-                            queue: string;
-                            /** @description built-in types are global and read-only */
-                            builtin: boolean;
-                            description: string;
-                            /** @description JSON Schema of the payload (null: any payload) */
-                            payloadSchema: unknown;
-                            /** @description JSON Schema of the result (null: any result) */
-                            resultSchema: unknown;
-                            defaults: {
-                                priority: "critical" | "high" | "normal" | "low";
-                                maxAttempts: number;
-                                timeoutMs: number;
-                                backoff: {
-                                    type: "exponential" | "fixed";
-                                    delayMs: number;
-                                };
-                            };
-                            concurrency: number | null;
-                            rateLimit: {
-                                max: number;
-                                perMs: number;
-                            } | null;
-                            executor: ({
-                                /** @enum {string} */
-                                kind: "pull";
-                            } | {
-                                /** @enum {string} */
-                                kind: "webhook";
-                                url: string;
-                                /** @description default 30000 */
-                                timeoutMs?: number;
-                            }) | {
-                                /** @enum {string} */
-                                kind: "builtin";
-                            };
-                            createdAt: string | null;
-                            updatedAt: string | null;
-                            /** @description whsec_…: shown when a webhook type is created or its secret rotated, never again */
-                            signingSecret?: string;
-                        };
-                    };
-                };
-                /** @description Malformed request or schema violation */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Body or payload too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        put: operations["putTaskType"];
         post?: never;
         /**
          * Delete a registered type
          * @description No task of the type can be created afterwards (422); tasks already created still run to the end.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteTaskType"];
         options?: never;
         head?: never;
         patch?: never;
@@ -528,108 +125,7 @@ export interface paths {
          * A new signing secret for a webhook type
          * @description Answers the type with its new `signingSecret`. The previous secret keeps signing beside it for 24 h (two signatures per request), so receivers can switch over. A type without a webhook executor: 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            name: string;
-                            /** @description 1 for built-ins; each replace of a registered type adds 1 */
-                            version: number;
-                            /** @description A registered type's queue as the tenant named it; in BullMQ and metrics it is `<tenant>/<queue>` */
-                            queue: string;
-                            /** @description built-in types are global and read-only */
-                            builtin: boolean;
-                            description: string;
-                            /** @description JSON Schema of the payload (null: any payload) */
-                            payloadSchema: unknown;
-                            /** @description JSON Schema of the result (null: any result) */
-                            resultSchema: unknown;
-                            defaults: {
-                                priority: "critical" | "high" | "normal" | "low";
-                                maxAttempts: number;
-                                timeoutMs: number;
-                                backoff: {
-                                    type: "exponential" | "fixed";
-                                    delayMs: number;
-                                };
-                            };
-                            concurrency: number | null;
-                            rateLimit: {
-                                max: number;
-                                perMs: number;
-                            } | null;
-                            executor: ({
-                                /** @enum {string} */
-                                kind: "pull";
-                            } | {
-                                /** @enum {string} */
-                                kind: "webhook";
-                                url: string;
-                                /** @description default 30000 */
-                                timeoutMs?: number;
-                            }) | {
-                                /** @enum {string} */
-                                kind: "builtin";
-                            };
-                            createdAt: string | null;
-                            updatedAt: string | null;
-                            /** @description whsec_…: shown when a webhook type is created or its secret rotated, never again */
-                            signingSecret?: string;
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["rotateTaskTypeSecret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -643,181 +139,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List tasks, newest first */
-        get: {
-            parameters: {
-                query: {
-                    status?: "queued" | "running" | "completed" | "failed" | "cancelled";
-                    type?: string;
-                    queue?: string;
-                    createdAfter?: string;
-                    createdBefore?: string;
-                    limit: number;
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["Task"][];
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description Malformed request or schema violation */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * List tasks, newest first
+         * @description Filters combine with AND. Pages are keyset-paginated: pass `nextCursor` back as `cursor` for the next page.
+         */
+        get: operations["listTasks"];
         put?: never;
         /**
          * Create a task
          * @description Stores the task, then dispatches it. With `Idempotency-Key`, a replay returns the original task.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        type: string;
-                        payload?: unknown;
-                        priority?: "critical" | "high" | "normal" | "low";
-                        /** Format: date-time */
-                        runAt?: string;
-                        delayMs?: number;
-                        maxAttempts?: number;
-                        backoff?: {
-                            type: "exponential" | "fixed";
-                            delayMs: number;
-                        };
-                        timeoutMs?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Idempotent replay: the task created by the first request with this key */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Accepted */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Malformed request or schema violation */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Body or payload too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unknown task type */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Rate limited */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -831,109 +163,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read one task */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * Read one task
+         * @description The task as Postgres holds it; fields a type lists as secret are masked.
+         */
+        get: operations["getTask"];
         put?: never;
         post?: never;
         /**
          * Delete a finished task and its attempts
          * @description Only completed, failed or cancelled tasks; queued or running: 409 (cancel first).
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteTask"];
         options?: never;
         head?: never;
         patch?: never;
@@ -946,62 +187,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every attempt of a task */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                attempt: number;
-                                workerId: string;
-                                /** Format: date-time */
-                                startedAt: string;
-                                finishedAt: string | null;
-                                /** @description running, completed, failed, cancelled or lost */
-                                outcome: string;
-                                error: {
-                                    message: string;
-                                    code: string;
-                                } | null;
-                                durationMs: number | null;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * Every attempt of a task
+         * @description Oldest first, with the worker, the outcome and the error of each.
+         */
+        get: operations["listTaskAttempts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1023,110 +213,7 @@ export interface paths {
          * Create up to 1000 tasks, all or nothing
          * @description Every task is validated before any is stored; one bad task rejects the batch, with an error per bad field whose path starts with `/tasks/<index>`. The tasks are stored in one transaction and enqueued in bulk. With `Idempotency-Key`, a replay returns the original tasks (item i is stored under the key `<key>/<i>`).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        tasks: components["schemas"]["CreateTask"][];
-                    };
-                };
-            };
-            responses: {
-                /** @description Idempotent replay: the tasks created by the first request with this key */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["Task"][];
-                        };
-                    };
-                };
-                /** @description Accepted, in the order given */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["Task"][];
-                        };
-                    };
-                };
-                /** @description Malformed request or schema violation */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Body or payload too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Rate limited */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createTaskBatch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1146,64 +233,7 @@ export interface paths {
          * Cancel a task
          * @description Queued: cancelled at once. Running: the handler is told to stop and the task ends `cancelled` shortly after (the response shows it still running). Already cancelled: no change. Completed or failed: 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The task after the request */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["cancelTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1223,64 +253,7 @@ export interface paths {
          * Run a failed or cancelled task again
          * @description Back to `queued` with a fresh attempt budget: `maxAttempts` grows by the original budget and attempt numbers keep counting. Any other state: 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The task, queued again */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["retryTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1300,85 +273,7 @@ export interface paths {
          * Lease ready tasks of the tenant's pull types (long poll)
          * @description Up to `max` tasks, in priority order then `runAt`; waits up to `waitMs` for the first. Each leased task is `running` on a new attempt. A name that is not one of the tenant's pull types is a 400.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description the tenant's pull types to take tasks of */
-                        types: string[];
-                        /** @default 1 */
-                        max: number;
-                        /**
-                         * @description the lease expires this long after it is taken unless a heartbeat extends it
-                         * @default 60000
-                         */
-                        visibilityMs: number;
-                        /**
-                         * @description long poll: how long to wait for the first ready task
-                         * @default 0
-                         */
-                        waitMs: number;
-                        /** @description recorded on the attempt */
-                        workerId?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["Lease"][];
-                        };
-                    };
-                };
-                /** @description Malformed request or schema violation */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createLeases"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1398,87 +293,7 @@ export interface paths {
          * Extend a lease, report progress, hear of a cancel
          * @description The lease then expires `extendMs` (default: its visibilityMs) from now, never past the deadline. A lease that expired, ended, or is not known (another tenant's included) is a 409 whose problem type ends `lease-lost`.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    leaseId: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description default: the lease's visibilityMs */
-                        extendMs?: number;
-                        /** @description 0..100, or an object */
-                        progress?: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            expiresAt: string;
-                            /** @description the task was cancelled: stop working on it; complete and fail now answer 409 */
-                            cancelRequested: boolean;
-                        };
-                    };
-                };
-                /** @description Malformed request or schema violation */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["heartbeatLease"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1498,79 +313,7 @@ export interface paths {
          * Complete the leased task with its result
          * @description A result that does not match the type's resultSchema answers 200 with the task `failed`, code `RESULT_INVALID` (not retried). A lease that expired, ended, or is not known (another tenant's included) is a 409 whose problem type ends `lease-lost`.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    leaseId: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        result?: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Malformed request or schema violation */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["completeLease"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1590,86 +333,7 @@ export interface paths {
          * Fail the leased attempt
          * @description Retryable (the default) with attempts left: the task is queued again after its backoff, or `retryAfterMs` when longer. Otherwise it fails. A lease that expired, ended, or is not known (another tenant's included) is a 409 whose problem type ends `lease-lost`.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    leaseId: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        error: {
-                            message: string;
-                            code?: string;
-                        };
-                        /** @default true */
-                        retryable?: boolean;
-                        /** @description the retry waits at least this long */
-                        retryAfterMs?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Malformed request or schema violation */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description State conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["failLease"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1686,60 +350,19 @@ export interface paths {
         /**
          * Follow a task as Server-Sent Events
          * @description Server-Sent Events. The first event is the task as it is now; then an `event: status`
-         *     (data: the task) for every status change and an `event: progress` (data: `{ id, progress }`) for every
-         *     progress report, as they happen on any worker. A `: heartbeat` comment keeps idle connections open.
-         *     The stream ends after the terminal status (`completed`, `failed` or `cancelled`); a task that is
-         *     already terminal gets that one event and the stream ends at once.
+         *     (data: the task without its `payload`) for every status change and an `event: progress` (data: `{ id, progress }`)
+         *     for every progress report, as they happen on any worker. A `: heartbeat` comment keeps idle connections open, and
+         *     the task is re-read from Postgres at each heartbeat. The stream ends after the terminal status (`completed`, `failed`
+         *     or `cancelled`); a task that is already terminal gets that one event and the stream ends at once.
+         *
+         *     Each event's id is the task's `updatedAt` in epoch milliseconds. A client that reconnects with `Last-Event-ID` gets
+         *     the task as it is now if it changed after that id (intermediate statuses collapse into the current one; the attempts
+         *     route has the history), and nothing until the next change otherwise; 204 when the task had already ended then.
+         *
+         *     A client that does not read is cut off once its stream holds more than `TASKLANE_SSE_MAX_BUFFER_BYTES`, and resumes
+         *     as above. Open streams are capped per tenant (429) and per process (503), both with `Retry-After`.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description An event stream */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["streamTaskEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1755,47 +378,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every queue with its job counts */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["Queue"][];
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * Every queue with its job counts
+         * @description As BullMQ sees them now; shared by every tenant.
+         */
+        get: operations["listQueues"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1815,66 +402,7 @@ export interface paths {
          * Task counts by status and type, and the queue counts
          * @description `tasks` counts the caller's tasks in Postgres; `queues` is shared by every tenant.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            tasks: {
-                                total: number;
-                                byStatus: {
-                                    queued: number;
-                                    running: number;
-                                    completed: number;
-                                    failed: number;
-                                    cancelled: number;
-                                };
-                                /** @description counts by status, per task type */
-                                byType: {
-                                    [key: string]: {
-                                        queued: number;
-                                        running: number;
-                                        completed: number;
-                                        failed: number;
-                                        cancelled: number;
-                                    };
-                                };
-                            };
-                            queues: components["schemas"]["Queue"][];
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getStats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1892,65 +420,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stop dispatching the queue (running tasks finish) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Queue"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Error */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * Stop dispatching the queue (running tasks finish)
+         * @description For every worker at once. Needs the admin key (`TASKLANE_ADMIN_KEY`), not a tenant key.
+         */
+        post: operations["pauseQueue"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1966,65 +440,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Dispatch the queue again */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Queue"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Error */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unavailable or overloaded */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * Dispatch the queue again
+         * @description Undoes a pause. Needs the admin key (`TASKLANE_ADMIN_KEY`), not a tenant key.
+         */
+        post: operations["resumeQueue"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2040,28 +460,9 @@ export interface paths {
         };
         /**
          * This reference, browsable
-         * @description Swagger UI over /openapi.json.
+         * @description A browsable reference of /openapi.json.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description An HTML page */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/html": string;
-                    };
-                };
-            };
-        };
+        get: operations["getDocs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2081,26 +482,7 @@ export interface paths {
          * The queue dashboard (bull-board)
          * @description Every queue and its jobs, read-only. Operators only.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description An HTML page */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/html": string;
-                    };
-                };
-            };
-        };
+        get: operations["getQueueDashboard"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2116,21 +498,98 @@ export interface components {
         /**
          * Problem
          * @description RFC 9457 problem document
+         * @example {
+         *       "type": "urn:tasklane:problem:validation",
+         *       "title": "Bad Request",
+         *       "status": 400,
+         *       "code": "VALIDATION",
+         *       "detail": "The request does not match the schema",
+         *       "requestId": "7f1c2b0e-3d5a-4c8e-9b61-2a4f0d9e8c11",
+         *       "errors": [
+         *         {
+         *           "path": "/querystring/limit",
+         *           "message": "must be <= 500"
+         *         }
+         *       ]
+         *     }
          */
         Problem: {
+            /** @description `urn:tasklane:problem:` and the code in lower case with dashes */
             type: string;
             title: string;
             status: number;
             detail?: string;
             instance?: string;
-            code?: string;
+            /**
+             * @description One code per problem type:
+             *     - `BAD_REQUEST`: The request cannot be read (a URL, header or body the server cannot parse)
+             *     - `MALFORMED_JSON`: The body is not valid JSON, or is empty where JSON was declared
+             *     - `VALIDATION`: The request does not match the schema; `errors[]` says where
+             *     - `UNAUTHENTICATED`: A missing, unknown or revoked API key (or the admin key where one is needed)
+             *     - `TASK_NOT_FOUND`: No such task for this tenant
+             *     - `QUEUE_NOT_FOUND`: No such queue
+             *     - `ROUTE_NOT_FOUND`: No such route
+             *     - `METHOD_NOT_ALLOWED`: The route exists, the method does not (see `Allow`)
+             *     - `REQUEST_TIMEOUT`: The request was not received in time
+             *     - `TASK_CONFLICT`: The task is in a state that does not allow this
+             *     - `IDEMPOTENCY_CONFLICT`: The Idempotency-Key was used with a different request body
+             *     - `BODY_TOO_LARGE`: The request body is over the limit
+             *     - `PAYLOAD_TOO_LARGE`: A task payload is over the limit
+             *     - `UNSUPPORTED_MEDIA_TYPE`: The body is not JSON
+             *     - `UNSUPPORTED_CONTENT_ENCODING`: The body is compressed
+             *     - `UNKNOWN_TASK_TYPE`: No task type of that name
+             *     - `TASK_TYPE_NOT_FOUND`: No registered task type of that name for this tenant
+             *     - `BUILTIN_TASK_TYPE`: A built-in task type cannot be registered, replaced or deleted
+             *     - `TASK_TYPE_LIMIT`: The tenant has as many registered task types as it may
+             *     - `NOT_WEBHOOK_TYPE`: The task type has no webhook executor, so no signing secret
+             *     - `LEASE_LOST`: The lease expired, ended, or is not known: another attempt owns the task (fencing)
+             *     - `RATE_LIMITED`: Too many requests; see `Retry-After`
+             *     - `TOO_MANY_STREAMS`: The tenant has as many event streams open as it may; see `Retry-After`
+             *     - `HEADERS_TOO_LARGE`: The request headers are over the limit
+             *     - `INTERNAL`: The server failed; quote `requestId` when reporting it
+             *     - `UNAVAILABLE`: A backing service (Postgres, Redis) does not answer; see `Retry-After`
+             *     - `OVERLOADED`: The process sheds load or is at a capacity limit; see `Retry-After`
+             * @enum {string}
+             */
+            code: "BAD_REQUEST" | "MALFORMED_JSON" | "VALIDATION" | "UNAUTHENTICATED" | "TASK_NOT_FOUND" | "QUEUE_NOT_FOUND" | "ROUTE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "REQUEST_TIMEOUT" | "TASK_CONFLICT" | "IDEMPOTENCY_CONFLICT" | "BODY_TOO_LARGE" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "UNSUPPORTED_CONTENT_ENCODING" | "UNKNOWN_TASK_TYPE" | "TASK_TYPE_NOT_FOUND" | "BUILTIN_TASK_TYPE" | "TASK_TYPE_LIMIT" | "NOT_WEBHOOK_TYPE" | "LEASE_LOST" | "RATE_LIMITED" | "TOO_MANY_STREAMS" | "HEADERS_TOO_LARGE" | "INTERNAL" | "UNAVAILABLE" | "OVERLOADED";
+            /** @description The X-Request-Id of the request, to quote when reporting it */
             requestId?: string;
             errors?: {
+                /** @description A JSON pointer: into the body (`/payload/url`, `/tasks/3/type`), or prefixed by the part of the request it points into (`/querystring/limit`, `/params/id`, `/headers/idempotency-key`) */
                 path: string;
                 message: string;
             }[];
         };
-        /** Task */
+        /**
+         * Task
+         * @example {
+         *       "id": "0193b5a2-7c1e-7d3a-9f4b-2e8c6a1d0f57",
+         *       "type": "http",
+         *       "typeVersion": 1,
+         *       "queue": "http",
+         *       "status": "queued",
+         *       "priority": "normal",
+         *       "payload": {
+         *         "method": "POST",
+         *         "url": "https://example.com/hook",
+         *         "headers": {
+         *           "authorization": "********"
+         *         }
+         *       },
+         *       "result": null,
+         *       "error": null,
+         *       "progress": 0,
+         *       "attempts": 0,
+         *       "maxAttempts": 3,
+         *       "runAt": "2026-01-05T09:30:00.000Z",
+         *       "timeoutMs": 30000,
+         *       "idempotencyKey": null,
+         *       "createdAt": "2026-01-05T09:30:00.000Z",
+         *       "startedAt": null,
+         *       "finishedAt": null,
+         *       "updatedAt": "2026-01-05T09:30:00.000Z"
+         *     }
+         */
         Task: {
             /** Format: uuid */
             id: string;
@@ -2139,7 +598,9 @@ export interface components {
             typeVersion: number;
             /** @description a registered type's queue is `<tenant>/<queue>` */
             queue: string;
+            /** @enum {string} */
             status: "queued" | "running" | "completed" | "failed" | "cancelled";
+            /** @enum {string} */
             priority: "critical" | "high" | "normal" | "low";
             payload: unknown;
             result: unknown;
@@ -2162,16 +623,31 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
-        /** CreateTask */
+        /**
+         * CreateTask
+         * @example {
+         *       "type": "http",
+         *       "payload": {
+         *         "method": "POST",
+         *         "url": "https://example.com/hook",
+         *         "body": {
+         *           "hello": "world"
+         *         }
+         *       },
+         *       "maxAttempts": 5
+         *     }
+         */
         CreateTask: {
             type: string;
             payload?: unknown;
+            /** @enum {string} */
             priority?: "critical" | "high" | "normal" | "low";
             /** Format: date-time */
             runAt?: string;
             delayMs?: number;
             maxAttempts?: number;
             backoff?: {
+                /** @enum {string} */
                 type: "exponential" | "fixed";
                 delayMs: number;
             };
@@ -2211,10 +687,12 @@ export interface components {
             /** @description JSON Schema of the result (null: any result) */
             resultSchema: unknown;
             defaults: {
+                /** @enum {string} */
                 priority: "critical" | "high" | "normal" | "low";
                 maxAttempts: number;
                 timeoutMs: number;
                 backoff: {
+                    /** @enum {string} */
                     type: "exponential" | "fixed";
                     delayMs: number;
                 };
@@ -2271,4 +749,2104 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    getOpenApiDocument: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getLiveness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok";
+                    };
+                };
+            };
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok" | "unavailable";
+                        checks: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            /** @description Not ready: which check failed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok" | "unavailable";
+                        checks: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    listTaskTypes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["TaskType"][];
+                    };
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTaskType: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskType"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    putTaskType: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    description?: string;
+                    /** @description default: the type name; it belongs to the tenant */
+                    queue?: string;
+                    /** @description A JSON Schema (draft 2020-12) */
+                    payloadSchema?: {
+                        [key: string]: unknown;
+                    } | boolean;
+                    /** @description A JSON Schema (draft 2020-12) */
+                    resultSchema?: {
+                        [key: string]: unknown;
+                    } | boolean;
+                    defaults?: {
+                        /** @enum {string} */
+                        priority?: "critical" | "high" | "normal" | "low";
+                        maxAttempts?: number;
+                        timeoutMs?: number;
+                        backoff?: {
+                            /** @enum {string} */
+                            type: "exponential" | "fixed";
+                            delayMs: number;
+                        };
+                    };
+                    /** @description how many run at once, cluster-wide */
+                    concurrency?: number;
+                    rateLimit?: {
+                        max: number;
+                        perMs: number;
+                    };
+                    executor: {
+                        /** @enum {string} */
+                        kind: "pull";
+                    } | {
+                        /** @enum {string} */
+                        kind: "webhook";
+                        url: string;
+                        /** @description default 30000 */
+                        timeoutMs?: number;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @description 1 for built-ins; each replace of a registered type adds 1 */
+                        version: number;
+                        /** @description A registered type's queue as the tenant named it; in BullMQ and metrics it is `<tenant>/<queue>` */
+                        queue: string;
+                        /** @description built-in types are global and read-only */
+                        builtin: boolean;
+                        description: string;
+                        /** @description JSON Schema of the payload (null: any payload) */
+                        payloadSchema: unknown;
+                        /** @description JSON Schema of the result (null: any result) */
+                        resultSchema: unknown;
+                        defaults: {
+                            /** @enum {string} */
+                            priority: "critical" | "high" | "normal" | "low";
+                            maxAttempts: number;
+                            timeoutMs: number;
+                            backoff: {
+                                /** @enum {string} */
+                                type: "exponential" | "fixed";
+                                delayMs: number;
+                            };
+                        };
+                        concurrency: number | null;
+                        rateLimit: {
+                            max: number;
+                            perMs: number;
+                        } | null;
+                        executor: ({
+                            /** @enum {string} */
+                            kind: "pull";
+                        } | {
+                            /** @enum {string} */
+                            kind: "webhook";
+                            url: string;
+                            /** @description default 30000 */
+                            timeoutMs?: number;
+                        }) | {
+                            /** @enum {string} */
+                            kind: "builtin";
+                        };
+                        createdAt: string | null;
+                        updatedAt: string | null;
+                        /** @description whsec_…: shown when a webhook type is created or its secret rotated, never again */
+                        signingSecret?: string;
+                    };
+                };
+            };
+            /** @description Registered */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @description 1 for built-ins; each replace of a registered type adds 1 */
+                        version: number;
+                        /** @description A registered type's queue as the tenant named it; in BullMQ and metrics it is `<tenant>/<queue>` */
+                        queue: string;
+                        /** @description built-in types are global and read-only */
+                        builtin: boolean;
+                        description: string;
+                        /** @description JSON Schema of the payload (null: any payload) */
+                        payloadSchema: unknown;
+                        /** @description JSON Schema of the result (null: any result) */
+                        resultSchema: unknown;
+                        defaults: {
+                            /** @enum {string} */
+                            priority: "critical" | "high" | "normal" | "low";
+                            maxAttempts: number;
+                            timeoutMs: number;
+                            backoff: {
+                                /** @enum {string} */
+                                type: "exponential" | "fixed";
+                                delayMs: number;
+                            };
+                        };
+                        concurrency: number | null;
+                        rateLimit: {
+                            max: number;
+                            perMs: number;
+                        } | null;
+                        executor: ({
+                            /** @enum {string} */
+                            kind: "pull";
+                        } | {
+                            /** @enum {string} */
+                            kind: "webhook";
+                            url: string;
+                            /** @description default 30000 */
+                            timeoutMs?: number;
+                        }) | {
+                            /** @enum {string} */
+                            kind: "builtin";
+                        };
+                        createdAt: string | null;
+                        updatedAt: string | null;
+                        /** @description whsec_…: shown when a webhook type is created or its secret rotated, never again */
+                        signingSecret?: string;
+                    };
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body or payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteTaskType: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateTaskTypeSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @description 1 for built-ins; each replace of a registered type adds 1 */
+                        version: number;
+                        /** @description A registered type's queue as the tenant named it; in BullMQ and metrics it is `<tenant>/<queue>` */
+                        queue: string;
+                        /** @description built-in types are global and read-only */
+                        builtin: boolean;
+                        description: string;
+                        /** @description JSON Schema of the payload (null: any payload) */
+                        payloadSchema: unknown;
+                        /** @description JSON Schema of the result (null: any result) */
+                        resultSchema: unknown;
+                        defaults: {
+                            /** @enum {string} */
+                            priority: "critical" | "high" | "normal" | "low";
+                            maxAttempts: number;
+                            timeoutMs: number;
+                            backoff: {
+                                /** @enum {string} */
+                                type: "exponential" | "fixed";
+                                delayMs: number;
+                            };
+                        };
+                        concurrency: number | null;
+                        rateLimit: {
+                            max: number;
+                            perMs: number;
+                        } | null;
+                        executor: ({
+                            /** @enum {string} */
+                            kind: "pull";
+                        } | {
+                            /** @enum {string} */
+                            kind: "webhook";
+                            url: string;
+                            /** @description default 30000 */
+                            timeoutMs?: number;
+                        }) | {
+                            /** @enum {string} */
+                            kind: "builtin";
+                        };
+                        createdAt: string | null;
+                        updatedAt: string | null;
+                        /** @description whsec_…: shown when a webhook type is created or its secret rotated, never again */
+                        signingSecret?: string;
+                    };
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTasks: {
+        parameters: {
+            query?: {
+                status?: "queued" | "running" | "completed" | "failed" | "cancelled";
+                type?: string;
+                queue?: string;
+                createdAfter?: string;
+                createdBefore?: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Task"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createTask: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "type": "http",
+                 *       "payload": {
+                 *         "method": "POST",
+                 *         "url": "https://example.com/hook",
+                 *         "body": {
+                 *           "hello": "world"
+                 *         }
+                 *       },
+                 *       "maxAttempts": 5
+                 *     }
+                 */
+                "application/json": {
+                    type: string;
+                    payload?: unknown;
+                    /** @enum {string} */
+                    priority?: "critical" | "high" | "normal" | "low";
+                    /** Format: date-time */
+                    runAt?: string;
+                    delayMs?: number;
+                    maxAttempts?: number;
+                    backoff?: {
+                        /** @enum {string} */
+                        type: "exponential" | "fixed";
+                        delayMs: number;
+                    };
+                    timeoutMs?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Idempotent replay: the task created by the first request with this key */
+            200: {
+                headers: {
+                    /** @description Tasks the tenant may create per window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Tasks left in this window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description The task's URL */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    /** @description Tasks the tenant may create per window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Tasks left in this window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    /** @description The task's URL */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body or payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown task type */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task id (a UUID); anything else is a 404, over 64 characters a 400 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task id (a UUID); anything else is a 404, over 64 characters a 400 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTaskAttempts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task id (a UUID); anything else is a 404, over 64 characters a 400 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            attempt: number;
+                            workerId: string;
+                            /** Format: date-time */
+                            startedAt: string;
+                            finishedAt: string | null;
+                            /**
+                             * @description `running` until it ends; `lost` when its worker vanished, `released` when its worker stopped and gave it back
+                             * @enum {string}
+                             */
+                            outcome: "running" | "completed" | "failed" | "cancelled" | "lost" | "released";
+                            error: {
+                                message: string;
+                                code: string;
+                            } | null;
+                            durationMs: number | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createTaskBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    tasks: components["schemas"]["CreateTask"][];
+                };
+            };
+        };
+        responses: {
+            /** @description Idempotent replay: the tasks created by the first request with this key */
+            200: {
+                headers: {
+                    /** @description Tasks the tenant may create per window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Tasks left in this window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Task"][];
+                    };
+                };
+            };
+            /** @description Accepted, in the order given */
+            202: {
+                headers: {
+                    /** @description Tasks the tenant may create per window */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Tasks left in this window */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Task"][];
+                    };
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body or payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task id (a UUID); anything else is a 404, over 64 characters a 400 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task after the request */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    retryTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task id (a UUID); anything else is a 404, over 64 characters a 400 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task, queued again */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createLeases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the tenant's pull types to take tasks of */
+                    types: string[];
+                    /** @default 1 */
+                    max: number;
+                    /**
+                     * @description the lease expires this long after it is taken unless a heartbeat extends it
+                     * @default 60000
+                     */
+                    visibilityMs: number;
+                    /**
+                     * @description long poll: how long to wait for the first ready task
+                     * @default 0
+                     */
+                    waitMs: number;
+                    /** @description recorded on the attempt */
+                    workerId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Lease"][];
+                    };
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    heartbeatLease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leaseId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description default: the lease's visibilityMs */
+                    extendMs?: number;
+                    /** @description 0..100, or an object */
+                    progress?: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** @description the task was cancelled: stop working on it; complete and fail now answer 409 */
+                        cancelRequested: boolean;
+                    };
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    completeLease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leaseId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    result?: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    failLease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                leaseId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    error: {
+                        message: string;
+                        code?: string;
+                    };
+                    /** @default true */
+                    retryable?: boolean;
+                    /** @description the retry waits at least this long */
+                    retryAfterMs?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description State conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamTaskEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The id of the last event received, to resume */
+                "last-event-id"?: string;
+            };
+            path: {
+                /** @description The task id (a UUID); anything else is a 404, over 64 characters a 400 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Resumed after the terminal event: nothing more will come */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listQueues: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Queue"][];
+                    };
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        tasks: {
+                            total: number;
+                            byStatus: {
+                                queued: number;
+                                running: number;
+                                completed: number;
+                                failed: number;
+                                cancelled: number;
+                            };
+                            /** @description counts by status, per task type */
+                            byType: {
+                                [key: string]: {
+                                    queued: number;
+                                    running: number;
+                                    completed: number;
+                                    failed: number;
+                                    cancelled: number;
+                                };
+                            };
+                        };
+                        queues: components["schemas"]["Queue"][];
+                    };
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pauseQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resumeQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description Malformed request or schema violation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDocs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getQueueDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description The authentication scheme to use */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unavailable or overloaded */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+}
