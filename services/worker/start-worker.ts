@@ -12,6 +12,8 @@ import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import { createJsonSchemaValidator } from '../core/task-types/json-schema-validator.ts'
+import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
 import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
 import { createTaskService } from '../core/tasks/task-service.ts'
@@ -45,7 +47,11 @@ export async function startWorker (config: Config, log: Logger) {
   redis.on('error', (err) => log.debug({ err }, 'redis ops connection error'))
   const readiness = createReadiness({ sql: database.sql, redis })
   const registry = createMetricsRegistry({ service: 'tasklane-worker' })
-  registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: taskTypes.queues(), log })
+  // Registered types' queues (pull workers' among them) appear while the process runs: the
+  // catalog tells the metrics and the reconciler's producers about each.
+  const catalog = createTaskTypeCatalog({ sql: database.sql, builtins: taskTypes, validator: createJsonSchemaValidator(), log })
+  await catalog.start()
+  registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: () => catalog.queues(), log })
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
   const handlers = createHandlers(config)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
@@ -63,11 +69,12 @@ export async function startWorker (config: Config, log: Logger) {
   // The reconciler enqueues through the fail-fast connection: a pass during a Redis outage
   // fails at once and the next one tries again.
   const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
+  catalog.onQueues((names) => { for (const name of names) producers.add(name) })
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
   // Schedules fire from every worker too, through the same create path as the API's.
-  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes, config, log, secrets })
+  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes: catalog, config, log, secrets })
   const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })
   scheduleLoop.start()
   // The purger holds its own advisory lock on its own connection, like the reconciler.
@@ -96,6 +103,7 @@ export async function startWorker (config: Config, log: Logger) {
       }
     }
     await producers.close()
+    await catalog.close()
     cancels.close()
     await ops.close()
     await handlers.close()

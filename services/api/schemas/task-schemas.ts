@@ -18,7 +18,8 @@ export const TaskErrorSchema = Type.Object({ message: Type.String(), code: Type.
 export const TaskSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   type: Type.String(),
-  queue: Type.String(),
+  typeVersion: Type.Integer({ description: 'the version of the type the payload was validated against' }),
+  queue: Type.String({ description: 'a registered type\'s queue is `<tenant>/<queue>`' }),
   status: TaskStatusSchema,
   priority: PrioritySchema,
   payload: Type.Unknown(),
@@ -41,7 +42,7 @@ export const TaskSchema = Type.Object({
   $id: 'Task',
   title: 'Task',
   examples: [{
-    id: '0193b5a2-7c1e-7d3a-9f4b-2e8c6a1d0f57', type: 'http', queue: 'http', status: 'queued', priority: 'normal',
+    id: '0193b5a2-7c1e-7d3a-9f4b-2e8c6a1d0f57', type: 'http', typeVersion: 1, queue: 'http', status: 'queued', priority: 'normal',
     payload: { method: 'POST', url: 'https://example.com/hook', headers: { authorization: '********' } },
     result: null, error: null, progress: 0, attempts: 0, maxAttempts: 3, runAt: '2026-01-05T09:30:00.000Z', timeoutMs: 30000,
     idempotencyKey: null, createdAt: '2026-01-05T09:30:00.000Z', startedAt: null, finishedAt: null, updatedAt: '2026-01-05T09:30:00.000Z',

@@ -30,6 +30,8 @@ export const tasks = pgTable('tasks', {
   leaseId: uuid('lease_id'),
   /** Attempts that ended because their worker vanished; past TASKLANE_MAX_LOST_ATTEMPTS the task fails. */
   lostAttempts: integer('lost_attempts').notNull().default(0),
+  /** The version of the registered type the payload was validated against (1 for built-ins). */
+  typeVersion: integer('type_version').notNull().default(1),
   cancelRequestedAt: timestamp('cancel_requested_at', tz),
   createdAt: timestamp('created_at', tz).notNull().defaultNow(),
   startedAt: timestamp('started_at', tz),
@@ -98,7 +100,7 @@ export const taskAttempts = pgTable('task_attempts', {
   durationMs: integer('duration_ms'),
 }, (t) => [
   uniqueIndex('task_attempts_task_attempt_idx').on(t.taskId, t.attempt),
-  check('task_attempts_outcome_check', sql`${t.outcome} in ('running', 'completed', 'failed', 'cancelled', 'lost', 'released')`),
+  check('task_attempts_outcome_check', sql`${t.outcome} in ('running', 'completed', 'failed', 'cancelled', 'lost', 'released', 'timed_out')`),
 ])
 
 /**
@@ -144,6 +146,51 @@ export const apiKeys = pgTable('api_keys', {
   index('api_keys_tenant_idx').on(t.tenant),
 ])
 
+// A tenant's own task types. A deleted type keeps its row (deleted_at set) so that the tasks
+// already created can still be leased and checked against its result schema; a new PUT
+// revives it with the next version.
+export const taskTypes = pgTable('task_types', {
+  tenant: text('tenant').notNull(),
+  name: text('name').notNull(),
+  version: integer('version').notNull(),
+  queue: text('queue').notNull(),
+  description: text('description').notNull().default(''),
+  payloadSchema: jsonb('payload_schema'),
+  resultSchema: jsonb('result_schema'),
+  defaults: jsonb('defaults').notNull(),
+  concurrency: integer('concurrency'),
+  rateLimit: jsonb('rate_limit'),
+  executor: jsonb('executor').notNull(),
+  /** Webhook types: the key that signs requests, and the one it replaced until it retires. */
+  signingSecret: text('signing_secret'),
+  previousSigningSecret: text('previous_signing_secret'),
+  previousSecretExpiresAt: timestamp('previous_secret_expires_at', tz),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+  deletedAt: timestamp('deleted_at', tz),
+}, (t) => [
+  primaryKey({ columns: [t.tenant, t.name] }),
+])
+
+// A pull worker's hold on one attempt. The lease id is the fencing token (and the BullMQ lock
+// token of the job); only a lease that has not ended, for the attempt the task is on, may
+// record anything.
+export const taskLeases = pgTable('task_leases', {
+  leaseId: uuid('lease_id').primaryKey(),
+  taskId: uuid('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+  tenant: text('tenant').notNull(),
+  attempt: integer('attempt').notNull(),
+  workerId: text('worker_id').notNull(),
+  visibilityMs: integer('visibility_ms').notNull(),
+  expiresAt: timestamp('expires_at', tz).notNull(),
+  deadline: timestamp('deadline', tz).notNull(),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  endedAt: timestamp('ended_at', tz),
+}, (t) => [
+  index('task_leases_open_idx').on(t.expiresAt).where(sql`ended_at is null`),
+  index('task_leases_task_idx').on(t.taskId),
+])
+
 export type TaskRow = typeof tasks.$inferSelect
 export type NewTaskRow = typeof tasks.$inferInsert
 export type TaskAttemptRow = typeof taskAttempts.$inferSelect
@@ -151,3 +198,5 @@ export type ApiKeyRow = typeof apiKeys.$inferSelect
 export type ScheduleRow = typeof schedules.$inferSelect
 export type NewScheduleRow = typeof schedules.$inferInsert
 export type TenantLimitsRow = typeof tenantLimits.$inferSelect
+export type TaskTypeRow = typeof taskTypes.$inferSelect
+export type TaskLeaseRow = typeof taskLeases.$inferSelect

@@ -19,6 +19,8 @@ export type TaskControlDeps = {
   queues: Pick<QueueRegistry, 'enqueue' | 'get'>
   events: Pick<TaskEventPublisher, 'publish' | 'requestCancel'>
   log: Logger
+  /** Ends a task a pull worker holds as cancelled at once (its worker hears it by heartbeat). */
+  leases?: { cancelLeased: (taskId: string) => Promise<TaskView | undefined> }
 }
 
 // A job whose worker is still handing it back to BullMQ is locked and cannot be removed yet.
@@ -77,6 +79,8 @@ export function createTaskControlService (deps: TaskControlDeps) {
         // A worker that takes the job before it is gone finds the task cancelled and skips it.
         if (!(await removeJob(row.queue, id))) deps.log.warn({ taskId: id }, 'the job of a cancelled task is still in its queue')
       } else {
+        const leased = await deps.leases?.cancelLeased(id)
+        if (leased) return leased
         const listeners = await deps.events.requestCancel(id)
         if (listeners === 0) deps.log.warn({ taskId: id }, 'no worker heard the cancel request; the task stops at its next claim')
       }

@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
 import type { SecretBox } from '../secrets/secret-box.ts'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
-import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
+import type { TaskTypeCatalog } from '../task-types/task-type-catalog.ts'
 import { decodeIdCursor, encodeIdCursor } from '../id-cursor.ts'
 import { requestHash } from './request-hash.ts'
 import { findUnstorable } from './storable-json.ts'
@@ -34,7 +34,8 @@ export type TaskOrigin = { scheduleId: string, scheduledFor: Date }
 export type TaskServiceDeps = {
   db: Db
   queues: Pick<QueueRegistry, 'enqueue'>
-  taskTypes: TaskTypeRegistry
+  /** Built-in and registered types: creating a task reads no table. */
+  taskTypes: Pick<TaskTypeCatalog, 'resolve' | 'validatePayload'>
   config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES' | 'idempotencyTtlMs'>
   log: Logger
   /** Seals the payload fields a type lists in `secretFields` before they are stored. */
@@ -52,7 +53,7 @@ export function createTaskService (deps: TaskServiceDeps) {
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
     batchHash?: string | null, origin?: TaskOrigin): NewTaskRow {
-    const type = deps.taskTypes.get(input.type)
+    const type = deps.taskTypes.resolve(tenant, input.type)
     if (!type) throw new UnknownTaskTypeError(input.type)
     const payload = input.payload ?? {}
     // Before anything that walks the payload recursively (stringify, hash, storability check).
@@ -62,7 +63,7 @@ export function createTaskService (deps: TaskServiceDeps) {
     const hash = batchHash !== undefined ? batchHash : idempotencyKey ? requestHash(input) : null
     const size = Buffer.byteLength(JSON.stringify(payload))
     if (size > deps.config.TASKLANE_MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(size, deps.config.TASKLANE_MAX_PAYLOAD_BYTES)
-    const errors = deps.taskTypes.validatePayload(type.name, payload)
+    const errors = deps.taskTypes.validatePayload(tenant, type, payload)
     const unstorable = findUnstorable(payload, '/payload')
     if (unstorable) errors.push(unstorable)
     if (input.runAt !== undefined && input.delayMs !== undefined) {
@@ -76,6 +77,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       tenant,
       type: type.name,
       queue: type.queue,
+      typeVersion: type.version,
       status: 'queued',
       priority: input.priority ?? type.defaults.priority,
       payload: deps.secrets.sealFields(payload, type.secretFields),

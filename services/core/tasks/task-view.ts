@@ -7,7 +7,7 @@ export const isTerminal = (status: string): boolean => (TERMINAL_STATUSES as rea
 
 export type TaskError = { message: string, code: string }
 
-export const ATTEMPT_OUTCOMES = ['running', 'completed', 'failed', 'cancelled', 'lost', 'released'] as const
+export const ATTEMPT_OUTCOMES = ['running', 'completed', 'failed', 'cancelled', 'lost', 'released', 'timed_out'] as const
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
 export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
@@ -17,6 +17,7 @@ export function toTaskView (row: TaskRow) {
   return {
     id: row.id,
     type: row.type,
+    typeVersion: row.typeVersion,
     queue: row.queue,
     status: row.status as TaskStatus,
     priority: row.priority,

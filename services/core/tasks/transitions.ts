@@ -4,6 +4,7 @@ import { createWriteBatcher } from '../write-batcher.ts'
 import { decideFailure } from './attempt-outcome.ts'
 import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type FinishInput } from './transition-batch-statements.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
+import { createLeaseStatements } from './lease-statements.ts'
 import { ALLOWED_FROM } from './task-states.ts'
 import type { TaskError } from './task-view.ts'
 
@@ -53,6 +54,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
   const batches = createTransitionBatchStatements(sql, options)
   const claimBatched = createWriteBatcher({ run: batches.claim, key: (i: ClaimInput) => i.taskId })
   const finishBatched = createWriteBatcher({ run: batches.finish, key: (i: FinishInput) => i.taskId })
+  const leases = createLeaseStatements(sql)
 
   async function one (text: string, params: unknown[]): Promise<TaskRow | undefined> {
     const rows = await sql.unsafe(text, params as never[])
@@ -60,6 +62,24 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
   }
 
   const transitions = {
+    /**
+     * A pull worker's lease (lease-statements.ts): a queued task of the tenant becomes running
+     * on a new attempt held by the lease (tasks.lease_id), which expires unless extended.
+     */
+    claimLease: leases.claim,
+    /** Extends a live lease, never past the attempt's deadline, and records progress. */
+    extendLease: leases.extend,
+    /**
+     * Ends a lease and its attempt and moves the task: completed, failed, queued for a retry,
+     * or cancelled. `scope` says whether the lease must be live (a worker's call), expired
+     * (the sweeper: the attempt is lost, or timed out past its deadline) or either (a cancel).
+     */
+    endLease: leases.end,
+    /** Leases past their expiry that the sweeper has not ended yet. */
+    expiredLeases: leases.listExpired,
+    closeLease: leases.close,
+    openLeaseOf: leases.openLeaseOf,
+
     /**
      * Queued (or running on a worker that vanished) becomes running with the next attempt,
      * held by `leaseId`. Undefined when the task is missing, terminal or being cancelled;
