@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../core/config.ts'
 import { createDbClient } from '../core/db/db-client.ts'
+import { createDependencyRepository } from '../core/dependencies/dependency-repository.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics/metrics-registry.ts'
 import { registerQueueMetrics } from '../core/metrics/queue-metrics.ts'
@@ -49,6 +50,7 @@ export async function startWorker (config: Config, log: Logger) {
     lifecycle: withTaskEvents(createTaskLifecycleRepository(database.sql), taskEvents), handlers: handlers.handlers, workerId, log,
     events: metrics.events,
     release: createTaskRecoveryRepository(database.sql).release,
+    dependencies: createDependencyRepository(database.sql).results,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({

@@ -3,6 +3,7 @@ import type { Logger } from '../core/log.ts'
 import { retryOnOutage } from '../core/retry-on-outage.ts'
 import { toStorable } from '../core/tasks/storable-json.ts'
 import { retryDelayMs } from '../core/tasks/backoff.ts'
+import type { DependencyResults } from '../core/dependencies/dependency-repository.ts'
 import type { TaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
 import type { TaskError } from '../core/tasks/task-view.ts'
 import { PermanentTaskError, type TaskHandler } from './task-handler.ts'
@@ -61,6 +62,8 @@ export function createTaskRunner (deps: {
   workerId: string
   log: Logger
   events?: RunnerEvents
+  /** The results of each task's direct dependencies (see dependency-repository.ts). */
+  dependencies?: (taskIds: readonly string[]) => Promise<Map<string, DependencyResults>>
   /** Puts a running task back to queued when its worker stops before the attempt ends. */
   release?: (taskId: string, attempt: number, durationMs: number) => Promise<boolean>
 }) {
@@ -91,8 +94,12 @@ export function createTaskRunner (deps: {
 
     try {
       if (!handler) throw new PermanentTaskError(`this worker has no handler for task type "${task.type}"`, 'NO_HANDLER')
+      // Loaded after the claim: every dependency has finished by then, results included.
+      const dependencies = task.dependencyCount > 0 && deps.dependencies
+        ? (await retryOnOutage(() => deps.dependencies!([taskId]))).get(taskId) ?? {}
+        : {}
       const work = handler({
-        taskId, attempt, payload: task.payload, signal, log,
+        taskId, attempt, payload: task.payload, dependencies, signal, log,
         progress: async (value) => { await lifecycle.setProgress(taskId, attempt, value) },
       })
       const result = toStorable(await untilAborted(work, signal))

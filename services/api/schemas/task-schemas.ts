@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { BackoffSchema, PRIORITIES } from '../../core/task-types/task-type.ts'
+import { DEPENDENCY_FAILURE_POLICIES, MAX_DEPENDENCIES } from '../../core/dependencies/dependency-policy.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const DateTime = Type.String({ format: 'date-time' })
@@ -9,6 +10,10 @@ export const TaskStatusSchema = Type.Union(
   (['queued', 'running', 'completed', 'failed', 'cancelled'] as const).map((s) => Type.Literal(s)))
 
 export const TaskErrorSchema = Type.Object({ message: Type.String(), code: Type.String() })
+
+const DependencyFailurePolicySchema = Type.Union(DEPENDENCY_FAILURE_POLICIES.map((p) => Type.Literal(p)), {
+  description: 'When a dependency ends failed or cancelled: `fail` ends this task failed (code DEPENDENCY_FAILED), `run` runs it anyway',
+})
 
 export const TaskSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -29,6 +34,9 @@ export const TaskSchema = Type.Object({
   startedAt: Nullable(DateTime),
   finishedAt: Nullable(DateTime),
   updatedAt: DateTime,
+  dependsOn: Type.Array(Type.String({ format: 'uuid' }), { description: 'The tasks this one waits for, in id order' }),
+  blockedBy: Type.Array(Type.String({ format: 'uuid' }), { description: 'Those of `dependsOn` not finished yet; dispatch waits until none is left' }),
+  onDependencyFailure: DependencyFailurePolicySchema,
 }, { $id: 'Task', title: 'Task' })
 
 export const TaskRef = Type.Ref('Task')
@@ -42,6 +50,12 @@ export const CreateTaskSchema = Type.Object({
   maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   backoff: Type.Optional(BackoffSchema),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+  dependsOn: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 36 }), {
+    maxItems: MAX_DEPENDENCIES,
+    description: 'Task ids of your own tasks, or in a batch `"#<index>"` for an earlier item of the same batch. ' +
+      'The task is dispatched once all of them have completed, and its executor receives their results.',
+  })),
+  onDependencyFailure: Type.Optional(DependencyFailurePolicySchema),
 }, { additionalProperties: false, $id: 'CreateTask', title: 'CreateTask' })
 
 export const TaskIdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })

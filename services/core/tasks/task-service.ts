@@ -7,6 +7,11 @@ import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
+import type postgres from 'postgres'
+import type { DependencyFailurePolicy } from '../dependencies/dependency-policy.ts'
+import { parseDependsOn, type DependencyRef } from '../dependencies/dependency-refs.ts'
+import { createDependencyRepository, type DependencyView } from '../dependencies/dependency-repository.ts'
+import { createDependentInsert } from '../dependencies/dependent-insert.ts'
 import { requestHash } from './request-hash.ts'
 import { findUnstorable } from './storable-json.ts'
 import { createTaskRepository, type TaskFilters } from './task-repository.ts'
@@ -21,6 +26,9 @@ export type CreateTaskInput = {
   maxAttempts?: number
   backoff?: Backoff
   timeoutMs?: number
+  /** Task ids of the tenant, or (in a batch) "#n" for an earlier item. */
+  dependsOn?: string[]
+  onDependencyFailure?: DependencyFailurePolicy
 }
 
 export type TaskServiceDeps = {
@@ -36,6 +44,15 @@ export type TaskServiceDeps = {
 /** The one place where tasks are accepted: validated, recorded in Postgres, then dispatched. */
 export function createTaskService (deps: TaskServiceDeps) {
   const repo = createTaskRepository(deps.db)
+  const client = (deps.db as Db & { $client: postgres.Sql }).$client
+  const dependencies = createDependencyRepository(client)
+  const dependents = createDependentInsert(client)
+
+  /** Views of stored rows; only tasks with dependencies cost a lookup. */
+  async function views (rows: TaskRow[]): Promise<TaskView[]> {
+    const found = await dependencies.views(rows.filter((r) => r.dependencyCount > 0).map((r) => r.id))
+    return rows.map((row) => toTaskView(row, found.get(row.id)))
+  }
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
     hash: string | null = idempotencyKey ? requestHash(input) : null): NewTaskRow {
@@ -68,13 +85,19 @@ export function createTaskService (deps: TaskServiceDeps) {
       runAt,
       idempotencyKey,
       requestHash: hash,
+      ...(input.onDependencyFailure ? { onDependencyFailure: input.onDependencyFailure } : {}),
       createdAt: now,
       updatedAt: now,
     }
   }
 
-  /** Dispatch failures are not the client's problem: the row is stored and the reconciler re-enqueues it. */
-  async function dispatch (rows: TaskRow[]): Promise<void> {
+  /**
+   * Dispatch failures are not the client's problem: the row is stored and the reconciler
+   * re-enqueues it. Tasks still waiting for dependencies (or failed by one) stay out of Redis.
+   */
+  async function dispatch (stored: TaskRow[]): Promise<void> {
+    const rows = stored.filter((r) => r.status === 'queued' && r.blockedCount === 0)
+    if (rows.length === 0) return
     try {
       await deps.queues.enqueue(rows)
     } catch (err) {
@@ -87,17 +110,28 @@ export function createTaskService (deps: TaskServiceDeps) {
     async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
       Promise<{ task: TaskView, replayed: boolean }> {
       const row = buildRow(tenant, input, idempotencyKey, new Date())
-      const [inserted] = await repo.insert([row])
-      if (inserted) {
-        deps.events?.created?.([inserted])
-        await dispatch([inserted])
-        return { task: toTaskView(inserted), replayed: false }
+      const { refs, errors } = parseDependsOn(input.dependsOn, null, '/dependsOn')
+      if (errors.length > 0) throw new ValidationError(errors)
+      if (refs.length > 0) {
+        const stored = await dependents.store(tenant, [row], [refs], () => '/dependsOn')
+        if (stored) {
+          deps.events?.created?.(stored.rows)
+          await dispatch(stored.rows)
+          return { task: toTaskView(stored.rows[0]!, stored.views.get(row.id)), replayed: false }
+        }
+      } else {
+        const [inserted] = await repo.insert([row])
+        if (inserted) {
+          deps.events?.created?.([inserted])
+          await dispatch([inserted])
+          return { task: toTaskView(inserted), replayed: false }
+        }
       }
       // The insert lost to an earlier request with the same idempotency key.
       const existing = idempotencyKey ? await repo.findByIdempotencyKey(tenant, idempotencyKey) : undefined
       if (!existing) throw new Error('task insert returned no row')
       if (existing.requestHash !== row.requestHash) throw new IdempotencyConflictError()
-      return { task: toTaskView(existing), replayed: true }
+      return { task: (await views([existing]))[0]!, replayed: true }
     },
 
     /**
@@ -111,7 +145,11 @@ export function createTaskService (deps: TaskServiceDeps) {
       const hash = idempotencyKey ? requestHash({ tasks: inputs }) : null
       const errors: FieldError[] = []
       const rows: NewTaskRow[] = []
+      const refs: DependencyRef[][] = []
       inputs.forEach((input, i) => {
+        const parsed = parseDependsOn(input.dependsOn, i, `/tasks/${i}/dependsOn`)
+        refs.push(parsed.refs)
+        errors.push(...parsed.errors)
         try {
           rows.push(buildRow(tenant, input, idempotencyKey ? `${idempotencyKey}/${i}` : null, now, hash))
         } catch (err) {
@@ -125,25 +163,27 @@ export function createTaskService (deps: TaskServiceDeps) {
         const bad = new Set(errors.map((e) => e.path.split('/')[2])).size
         throw new ValidationError(errors, `${bad} of ${inputs.length} tasks are invalid; none was stored`)
       }
-      // One statement, so all or nothing; undefined when some keys were taken: this is a
-      // replay (or a reused key), and nothing was kept.
-      const inserted = await repo.insertAll(rows)
+      // One statement (or, with dependencies, one transaction), so all or nothing; undefined
+      // when some keys were taken: this is a replay (or a reused key), and nothing was kept.
+      const withGraph = refs.some((list) => list.length > 0)
+      const graph = withGraph ? await dependents.store(tenant, rows, refs, (i) => `/tasks/${i}/dependsOn`) : undefined
+      const inserted = withGraph ? graph?.rows : await repo.insertAll(rows)
       if (inserted) {
         const order = new Map(rows.map((r, i) => [r.id, i]))
         inserted.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
         deps.events?.created?.(inserted)
         await dispatch(inserted)
-        return { tasks: inserted.map(toTaskView), replayed: false }
+        return { tasks: inserted.map((row) => toTaskView(row, graph?.views.get(row.id))), replayed: false }
       }
       const existing = await repo.findByIdempotencyKeys(tenant, rows.map((r) => r.idempotencyKey!))
       if (existing.length !== rows.length || existing.some((r) => r.requestHash !== hash)) throw new IdempotencyConflictError()
-      return { tasks: existing.map(toTaskView), replayed: true }
+      return { tasks: await views(existing), replayed: true }
     },
 
     async get (tenant: string, id: string): Promise<TaskView> {
       const row = isUuid(id) ? await repo.findById(tenant, id) : undefined
       if (!row) throw new TaskNotFoundError(id)
-      return toTaskView(row)
+      return (await views([row]))[0]!
     },
 
     async list (tenant: string, filters: Omit<TaskFilters, 'beforeId'> & { cursor?: string | undefined }) {
@@ -152,7 +192,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       const page = rows.slice(0, filters.limit)
       const last = page.at(-1)
       return {
-        items: page.map(toTaskView),
+        items: await views(page),
         nextCursor: rows.length > filters.limit && last ? encodeCursor(last.id) : null,
       }
     },

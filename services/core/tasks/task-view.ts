@@ -1,4 +1,5 @@
 import type { TaskAttemptRow, TaskRow } from '../db/schema.ts'
+import { NO_DEPENDENCIES, type DependencyView } from '../dependencies/dependency-repository.ts'
 
 export type TaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled']
@@ -8,8 +9,8 @@ export type TaskError = { message: string, code: string }
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
 
-/** The public shape of a task, as the contract describes it. */
-export function toTaskView (row: TaskRow) {
+/** The public shape of a task, as the contract describes it; `dependencies` from the dependency repository. */
+export function toTaskView (row: TaskRow, dependencies: DependencyView = NO_DEPENDENCIES) {
   return {
     id: row.id,
     type: row.type,
@@ -29,6 +30,9 @@ export function toTaskView (row: TaskRow) {
     startedAt: iso(row.startedAt),
     finishedAt: iso(row.finishedAt),
     updatedAt: row.updatedAt.toISOString(),
+    dependsOn: dependencies.dependsOn,
+    blockedBy: dependencies.blockedBy,
+    onDependencyFailure: row.onDependencyFailure,
   }
 }
 export type TaskView = ReturnType<typeof toTaskView>
