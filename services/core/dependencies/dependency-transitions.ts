@@ -50,7 +50,10 @@ const FAIL_DEPENDENTS = `
 
 // One decrement per dependent for all the edges that just finished: completed ones always,
 // failed or cancelled ones for dependents under "run". A dependent reaching 0 is ready, due
-// no earlier than now (its runAt may have passed long ago while it waited).
+// no earlier than now (its runAt may have passed long ago while it waited). The decrement is
+// written against the row as updated (not a value read before): two dependencies finishing
+// at once queue on the dependent's row lock, and the second subtracts from the first's result.
+const LEFT = `t.blocked_count - c.ok - case when t.on_dependency_failure = 'run' then c.bad else 0 end`
 const COUNT_DOWN = `
   with counts as (
     select e.task_id as dependent_id,
@@ -59,16 +62,11 @@ const COUNT_DOWN = `
     from task_dependencies e
     where e.depends_on_id = any($1::uuid[])
     group by e.task_id
-  ), next as (
-    select t.id as dependent_id,
-           greatest(0, t.blocked_count - c.ok - case when t.on_dependency_failure = 'run' then c.bad else 0 end) as left_count
-    from counts c join tasks t on t.id = c.dependent_id
-    where t.status = 'queued' and t.blocked_count > 0
   )
-  update tasks t set blocked_count = n.left_count, updated_at = now(),
-         run_at = case when n.left_count = 0 then greatest(t.run_at, now()) else t.run_at end
-  from next n
-  where t.id = n.dependent_id
+  update tasks t set blocked_count = greatest(0, ${LEFT}), updated_at = now(),
+         run_at = case when ${LEFT} <= 0 then greatest(t.run_at, now()) else t.run_at end
+  from counts c
+  where t.id = c.dependent_id and t.status = 'queued' and t.blocked_count > 0
   returning ${TASK_RETURNING}`
 
 // A retried task is unfinished again: its waiting dependents count it again, and those the

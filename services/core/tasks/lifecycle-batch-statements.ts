@@ -34,7 +34,7 @@ const claimSql = (input: string) => `
     update tasks t set status = 'running', attempts = t.attempts + 1, worker_id = i.worker_id,
            started_at = now(), updated_at = now()
     from input i
-    where t.id = i.id and t.status in ('queued', 'running') and t.cancel_requested_at is null
+    where t.id = i.id and t.status in ('queued', 'running') and t.cancel_requested_at is null and t.blocked_count = 0
     returning t.*
   ), lost as (
     update task_attempts a set outcome = 'lost', finished_at = now(),
@@ -50,8 +50,10 @@ const claimSql = (input: string) => `
   select ${TASK_RETURNING} from claimed`
 
 // JSON goes in as text and is cast in SQL; absent values stay SQL NULL (a JSON null would
-// survive the coalesce on `error`).
-const finishSql = (input: string) => `
+// survive the coalesce on `error`). The batched form leaves tasks that others depend on
+// alone: those end in a transaction of their own that also settles their dependents
+// (dependency-transitions.ts), which the caller falls back to.
+const finishSql = (input: string, batched = true) => `
   with input as (
     ${input}
   ), finished as (
@@ -60,20 +62,25 @@ const finishSql = (input: string) => `
            error = coalesce(i.error::jsonb, t.error),
            finished_at = now(), updated_at = now()
     from input i
-    where t.id = i.id and t.status = 'running' and t.attempts = i.attempt
-    returning t.id, i.attempt, i.outcome, i.error, i.duration_ms
+    where t.id = i.id and t.status = 'running' and t.attempts = i.attempt ${batched ? 'and not t.has_dependents' : ''}
+    returning t.id, i.attempt, i.outcome, i.error, i.duration_ms, t.has_dependents
   )
   update task_attempts a set outcome = f.outcome, finished_at = now(), duration_ms = f.duration_ms, error = f.error::jsonb
   from finished f
   where a.task_id = f.id and a.attempt = f.attempt
-  returning a.task_id as id`
+  returning a.task_id as id, f.has_dependents as "hasDependents"`
 
 const CLAIM_MANY = claimSql('select * from unnest($1::uuid[], $2::text[]) as i(id, worker_id)')
 const CLAIM_ONE = claimSql('select $1::uuid as id, $2::text as worker_id')
 const FINISH_MANY = finishSql(`select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::int[])
     as i(id, attempt, outcome, result, error, duration_ms)`)
-const FINISH_ONE = finishSql(`select $1::uuid as id, $2::int as attempt, $3::text as outcome, $4::text as result,
-    $5::text as error, $6::int as duration_ms`)
+const ONE_FINISH_INPUT = `select $1::uuid as id, $2::int as attempt, $3::text as outcome, $4::text as result,
+    $5::text as error, $6::int as duration_ms`
+const FINISH_ONE = finishSql(ONE_FINISH_INPUT)
+/** The finish of one task whatever its dependents; tells whether it has any. */
+export const FINISH_ONE_ANY = finishSql(ONE_FINISH_INPUT, false)
+export const finishParams = (i: FinishInput): unknown[] =>
+  [i.taskId, i.attempt, i.outcome, i.outcome === 'completed' ? json(i.result) : null, json(i.error), i.durationMs]
 
 const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
 const columns = <T> (inputs: T[], value: (input: T) => unknown): unknown => (inputs.length === 1 ? value(inputs[0]!) : inputs.map(value))
@@ -89,7 +96,7 @@ export function createLifecycleBatchStatements (sql: postgres.Sql) {
       return inputs.map((i) => byId.get(i.taskId))
     },
 
-    /** Whether each input's attempt was closed (false: the task moved on without it). */
+    /** Whether each input's attempt was closed (false: the task moved on without it, or others depend on it). */
     async finish (inputs: FinishInput[]): Promise<boolean[]> {
       const one = inputs.length === 1
       const rows = await sql.unsafe<{ id: string }[]>(one ? FINISH_ONE : FINISH_MANY, [

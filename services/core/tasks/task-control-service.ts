@@ -11,6 +11,9 @@ import { createTaskRepository } from './task-repository.ts'
 import { conflictMessage, isAllowed, type TaskAction } from './task-states.ts'
 import { statusEventOf } from './task-status-event.ts'
 import { toTaskView, type TaskStatus, type TaskView } from './task-view.ts'
+import type postgres from 'postgres'
+import { createDependencyRepository } from '../dependencies/dependency-repository.ts'
+import { createDependentsDispatch, NO_DEPENDENTS } from '../dependencies/dependents-dispatch.ts'
 
 export type TaskControlDeps = {
   db: Db
@@ -27,6 +30,12 @@ const REMOVE_PAUSE_MS = 100
 export function createTaskControlService (deps: TaskControlDeps) {
   const control = createTaskControlRepository(deps.db)
   const tasks = createTaskRepository(deps.db)
+  const dependencies = createDependencyRepository((deps.db as Db & { $client: postgres.Sql }).$client)
+  const dispatchDependents = createDependentsDispatch(deps)
+
+  async function view (row: TaskRow): Promise<TaskView> {
+    return toTaskView(row, row.dependencyCount > 0 ? (await dependencies.views([row.id])).get(row.id) : undefined)
+  }
 
   async function find (tenant: string, id: string): Promise<TaskRow> {
     const row = isUuid(id) ? await tasks.findById(tenant, id) : undefined
@@ -64,21 +73,23 @@ export function createTaskControlService (deps: TaskControlDeps) {
      */
     async cancel (tenant: string, id: string): Promise<TaskView> {
       if (!isUuid(id)) throw new TaskNotFoundError(id)
-      const row = await control.cancel(tenant, id)
-      if (!row) {
+      const cancelled = await control.cancel(tenant, id)
+      if (!cancelled) {
         const current = await find(tenant, id)
-        if (current.status === 'cancelled') return toTaskView(current)
+        if (current.status === 'cancelled') return view(current)
         return refuse('cancel', tenant, id)
       }
+      const { row, dependents } = cancelled
       if (row.status === 'cancelled') {
         await deps.events.publish(id, statusEventOf(row))
+        await dispatchDependents(dependents)
         // A worker that takes the job before it is gone finds the task cancelled and skips it.
         if (!(await removeJob(row.queue, id))) deps.log.warn({ taskId: id }, 'the job of a cancelled task is still in its queue')
       } else {
         const listeners = await deps.events.requestCancel(id)
         if (listeners === 0) deps.log.warn({ taskId: id }, 'no worker heard the cancel request; the task stops at its next claim')
       }
-      return toTaskView(row)
+      return view(row)
     },
 
     /** Failed or cancelled back to queued, with a fresh attempt budget and a new job. */
@@ -87,16 +98,21 @@ export function createTaskControlService (deps: TaskControlDeps) {
       if (!isAllowed('retry', current.status)) return refuse('retry', tenant, id)
       // The new job reuses the task id, so the old one (kept for the dashboard) must go first.
       const removed = await removeJob(current.queue, id)
-      const row = await control.retry(tenant, id)
-      if (!row) return refuse('retry', tenant, id)
+      const retried = await control.retry(tenant, id)
+      if (!retried) return refuse('retry', tenant, id)
+      const { row, revived } = retried
       if (!removed) deps.log.warn({ taskId: id }, 'the old job is still in its queue; the reconciler will enqueue the retry')
-      try {
-        await deps.queues.enqueue([row])
-      } catch (err) {
-        deps.log.warn({ err, taskId: id }, 'enqueue failed; the task is queued and will be enqueued by the reconciler')
+      // A task that waits for dependencies again is enqueued when the last one completes.
+      if (row.blockedCount === 0) {
+        try {
+          await deps.queues.enqueue([row])
+        } catch (err) {
+          deps.log.warn({ err, taskId: id }, 'enqueue failed; the task is queued and will be enqueued by the reconciler')
+        }
       }
       await deps.events.publish(id, statusEventOf(row))
-      return toTaskView(row)
+      await dispatchDependents({ ...NO_DEPENDENTS, waiting: revived.map((r) => ({ id: r.id, blockedCount: r.blockedCount })) })
+      return view(row)
     },
 
     /** Deletes a terminal task and its attempts. */
