@@ -1,8 +1,7 @@
 import { Registry } from 'prom-client'
 import t, { type Test } from 'tap'
 import { createDbClient } from '../services/core/db/db-client.ts'
-import { createTaskLifecycleRepository } from '../services/core/tasks/task-lifecycle-repository.ts'
-import { createTaskRecoveryRepository } from '../services/core/tasks/task-recovery-repository.ts'
+import { createTaskTransitions } from '../services/core/tasks/transitions.ts'
 import { createReconciler, RECONCILER_LOCK_KEY } from '../services/worker/reconciler.ts'
 import { startHarness, type Harness } from './helpers/harness.ts'
 import { deletePrefixKeys } from './helpers/fault-tools.ts'
@@ -16,10 +15,13 @@ function reconcilerOf (t: Test, h: Harness) {
   const lock = createDbClient(h.config.DATABASE_URL, { max: 1, applicationName: 'tasklane-test:reconciler-lock' })
   t.teardown(() => lock.close())
   return createReconciler({
-    sql: h.sql, lockSql: lock.sql, redis: h.deps.redis, queues: h.deps.queues, config: h.config, registry: new Registry(), log: testLogger(h.config, 'reconciler'),
+    sql: h.sql, transitions: transitionsOf(h), lockSql: lock.sql, redis: h.deps.redis, queues: h.deps.queues, config: h.config, registry: new Registry(), log: testLogger(h.config, 'reconciler'),
   })
 }
 
+const transitionsOf = (h: Harness) => createTaskTransitions(h.sql, { maxLostAttempts: 3 })
+const claim = (h: Harness, taskId: string, workerId: string) =>
+  transitionsOf(h).claim({ taskId, workerId, leaseId: crypto.randomUUID() }).then((c) => c?.task)
 const age = (h: Harness, id: string) => h.sql`update tasks set updated_at = now() - interval '1 hour' where id = ${id}`
 
 t.test('one reconciler pass at a time across replicas: a pass while another holds the lock does nothing', async (t) => {
@@ -52,11 +54,11 @@ t.test('repairs: queued with no job, queued with a finished job, running with a 
   // Running on a worker that is gone: the attempt is open, the job is not in Redis.
   const lost = await h.createTask({ type: 'echo', payload: { k: 'lost' } })
   await queue.remove(lost.id)
-  await createTaskLifecycleRepository(h.sql).start(lost.id, 'gone-worker')
+  await claim(h, lost.id, 'gone-worker')
   await age(h, lost.id)
   // Running with a live lock: not touched, whatever its age.
   const live = await h.createTask({ type: 'echo', payload: { k: 'live' } })
-  await createTaskLifecycleRepository(h.sql).start(live.id, 'live-worker')
+  await claim(h, live.id, 'live-worker')
   await h.deps.redis.set(`${queue.toKey(live.id)}:lock`, 'token', 'PX', 60_000)
   await age(h, live.id)
   // Queued a moment ago with no job yet: its creator may still be enqueueing it.
@@ -64,7 +66,7 @@ t.test('repairs: queued with no job, queued with a finished job, running with a 
   await queue.remove(fresh.id)
 
   const report = await reconcilerOf(t, h).runOnce()
-  t.same(report.repaired, { queued_job_missing: 1, queued_job_finished: 1, running_worker_lost: 1 })
+  t.same(report.repaired, { queued_job_missing: 1, queued_job_finished: 1, running_worker_lost: 1, failed_worker_lost: 0 })
   t.equal((await queue.getJob(fresh.id)), undefined, 'the fresh task is left to its creator')
   const [liveRow] = await h.sql<{ status: string }[]>`select status from tasks where id = ${live.id}`
   t.equal(liveRow!.status, 'running', 'a task whose job is locked by a live worker is left alone')
@@ -95,23 +97,22 @@ t.test('a hash-tagged prefix ({...}) for Redis Cluster works end to end, recover
 
 t.test('exactly-once recorded state under duplicate deliveries and late writes', async (t) => {
   const h = await startHarness(t, { env: ENV })
-  const lifecycle = createTaskLifecycleRepository(h.sql)
-  const recovery = createTaskRecoveryRepository(h.sql)
+  const transitions = transitionsOf(h)
   const task = await h.createTask({ type: 'echo', payload: {} })
   await h.deps.queues.get('default').remove(task.id)
 
-  const first = await lifecycle.start(task.id, 'w1')
-  const second = await lifecycle.start(task.id, 'w2') // the same job delivered twice
+  const first = await claim(h, task.id, 'w1')
+  const second = await claim(h, task.id, 'w2') // the same job delivered twice
   t.equal(first?.attempts, 1)
   t.equal(second?.attempts, 2)
-  t.equal(await lifecycle.finish(task.id, 1, 'completed', { result: { by: 'w1' }, durationMs: 1 }), false, 'the superseded attempt cannot record')
-  t.equal(await lifecycle.finish(task.id, 2, 'completed', { result: { by: 'w2' }, durationMs: 1 }), true)
-  t.equal(await lifecycle.finish(task.id, 2, 'completed', { result: { by: 'again' }, durationMs: 1 }), false, 'a repeated finish is a no-op')
-  t.equal(await lifecycle.finish(task.id, 2, 'failed', { error: { message: 'late', code: 'X' }, durationMs: 1 }), false)
-  t.equal(await lifecycle.scheduleRetry(task.id, 2, { error: { message: 'late', code: 'X' }, runAt: new Date(), durationMs: 1 }), false)
-  t.equal(await lifecycle.start(task.id, 'w3'), undefined, 'a terminal task never goes back to running')
-  t.equal(await recovery.requeueLost(task.id, 2, 0), undefined, 'nor does the reconciler requeue it')
-  t.equal(await recovery.release(task.id, 2, 1), false, 'nor does a stopping worker release it')
+  t.equal(await transitions.complete(task.id, 1, { result: { by: 'w1' }, durationMs: 1 }), false, 'the superseded attempt cannot record')
+  t.equal(await transitions.complete(task.id, 2, { result: { by: 'w2' }, durationMs: 1 }), true)
+  t.equal(await transitions.complete(task.id, 2, { result: { by: 'again' }, durationMs: 1 }), false, 'a repeated finish is a no-op')
+  t.equal(await transitions.fail(task.id, 2, { error: { message: 'late', code: 'X' }, durationMs: 1 }), false)
+  t.equal(await transitions.scheduleRetry(task.id, 2, { error: { message: 'late', code: 'X' }, runAt: new Date(), durationMs: 1 }), false)
+  t.equal(await claim(h, task.id, 'w3'), undefined, 'a terminal task never goes back to running')
+  t.equal(await transitions.requeueLost(task.id, 2, 0), undefined, 'nor does the reconciler requeue it')
+  t.equal(await transitions.release(task.id, 2, 1), false, 'nor does a stopping worker release it')
 
   const [row] = await h.sql<{ status: string, result: unknown }[]>`select status, result from tasks where id = ${task.id}`
   t.same(row, { status: 'completed', result: { by: 'w2' } })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createTaskLifecycleRepository } from '../services/core/tasks/task-lifecycle-repository.ts'
+import { createTaskTransitions } from '../services/core/tasks/transitions.ts'
 import { createWriteBatcher } from '../services/core/write-batcher.ts'
 import { startHarness } from './helpers/harness.ts'
 
@@ -37,23 +37,51 @@ t.test('a batch that never answers fails its callers after the timeout and frees
   t.equal(await write(2), 3, 'the next write goes out: the stuck batch gave up its slot')
 })
 
+t.test('a timed-out batch keeps its keys until its statement really ends: the same row is never written twice at once', async (t) => {
+  let release: (() => void) | undefined
+  const running = new Set<number>()
+  const overlaps: number[] = []
+  const write = createWriteBatcher({
+    run: async (items: number[]) => {
+      for (const i of items) { if (running.has(i)) overlaps.push(i); running.add(i) }
+      if (release === undefined) await new Promise<void>((resolve) => { release = resolve })
+      for (const i of items) running.delete(i)
+      return items
+    },
+    key: (i) => String(i),
+    maxInFlight: 1,
+    timeoutMs: 100,
+  })
+  await t.rejects(write(1), { code: 'WRITE_TIMEOUT' })
+  const retried = write(1) // what retryOnOutage does after the timeout
+  t.equal(await write(2), 2, 'another row goes out meanwhile')
+  let settled = false
+  void retried.then(() => { settled = true })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(settled, false, 'the retry of row 1 waits while the stuck statement still holds it')
+  release!()
+  t.equal(await retried, 1)
+  t.same(overlaps, [], 'no two statements ever held row 1 at once')
+})
+
 t.test('claims and finishes of many tasks at once each record their own outcome, exactly once', async (t) => {
   const h = await startHarness(t)
-  const lifecycle = createTaskLifecycleRepository(h.sql)
+  const transitions = createTaskTransitions(h.sql, { maxLostAttempts: 3 })
+  const claim = (id: string, workerId: string) => transitions.claim({ taskId: id, workerId, leaseId: crypto.randomUUID() }).then((c) => c?.task)
   const ids: string[] = []
   for (let i = 0; i < 40; i++) ids.push((await h.createTask({ type: 'echo', payload: { i } })).id)
 
-  const claimed = await Promise.all(ids.map((id) => lifecycle.start(id, 'w1')))
+  const claimed = await Promise.all(ids.map((id) => claim(id, 'w1')))
   t.ok(claimed.every((row, i) => row?.id === ids[i] && row?.attempts === 1 && row?.status === 'running'), 'every claim answered with its own row')
   t.ok(claimed.every((row) => row?.runAt instanceof Date && row?.startedAt instanceof Date), 'timestamps are Dates, as in TaskRow')
 
   // Half complete, a quarter fail, a quarter are finished by a stale attempt number (a late write).
   const outcomes = await Promise.all(ids.map((id, i) =>
     i % 4 === 3
-      ? lifecycle.finish(id, 7, 'completed', { result: { late: true }, durationMs: 1 })
+      ? transitions.complete(id, 7, { result: { late: true }, durationMs: 1 })
       : i % 4 === 2
-        ? lifecycle.finish(id, 1, 'failed', { error: { message: 'boom', code: 'E' }, durationMs: 2 })
-        : lifecycle.finish(id, 1, 'completed', { result: { i }, durationMs: 3 })))
+        ? transitions.fail(id, 1, { error: { message: 'boom', code: 'E' }, durationMs: 2 })
+        : transitions.complete(id, 1, { result: { i }, durationMs: 3 })))
   t.same(outcomes, ids.map((_, i) => i % 4 !== 3), 'a stale attempt is told no; the others yes')
 
   const rows = await h.sql<{ id: string, status: string, result: unknown, error: unknown }[]>`
@@ -70,15 +98,16 @@ t.test('claims and finishes of many tasks at once each record their own outcome,
   t.same(attempts, [{ outcome: 'completed', n: 20 }, { outcome: 'failed', n: 10 }, { outcome: 'running', n: 10 }], 'one attempt row per claim')
 
   // A second finish of an already finished attempt (a duplicate delivery) changes nothing.
-  t.equal(await lifecycle.finish(ids[0]!, 1, 'failed', { error: { message: 'late', code: 'E' }, durationMs: 1 }), false)
+  t.equal(await transitions.fail(ids[0]!, 1, { error: { message: 'late', code: 'E' }, durationMs: 1 }), false)
   t.equal((await h.getTask(ids[0]!)).status, 'completed')
 })
 
 t.test('two claims of one task at the same moment are two attempts in order, the first closed as lost', async (t) => {
   const h = await startHarness(t)
-  const lifecycle = createTaskLifecycleRepository(h.sql)
+  const transitions = createTaskTransitions(h.sql, { maxLostAttempts: 3 })
+  const claim = (id: string, workerId: string) => transitions.claim({ taskId: id, workerId, leaseId: crypto.randomUUID() }).then((c) => c?.task)
   const { id } = await h.createTask({ type: 'echo', payload: {} })
-  const [a, b] = await Promise.all([lifecycle.start(id, 'w1'), lifecycle.start(id, 'w2')])
+  const [a, b] = await Promise.all([claim(id, 'w1'), claim(id, 'w2')])
   t.same([a?.attempts, b?.attempts], [1, 2], 'never one statement claiming the same row twice')
   const attempts = (await h.app.inject({ url: `/v1/tasks/${id}/attempts` })).json().items
   t.same(attempts.map((x: { outcome: string }) => x.outcome), ['lost', 'running'])

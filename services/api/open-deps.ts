@@ -12,6 +12,8 @@ import { createQueueService } from '../core/queues/queue-service.ts'
 import { createTaskControlService } from '../core/tasks/task-control-service.ts'
 import { createTaskEventHub } from '../core/tasks/task-event-hub.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
+import { createTaskTransitions } from '../core/tasks/transitions.ts'
+import { createDependentsDispatch } from '../core/dependencies/dependents-dispatch.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -26,7 +28,11 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, events: { created: metrics.tasksCreated } })
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
-  const taskControl = createTaskControlService({ db: database.db, queues, events: publisher, log })
+  // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
+  const transitions = createTaskTransitions(database.sql, {
+    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents: createDependentsDispatch({ queues, events: publisher, log }),
+  })
+  const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log })
   const queueControl = createQueueService({ queues })
   // Its own connection: a subscribed connection can do nothing else.
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')

@@ -24,14 +24,14 @@ const EnvSchema = Type.Object({
   TASKLANE_HEAP_GROWTH_PERCENT: Type.Integer({ default: 0, minimum: 0, maximum: 400 }),
   // How often an open event stream sends a heartbeat comment and re-checks the task.
   TASKLANE_SSE_HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 300_000 }),
-  // Limits and load shedding of the public API (issue 4); 0 turns a limit off.
+  // Limits and load shedding of the public API; 0 turns a limit off.
   TASKLANE_RATE_LIMIT_MAX: Type.Integer({ default: 6000, minimum: 0 }),
   TASKLANE_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
   TASKLANE_AUTH_CACHE_MS: Type.Integer({ default: 5000, minimum: 0, maximum: 300_000 }),
   TASKLANE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0 }),
   TASKLANE_MAX_HEAP_USED_BYTES: Type.Integer({ default: 0, minimum: 0 }),
   TASKLANE_HEALTH_CHECK_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 100 }),
-  // Recovery (issue 6): BullMQ's lock and stalled check, and the reconciler that re-enqueues
+  // Recovery: BullMQ's lock and stalled check, and the reconciler that re-enqueues
   // from Postgres what Redis lost. A reconciler interval of 0 turns it off in that process.
   TASKLANE_LOCK_DURATION_MS: Type.Integer({ default: 15_000, minimum: 500 }),
   TASKLANE_STALLED_INTERVAL_MS: Type.Integer({ default: 5_000, minimum: 200 }),
@@ -39,6 +39,7 @@ const EnvSchema = Type.Object({
   TASKLANE_RECONCILER_MIN_AGE_MS: Type.Integer({ default: 10_000, minimum: 0 }),
   TASKLANE_RECONCILER_STALE_RUNNING_MS: Type.Integer({ default: 30_000, minimum: 500 }),
   TASKLANE_RECONCILER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
+  TASKLANE_MAX_LOST_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 1000 }),
   TASKLANE_RECONCILER_MAX_PER_PASS: Type.Integer({ default: 20_000, minimum: 1 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),

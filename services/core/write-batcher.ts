@@ -12,8 +12,9 @@
  *
  * A batch that has not answered within `timeoutMs` fails its callers and frees its slot:
  * one statement stuck on a dead connection must not hold every later write (without
- * batching it would hold only its own caller). A late answer is ignored; the conditional
- * updates make a retried write safe.
+ * batching it would hold only its own caller). Its keys stay taken until the statement
+ * really ends, so a retried write of the same row waits for it instead of racing it. A late
+ * answer is ignored; the conditional updates make a retried write safe.
  */
 export function createWriteBatcher<I, O> (options: {
   run: (items: I[]) => Promise<O[]>
@@ -60,18 +61,24 @@ export function createWriteBatcher<I, O> (options: {
     pending = rest
     if (batch.length === 0) return // everything waits for a batch on the wire; its end reschedules
     inFlight++
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        const err = Object.assign(new Error(`a batched write did not answer within ${timeoutMs} ms`), { code: 'WRITE_TIMEOUT' })
-        for (const entry of batch) entry.reject(err)
-        resolve()
-      }, timeoutMs)
-    })
-    void Promise.race([execute(batch), timedOut]).finally(() => {
-      clearTimeout(timer)
+    // A batch that times out gives up its slot (later writes go out) but not its keys: its
+    // statement may still run, and a write to the same row must never run beside it.
+    let slotHeld = true
+    const freeSlot = (): void => {
+      if (!slotHeld) return
+      slotHeld = false
       inFlight--
+      schedule()
+    }
+    const timer = setTimeout(() => {
+      const err = Object.assign(new Error(`a batched write did not answer within ${timeoutMs} ms`), { code: 'WRITE_TIMEOUT' })
+      for (const entry of batch) entry.reject(err)
+      freeSlot()
+    }, timeoutMs)
+    void execute(batch).finally(() => {
+      clearTimeout(timer)
       for (const entry of batch) busy.delete(entry.key)
+      freeSlot()
       schedule()
     })
     schedule()

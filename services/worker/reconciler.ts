@@ -4,9 +4,10 @@ import type { Config } from '../core/config.ts'
 import type { Logger } from '../core/log.ts'
 import { createJobProbe, type JobPresence } from '../core/queues/job-probe.ts'
 import type { QueueRegistry } from '../core/queues/queue-registry.ts'
-import { createTaskRecoveryRepository, FIRST_ID, type UnfinishedTask } from '../core/tasks/task-recovery-repository.ts'
+import { createTaskRecoveryRepository, FIRST_ID } from '../core/tasks/task-recovery-repository.ts'
+import type { TaskTransitions, UnfinishedTask } from '../core/tasks/transitions.ts'
 
-export const REPAIR_REASONS = ['queued_job_missing', 'queued_job_finished', 'running_worker_lost'] as const
+export const REPAIR_REASONS = ['queued_job_missing', 'queued_job_finished', 'running_worker_lost', 'failed_worker_lost'] as const
 export type RepairReason = typeof REPAIR_REASONS[number]
 export type PassReport = { active: boolean, checked: number, repaired: Record<RepairReason, number> }
 
@@ -26,6 +27,7 @@ type ReconcilerConfig = Pick<Config, 'TASKLANE_RECONCILER_INTERVAL_MS' | 'TASKLA
  */
 export function createReconciler (deps: {
   sql: postgres.Sql
+  transitions: Pick<TaskTransitions, 'requeueLost'>
   /** A client of exactly one connection, the reconciler's own: it holds the advisory lock. */
   lockSql: postgres.Sql
   redis: Parameters<typeof createJobProbe>[0]['redis']
@@ -80,10 +82,15 @@ export function createReconciler (deps: {
     for (const [i, task] of tasks.entries()) {
       // A locked job has a live worker; a pending one is BullMQ's stalled check's to hand over.
       if (presence[i] !== 'missing' && presence[i] !== 'finished') continue
-      const requeued = await repo.requeueLost(task.id, task.attempts, config.TASKLANE_RECONCILER_STALE_RUNNING_MS)
-      if (!requeued) continue
+      const repaired = await deps.transitions.requeueLost(task.id, task.attempts, config.TASKLANE_RECONCILER_STALE_RUNNING_MS)
+      if (!repaired) continue
       if (presence[i] === 'finished') await dropFinished(task)
-      toEnqueue.push(requeued)
+      if (repaired.outcome === 'worker_lost') {
+        // The task lost its worker too often and ended failed: nothing to enqueue.
+        report.repaired.failed_worker_lost++
+        continue
+      }
+      toEnqueue.push(repaired.task)
       report.repaired.running_worker_lost++
     }
     await deps.queues.enqueue(toEnqueue)
@@ -120,7 +127,7 @@ export function createReconciler (deps: {
 
   /** One pass, if no other replica is in one; the lock is given back at the end of the pass. */
   async function runOnce (): Promise<PassReport> {
-    const report: PassReport = { active: false, checked: 0, repaired: { queued_job_missing: 0, queued_job_finished: 0, running_worker_lost: 0 } }
+    const report: PassReport = { active: false, checked: 0, repaired: { queued_job_missing: 0, queued_job_finished: 0, running_worker_lost: 0, failed_worker_lost: 0 } }
     try {
       const [row] = await deps.lockSql<{ locked: boolean }[]>`select pg_try_advisory_lock(${lockKey}::bigint) as locked`
       if (row?.locked) {

@@ -13,9 +13,8 @@ import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
-import { createTaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
-import { createTaskRecoveryRepository } from '../core/tasks/task-recovery-repository.ts'
-import { withTaskEvents } from '../core/tasks/publishing-lifecycle.ts'
+import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
+import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
@@ -56,10 +55,9 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   // connection: a pass during a Redis outage fails at once and the next one tries again.
   const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
   const dependents = createDependentsDispatch({ queues: producers, events: taskEvents, log })
+  const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents }), taskEvents)
   const runner = createTaskRunner({
-    lifecycle: withTaskEvents(createTaskLifecycleRepository(database.sql, { dependents }), taskEvents), handlers: handlers.handlers, workerId, log,
-    events: metrics.events,
-    release: createTaskRecoveryRepository(database.sql).release,
+    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events,
     dependencies: createDependencyRepository(database.sql).results,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
@@ -68,7 +66,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     prefix: config.TASKLANE_QUEUE_PREFIX, workers: workers.workers, log,
   })
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
-  const reconciler = createReconciler({ sql: database.sql, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
+  const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)

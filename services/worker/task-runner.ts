@@ -1,11 +1,11 @@
+import { randomUUID } from 'node:crypto'
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
 import type { Logger } from '../core/log.ts'
 import { retryOnOutage } from '../core/retry-on-outage.ts'
+import { TaskTimeoutError, toTaskError } from '../core/tasks/attempt-outcome.ts'
 import { toStorable } from '../core/tasks/storable-json.ts'
-import { retryDelayMs } from '../core/tasks/backoff.ts'
 import type { DependencyResults } from '../core/dependencies/dependency-repository.ts'
-import type { TaskLifecycleRepository } from '../core/tasks/task-lifecycle-repository.ts'
-import type { TaskError } from '../core/tasks/task-view.ts'
+import type { TaskTransitions } from '../core/tasks/transitions.ts'
 import { PermanentTaskError, type TaskHandler } from './task-handler.ts'
 
 export type RunnerEvents = {
@@ -16,6 +16,9 @@ export type RunnerEvents = {
 /** The abort reason of jobs a stopping worker gives back (see workers.ts `releaseRunning`). */
 export const RELEASE_REASON = 'released: the worker is stopping'
 
+/** How long a job whose type this worker cannot run waits before another worker may take it. */
+const NO_HANDLER_DELAY_MS = 5_000
+
 /** Thrown to BullMQ for a retry; the worker's backoff strategy reads the delay we recorded. */
 export class RetryScheduled extends Error {
   readonly retryDelayMs: number
@@ -24,21 +27,6 @@ export class RetryScheduled extends Error {
     this.name = 'RetryScheduled'
     this.retryDelayMs = retryDelayMs
   }
-}
-
-class TaskTimeoutError extends Error {
-  readonly code = 'TIMEOUT'
-  constructor (ms: number) {
-    super(`the attempt did not finish within ${ms} ms`)
-    this.name = 'TaskTimeoutError'
-  }
-}
-
-function toTaskError (err: unknown): TaskError {
-  const e = err as { message?: unknown, code?: unknown, name?: unknown }
-  const message = typeof e?.message === 'string' && e.message !== '' ? e.message : String(err)
-  const code = typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'ERROR'
-  return { message: message.slice(0, 2_000), code }
 }
 
 /** Resolves with the handler, or rejects as soon as the signal fires, even if the handler ignores it. */
@@ -52,36 +40,60 @@ function untilAborted<T> (work: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /**
- * The BullMQ processor: claims the task in Postgres, runs its handler with a timeout and the
- * job's abort signal, and records the outcome. BullMQ owns the retry schedule; Postgres owns
- * the record of what happened.
+ * The BullMQ processor: claims the task through the transitions, runs its handler with a
+ * timeout and the job's abort signal, and hands the outcome back to the transitions, which
+ * decide what it means. BullMQ owns the retry schedule; Postgres owns the record.
+ * An outcome that a transition refused (the task moved on without this attempt: a duplicate
+ * delivery, a late finish after the lock was lost) is neither logged as final nor counted.
  */
 export function createTaskRunner (deps: {
-  lifecycle: TaskLifecycleRepository
+  transitions: TaskTransitions
   handlers: Map<string, TaskHandler<unknown>>
   workerId: string
   log: Logger
   events?: RunnerEvents
   /** The results of each task's direct dependencies (see dependency-repository.ts). */
   dependencies?: (taskIds: readonly string[]) => Promise<Map<string, DependencyResults>>
-  /** Puts a running task back to queued when its worker stops before the attempt ends. */
-  release?: (taskId: string, attempt: number, durationMs: number) => Promise<boolean>
 }) {
-  const { lifecycle, workerId } = deps
+  const { transitions, workerId } = deps
+
+  /** Hands the job back to the queue (delayed), leaving the task as Postgres has it. */
+  async function handBack (job: Job, token: string | undefined, delayMs: number, log: Logger): Promise<never> {
+    try {
+      await job.moveToDelayed(Date.now() + delayMs, token)
+    } catch (err) {
+      log.warn({ err }, 'could not hand the job back; the stalled check will')
+    }
+    throw new DelayedError()
+  }
 
   return async function runTask (job: Job, token?: string, jobSignal?: AbortSignal): Promise<null> {
     const taskId = job.id!
-    const task = await retryOnOutage(() => lifecycle.start(taskId, workerId))
-    if (!task) {
+    // Job names are task types. A type this worker has no handler for (a rolling deploy, a
+    // worker built without it) goes back for a worker that has one; the task stays queued.
+    const handler = deps.handlers.get(job.name)
+    if (!handler) {
+      deps.log.warn({ taskId, type: job.name, queue: job.queueName }, 'no handler for this task type here; the job goes back to the queue')
+      return handBack(job, token, NO_HANDLER_DELAY_MS, deps.log)
+    }
+    // One lease id per delivery: a claim repeated after an ambiguous commit finds its own attempt.
+    const leaseId = randomUUID()
+    const claim = await retryOnOutage(() => transitions.claim({ taskId, workerId, leaseId }))
+    if (!claim) {
       // Terminal, cancelled or deleted: nothing to run. A cancel that no worker heard ends here.
-      await retryOnOutage(() => lifecycle.settleCancelRequested(taskId))
+      await retryOnOutage(() => transitions.settleCancelRequested(taskId))
+      return null
+    }
+    const task = claim.task
+    if (claim.outcome === 'worker_lost') {
+      deps.log.warn({ taskId, type: task.type, queue: task.queue, lostAttempts: task.lostAttempts }, 'task failed: it lost its worker too often')
+      deps.events?.finished?.(task, 'failed', 0)
       return null
     }
     const attempt = task.attempts
     const log = deps.log.child({ taskId, type: task.type, queue: task.queue, attempt })
     deps.events?.started?.(task)
 
-    const handler = deps.handlers.get(task.type)
     // A timer cleared when the attempt ends: AbortSignal.timeout would keep every finished
     // attempt's signals alive until its timeout fires, tens of MB and tens of thousands of
     // pending timers at a thousand tasks a second with the default 30 s timeout.
@@ -93,56 +105,55 @@ export function createTaskRunner (deps: {
     const elapsed = () => Math.round(performance.now() - startedAt)
 
     try {
-      if (!handler) throw new PermanentTaskError(`this worker has no handler for task type "${task.type}"`, 'NO_HANDLER')
       // Loaded after the claim: every dependency has finished by then, results included.
       const dependencies = task.dependencyCount > 0 && deps.dependencies
         ? (await retryOnOutage(() => deps.dependencies!([taskId]))).get(taskId) ?? {}
         : {}
       const work = handler({
         taskId, attempt, payload: task.payload, dependencies, signal, log,
-        progress: async (value) => { await lifecycle.setProgress(taskId, attempt, value) },
+        progress: async (value) => { await transitions.setProgress(taskId, attempt, value) },
       })
       const result = toStorable(await untilAborted(work, signal))
       const durationMs = elapsed()
-      await retryOnOutage(() => lifecycle.finish(taskId, attempt, 'completed', { result, durationMs }))
-      log.info({ outcome: 'completed', durationMs }, 'attempt finished')
-      deps.events?.finished?.(task, 'completed', durationMs)
+      if (await retryOnOutage(() => transitions.complete(taskId, attempt, { result, durationMs }))) {
+        log.info({ outcome: 'completed', durationMs }, 'attempt finished')
+        deps.events?.finished?.(task, 'completed', durationMs)
+      } else {
+        log.info({ durationMs }, 'attempt finished after the task moved on; its result was not recorded')
+      }
       return null
     } catch (caught) {
       const durationMs = elapsed()
       // The worker is stopping and its grace period is over: the task goes back to queued
       // and the job back to the queue at once, so another worker runs it without waiting
       // for this lock to expire. Delayed (by 0) rather than waiting: that wakes idle workers.
-      if (jobSignal?.aborted && jobSignal.reason === RELEASE_REASON && deps.release) {
-        await retryOnOutage(() => deps.release!(taskId, attempt, durationMs))
-        try {
-          await job.moveToDelayed(Date.now(), token)
-        } catch (err) {
-          log.warn({ err }, 'could not hand the job back; the stalled check will')
-        }
+      if (jobSignal?.aborted && jobSignal.reason === RELEASE_REASON) {
+        await retryOnOutage(() => transitions.release(taskId, attempt, durationMs))
         log.info({ outcome: 'released', durationMs }, 'attempt released at shutdown')
-        throw new DelayedError()
+        return handBack(job, token, 0, log)
       }
       // The job's signal fires when a client cancels (see cancel-listener.ts); the task then
       // ends cancelled, never retried. The update checks the request really exists.
-      if (jobSignal?.aborted && await retryOnOutage(() => lifecycle.finishCancelled(taskId, attempt, { durationMs }))) {
+      if (jobSignal?.aborted && await retryOnOutage(() => transitions.finishCancelled(taskId, attempt, { durationMs }))) {
         log.info({ outcome: 'cancelled', durationMs }, 'attempt cancelled')
         deps.events?.finished?.(task, 'cancelled', durationMs)
         return null
       }
-      const err = timeout.aborted && !(caught instanceof PermanentTaskError) ? new TaskTimeoutError(task.timeoutMs) : caught
-      const error = toTaskError(err)
-      if (!(err instanceof PermanentTaskError) && attempt < task.maxAttempts) {
-        const delayMs = retryDelayMs(task.backoff, attempt)
-        await retryOnOutage(() => lifecycle.scheduleRetry(taskId, attempt, { error, runAt: new Date(Date.now() + delayMs), durationMs }))
-        log.warn({ outcome: 'retried', durationMs, err, retryInMs: delayMs }, 'attempt failed; retry scheduled')
-        deps.events?.finished?.(task, 'retried', durationMs)
-        throw new RetryScheduled(error.message, delayMs)
+      const timedOut = timeout.aborted && !(caught instanceof PermanentTaskError)
+      const err = timedOut ? new TaskTimeoutError(task.timeoutMs) : caught
+      const failure = { error: toTaskError(err), retryable: !(err instanceof PermanentTaskError), durationMs }
+      const decided = await retryOnOutage(() => transitions.failAttempt(task, failure))
+      if (!decided) {
+        log.info({ durationMs, err }, 'attempt failed after the task moved on; nothing was recorded')
+        return null
       }
-      await retryOnOutage(() => lifecycle.finish(taskId, attempt, 'failed', { error, durationMs }))
+      deps.events?.finished?.(task, decided.outcome, durationMs)
+      if (decided.outcome === 'retried') {
+        log.warn({ outcome: 'retried', durationMs, err, retryInMs: decided.delayMs }, 'attempt failed; retry scheduled')
+        throw new RetryScheduled(failure.error.message, decided.delayMs)
+      }
       log.warn({ outcome: 'failed', durationMs, err }, 'attempt failed; task failed')
-      deps.events?.finished?.(task, 'failed', durationMs)
-      throw new UnrecoverableError(error.message)
+      throw new UnrecoverableError(failure.error.message)
     } finally {
       clearTimeout(timeoutTimer)
     }

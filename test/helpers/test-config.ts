@@ -14,6 +14,9 @@ export function testConfig (databaseUrl: string, redisUrl: string, env: Record<s
     TASKLANE_AUTH: 'disabled',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     TASKLANE_SHUTDOWN_GRACE_MS: '2000',
+    // Load shedding on event-loop delay is off unless a test asks for it: on a busy machine a
+    // delayed loop would turn any test's requests into 503s. Its own test turns it on.
+    TASKLANE_MAX_EVENT_LOOP_DELAY_MS: '0',
     ...env,
   })
 }

@@ -27,6 +27,10 @@ export const tasks = pgTable('tasks', {
   idempotencyKey: text('idempotency_key'),
   requestHash: text('request_hash'),
   workerId: text('worker_id'),
+  /** Names the claim that opened the running attempt: what makes a repeated claim a no-op and fences a late worker. */
+  leaseId: uuid('lease_id'),
+  /** Attempts that ended because their worker vanished; past TASKLANE_MAX_LOST_ATTEMPTS the task fails. */
+  lostAttempts: integer('lost_attempts').notNull().default(0),
   cancelRequestedAt: timestamp('cancel_requested_at', tz),
   createdAt: timestamp('created_at', tz).notNull().defaultNow(),
   startedAt: timestamp('started_at', tz),

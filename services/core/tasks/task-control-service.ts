@@ -11,12 +11,13 @@ import { createTaskRepository } from './task-repository.ts'
 import { conflictMessage, isAllowed, type TaskAction } from './task-states.ts'
 import { statusEventOf } from './task-status-event.ts'
 import { toTaskView, type TaskStatus, type TaskView } from './task-view.ts'
+import type { TaskTransitions } from './transitions.ts'
 import type postgres from 'postgres'
 import { createDependencyRepository } from '../dependencies/dependency-repository.ts'
-import { createDependentsDispatch, NO_DEPENDENTS } from '../dependencies/dependents-dispatch.ts'
 
 export type TaskControlDeps = {
   db: Db
+  transitions: Pick<TaskTransitions, 'cancel' | 'retry' | 'delete'>
   queues: Pick<QueueRegistry, 'enqueue' | 'get'>
   events: Pick<TaskEventPublisher, 'publish' | 'requestCancel'>
   log: Logger
@@ -31,7 +32,6 @@ export function createTaskControlService (deps: TaskControlDeps) {
   const control = createTaskControlRepository(deps.db)
   const tasks = createTaskRepository(deps.db)
   const dependencies = createDependencyRepository((deps.db as Db & { $client: postgres.Sql }).$client)
-  const dispatchDependents = createDependentsDispatch(deps)
 
   async function view (row: TaskRow): Promise<TaskView> {
     return toTaskView(row, row.dependencyCount > 0 ? (await dependencies.views([row.id])).get(row.id) : undefined)
@@ -73,16 +73,14 @@ export function createTaskControlService (deps: TaskControlDeps) {
      */
     async cancel (tenant: string, id: string): Promise<TaskView> {
       if (!isUuid(id)) throw new TaskNotFoundError(id)
-      const cancelled = await control.cancel(tenant, id)
-      if (!cancelled) {
+      const row = await deps.transitions.cancel(tenant, id)
+      if (!row) {
         const current = await find(tenant, id)
         if (current.status === 'cancelled') return view(current)
         return refuse('cancel', tenant, id)
       }
-      const { row, dependents } = cancelled
       if (row.status === 'cancelled') {
         await deps.events.publish(id, statusEventOf(row))
-        await dispatchDependents(dependents)
         // A worker that takes the job before it is gone finds the task cancelled and skips it.
         if (!(await removeJob(row.queue, id))) deps.log.warn({ taskId: id }, 'the job of a cancelled task is still in its queue')
       } else {
@@ -98,9 +96,8 @@ export function createTaskControlService (deps: TaskControlDeps) {
       if (!isAllowed('retry', current.status)) return refuse('retry', tenant, id)
       // The new job reuses the task id, so the old one (kept for the dashboard) must go first.
       const removed = await removeJob(current.queue, id)
-      const retried = await control.retry(tenant, id)
-      if (!retried) return refuse('retry', tenant, id)
-      const { row, revived } = retried
+      const row = await deps.transitions.retry(tenant, id)
+      if (!row) return refuse('retry', tenant, id)
       if (!removed) deps.log.warn({ taskId: id }, 'the old job is still in its queue; the reconciler will enqueue the retry')
       // A task that waits for dependencies again is enqueued when the last one completes.
       if (row.blockedCount === 0) {
@@ -111,7 +108,6 @@ export function createTaskControlService (deps: TaskControlDeps) {
         }
       }
       await deps.events.publish(id, statusEventOf(row))
-      await dispatchDependents({ ...NO_DEPENDENTS, waiting: revived.map((r) => ({ id: r.id, blockedCount: r.blockedCount })) })
       return view(row)
     },
 
@@ -119,7 +115,7 @@ export function createTaskControlService (deps: TaskControlDeps) {
     async delete (tenant: string, id: string): Promise<void> {
       const current = await find(tenant, id)
       if (!isAllowed('delete', current.status)) return refuse('delete', tenant, id)
-      if (!(await control.delete(tenant, id))) return refuse('delete', tenant, id)
+      if (!(await deps.transitions.delete(tenant, id))) return refuse('delete', tenant, id)
       await removeJob(current.queue, id)
     },
 

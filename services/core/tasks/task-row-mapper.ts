@@ -10,6 +10,10 @@ const COLUMNS = Object.entries(getTableColumns(tasks)).map(([key, column]) => ({
 /** Every task column, aliased to its TaskRow field name. */
 export const TASK_RETURNING = COLUMNS.map(({ key, column }) => `"${column.name}" as "${key}"`).join(', ')
 
+/** TASK_RETURNING with every column qualified by a table alias, for queries that join. */
+export const taskReturningOf = (alias: string): string =>
+  COLUMNS.map(({ key, column }) => `${alias}."${column.name}" as "${key}"`).join(', ')
+
 /** The columns (key, database name, SQL type) of the tasks table. */
 export const TASK_COLUMN_TYPES = COLUMNS.map(({ key, column }) => ({ key, name: column.name, type: column.getSQLType() }))
 

@@ -1,7 +1,7 @@
 import type { TaskStatus } from './task-view.ts'
 
 // The rules about which task states allow which client action. Routes never decide this;
-// the repositories turn each rule into the WHERE clause of a conditional update, so a rule
+// transitions.ts turns each rule into the WHERE clause of a conditional update, so a rule
 // and the write that relies on it cannot drift apart.
 
 export type TaskAction = 'cancel' | 'retry' | 'delete'

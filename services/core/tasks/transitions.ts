@@ -1,0 +1,294 @@
+import type postgres from 'postgres'
+import type { TaskRow } from '../db/schema.ts'
+import { recountBlocked, reviveDependents, settleDependents, type FinishedTask } from '../dependencies/dependency-transitions.ts'
+import { NO_DEPENDENTS, hasDependentChanges, type DependentsDispatch } from '../dependencies/dependents-dispatch.ts'
+import { TaskConflictError } from '../errors.ts'
+import { createWriteBatcher } from '../write-batcher.ts'
+import { decideFailure } from './attempt-outcome.ts'
+import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type FinishInput } from './transition-batch-statements.ts'
+import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
+import { ALLOWED_FROM } from './task-states.ts'
+import type { TaskError } from './task-view.ts'
+
+// Every change of a task's state, and of its attempts, is one of the transitions below: the
+// in-process runner, the pull and callback routes, the reconciler and the client's cancel,
+// retry and delete all come here. Each names the state and the attempt it expects, so a
+// duplicate delivery, a worker that lost its lock, or a late write after a cancel matches no
+// row and changes nothing: that is what keeps the recorded state exactly-once while
+// execution is at-least-once. A transition that matched nothing answers false or undefined,
+// and its caller then counts and logs nothing.
+
+/** What the reconciler needs to look a task's job up in Redis and enqueue it again. */
+export type UnfinishedTask = Pick<TaskRow, 'id' | 'queue' | 'type' | 'priority' | 'runAt' | 'maxAttempts' | 'attempts'>
+export type { ClaimOutcome } from './transition-batch-statements.ts'
+export type AttemptFailure = { error: TaskError, retryable: boolean, retryAfterMs?: number, durationMs: number, leaseId?: string | null }
+export type FailOutcome = { outcome: 'retried', delayMs: number } | { outcome: 'failed' }
+
+const UNFINISHED_COLUMNS = `id, queue, type, priority, run_at as "runAt", max_attempts as "maxAttempts", attempts`
+const withDate = (row: UnfinishedTask): UnfinishedTask => ({ ...row, runAt: new Date(row.runAt) })
+// JSON goes over the wire as text with an explicit ::jsonb cast: postgres.js picks a
+// serializer from the parameter type the server infers, which inside CTEs is not always jsonb.
+const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
+const LOST_ERROR = `'{"message":"the worker running this attempt stopped","code":"WORKER_LOST"}'`
+
+type FailingTask = Pick<TaskRow, 'id' | 'attempts' | 'maxAttempts' | 'backoff'>
+type FailWrites = {
+  scheduleRetry: (taskId: string, attempt: number, fields: { error: TaskError, runAt: Date, durationMs: number, leaseId?: string | null }) => Promise<boolean>
+  fail: (taskId: string, attempt: number, fields: { error: TaskError, durationMs: number, leaseId?: string | null }) => Promise<boolean>
+}
+
+/** failAttempt over a given pair of writes (the plain ones, or ones that also publish events). */
+export function createFailAttempt (writes: FailWrites) {
+  return async (task: FailingTask, failure: AttemptFailure): Promise<FailOutcome | undefined> => {
+    const decision = decideFailure(task, failure)
+    const { durationMs, leaseId } = failure
+    if (decision.kind === 'retry') {
+      const done = await writes.scheduleRetry(task.id, task.attempts, { error: decision.error, runAt: decision.runAt, durationMs, leaseId })
+      return done ? { outcome: 'retried', delayMs: decision.delayMs } : undefined
+    }
+    return (await writes.fail(task.id, task.attempts, { error: decision.error, durationMs, leaseId })) ? { outcome: 'failed' } : undefined
+  }
+}
+
+/**
+ * `dependents` is told, once a transaction that changed tasks depending on the one it ended
+ * (or retried) has committed, what changed: it enqueues those now ready and tells their
+ * streams. A process that dies before it does leaves ready queued tasks without a job, which
+ * the reconciler enqueues.
+ */
+export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAttempts: number, dependents?: DependentsDispatch }) {
+  // The claims and finishes of the attempts a process runs at once share multi-row statements
+  // (one round trip and one commit), each row keeping its own conditions.
+  const batches = createTransitionBatchStatements(sql, options)
+  const claimBatched = createWriteBatcher({ run: batches.claim, key: (i: ClaimInput) => i.taskId })
+  const finishBatched = createWriteBatcher({ run: batches.finish, key: (i: FinishInput) => i.taskId })
+
+  async function one (text: string, params: unknown[], tx: Pick<postgres.Sql, 'unsafe'> = sql): Promise<TaskRow | undefined> {
+    const rows = await tx.unsafe(text, params as never[])
+    return rows[0] ? toTaskRow(rows[0]) : undefined
+  }
+
+  /**
+   * A transition that may end a task others depend on, in one transaction with what that does
+   * to them (unblockDependents and cascadeFailure, through settleDependents): `change` makes
+   * the change and says which task ended how, if one did and it has dependents.
+   */
+  async function withDependents<T> (change: (tx: postgres.TransactionSql) => Promise<{ value: T, ended?: FinishedTask | undefined }>): Promise<T> {
+    const { value, outcome } = await sql.begin(async (tx) => {
+      const { value, ended } = await change(tx)
+      return { value, outcome: ended ? await settleDependents(tx, [ended]) : NO_DEPENDENTS }
+    })
+    if (options.dependents && hasDependentChanges(outcome)) await options.dependents(outcome)
+    return value
+  }
+  const endedIfDependents = (row: TaskRow | undefined) =>
+    ({ value: row, ended: row?.hasDependents ? { id: row.id, status: row.status as FinishedTask['status'] } : undefined })
+
+  /** The batched finish, or (for a task others depend on, which it leaves alone) the finish with its dependents. */
+  async function finish (input: FinishInput): Promise<boolean> {
+    if (await finishBatched(input)) return true
+    return withDependents(async (tx) => {
+      const row = await batches.finishOne(tx, input)
+      return { value: row !== undefined, ended: row?.hasDependents ? { id: input.taskId, status: input.outcome } : undefined }
+    })
+  }
+
+  const transitions = {
+    /**
+     * Queued (or running on a worker that vanished) becomes running with the next attempt,
+     * held by `leaseId`. Undefined when the task is missing, terminal or being cancelled;
+     * `worker_lost` when the task has lost its worker too often and ended failed instead.
+     * Running the same claim again (same lease id) answers the attempt it opened.
+     */
+    claim (input: ClaimInput): Promise<ClaimOutcome | undefined> {
+      return claimBatched(input)
+    },
+
+    /** The attempt produced its result: the task is completed. False when it moved on without this attempt. */
+    complete (taskId: string, attempt: number, fields: { result: unknown, durationMs: number, leaseId?: string | null }): Promise<boolean> {
+      return finish({ taskId, attempt, outcome: 'completed', ...fields })
+    },
+
+    /** The attempt failed and no retry follows: the task is failed. */
+    fail (taskId: string, attempt: number, fields: { error: TaskError, durationMs: number, leaseId?: string | null }): Promise<boolean> {
+      return finish({ taskId, attempt, outcome: 'failed', ...fields })
+    },
+
+    /** The attempt failed with attempts left: back to queued, due again at `runAt`. */
+    async scheduleRetry (taskId: string, attempt: number,
+      fields: { error: TaskError, runAt: Date, durationMs: number, leaseId?: string | null }): Promise<boolean> {
+      const rows = await sql.unsafe(`
+        with retried as (
+          update tasks set status = 'queued', error = $3::jsonb, run_at = $4::timestamptz, worker_id = null, updated_at = now()
+          where id = $1 and status = 'running' and attempts = $2 and ($6::uuid is null or lease_id = $6::uuid)
+          returning id
+        )
+        update task_attempts set outcome = 'failed', finished_at = now(), duration_ms = $5, error = $3::jsonb
+        where task_id = (select id from retried) and attempt = $2
+        returning task_id`, [taskId, attempt, json(fields.error), fields.runAt.toISOString(), fields.durationMs, fields.leaseId ?? null])
+      return rows.length > 0
+    },
+
+    /**
+     * A failed attempt, retried or failed as decideFailure says for this task. Undefined when
+     * the task moved on without this attempt (nothing was written).
+     */
+    failAttempt: (task: FailingTask, failure: AttemptFailure): Promise<FailOutcome | undefined> => createFailAttempt(transitions)(task, failure),
+
+    /**
+     * The attempt stopped because a client cancelled: records `cancelled` (never a retry), but
+     * only when a cancel was really requested, so an abort for another reason falls through to
+     * the ordinary failure path.
+     */
+    finishCancelled (taskId: string, attempt: number, fields: { durationMs: number }): Promise<TaskRow | undefined> {
+      return withDependents(async (tx) => endedIfDependents(await one(`
+        with cancelled as (
+          update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
+          where id = $1 and status = 'running' and attempts = $2 and cancel_requested_at is not null
+          returning *
+        ), closed as (
+          update task_attempts set outcome = 'cancelled', finished_at = now(), duration_ms = $3
+          where task_id = (select id from cancelled) and attempt = $2
+        )
+        select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs], tx)))
+    },
+
+    /**
+     * A job was delivered for a task whose cancel was requested while no worker could hear it
+     * (or whose worker vanished): the task ends cancelled instead of staying unfinished.
+     */
+    settleCancelRequested (taskId: string): Promise<TaskRow | undefined> {
+      return withDependents(async (tx) => endedIfDependents(await one(`
+        with cancelled as (
+          update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
+          where id = $1 and status in ('queued', 'running') and cancel_requested_at is not null
+          returning *
+        ), closed as (
+          update task_attempts a set outcome = 'cancelled', finished_at = now(),
+                 duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int
+          from cancelled c where a.task_id = c.id and a.outcome = 'running'
+        )
+        select ${TASK_RETURNING} from cancelled`, [taskId], tx)))
+    },
+
+    async setProgress (taskId: string, attempt: number, progress: unknown): Promise<boolean> {
+      const rows = await sql.unsafe(`
+        update tasks set progress = $3::jsonb, updated_at = now()
+        where id = $1 and status = 'running' and attempts = $2
+        returning id`, [taskId, attempt, json(progress)])
+      return rows.length > 0
+    },
+
+    /**
+     * A stopping worker gives back an attempt it cannot finish within its grace period: the
+     * task is queued again at once and the attempt is closed as released (not counted as lost).
+     */
+    async release (taskId: string, attempt: number, durationMs: number): Promise<boolean> {
+      const rows = await sql.unsafe(`
+        with released as (
+          update tasks set status = 'queued', worker_id = null, updated_at = now()
+          where id = $1 and status = 'running' and attempts = $2
+          returning id
+        )
+        update task_attempts set outcome = 'released', finished_at = now(), duration_ms = $3,
+               error = '{"message":"the worker stopped before this attempt finished; the task was queued again","code":"WORKER_SHUTDOWN"}'
+        where task_id = (select id from released) and attempt = $2
+        returning task_id`, [taskId, attempt, durationMs])
+      return rows.length > 0
+    },
+
+    /**
+     * A running task whose worker is gone (its job vanished or ended in Redis, untouched for
+     * `olderThanMs`): the attempt is closed as lost and the task goes back to queued, or ends
+     * failed when it has lost its worker TASKLANE_MAX_LOST_ATTEMPTS times.
+     */
+    async requeueLost (taskId: string, attempt: number, olderThanMs: number): Promise<{ outcome: 'requeued', task: UnfinishedTask } | { outcome: 'worker_lost' } | undefined> {
+      const rows = await withDependents(async (tx) => {
+        const rows = await tx.unsafe<(UnfinishedTask & { status: string, hasDependents: boolean })[]>(`
+        with requeued as (
+          update tasks set
+            status = case when lost_attempts + 1 >= $4 then 'failed' else 'queued' end,
+            finished_at = case when lost_attempts + 1 >= $4 then now() end,
+            error = case when lost_attempts + 1 >= $4
+              then '{"message":"every attempt allowed to end with its worker lost did so; the task may crash or exhaust its worker","code":"WORKER_LOST"}'::jsonb
+              else error end,
+            lost_attempts = lost_attempts + 1, worker_id = null, updated_at = now()
+          where id = $1 and status = 'running' and attempts = $2
+            and updated_at < now() - make_interval(secs => $3::double precision / 1000)
+          returning *
+        ), lost as (
+          update task_attempts a set outcome = 'lost', finished_at = now(),
+                 duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = ${LOST_ERROR}::jsonb
+          from requeued r where a.task_id = r.id and a.outcome = 'running'
+        )
+        select ${UNFINISHED_COLUMNS}, status, has_dependents as "hasDependents" from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
+        const gaveUp = rows[0]?.status === 'failed' && rows[0].hasDependents
+        return { value: rows, ended: gaveUp ? { id: taskId, status: 'failed' as const } : undefined }
+      })
+      const row = rows[0]
+      if (!row) return undefined
+      if (row.status === 'failed') return { outcome: 'worker_lost' }
+      const { status: _status, hasDependents: _hasDependents, ...task } = row
+      return { outcome: 'requeued', task: withDate(task) }
+    },
+
+    /**
+     * The client's cancel: a queued task becomes cancelled at once; a running one only gets
+     * cancel_requested_at, and the executor running it records `cancelled` when it has stopped.
+     * The row lock orders this against a claim, which skips tasks with a cancel request.
+     */
+    cancel (tenant: string, id: string): Promise<TaskRow | undefined> {
+      return withDependents(async (tx) => {
+        const row = await one(`
+        update tasks set status = case when status = 'queued' then 'cancelled' else status end,
+               finished_at = case when status = 'queued' then now() else finished_at end,
+               cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+        where tenant = $1 and id = $2 and status = any($3::text[])
+        returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.cancel], tx)
+        // Only a task cancelled at once has ended; a running one ends when its executor stops.
+        return row?.status === 'cancelled' ? endedIfDependents(row) : { value: row }
+      })
+    },
+
+    /**
+     * The client's retry: failed or cancelled back to queued with a fresh attempt budget.
+     * Attempt numbers keep counting (the history stays whole), so the budget moves up:
+     * `maxAttempts - attemptBase` attempts again, and the lost-worker count starts over.
+     * A task with dependencies waits again for those not completed (one whose failed dependency
+     * would fail it at once is a conflict: retry that one first); dependents the failure had
+     * failed come back to waiting, in the same transaction.
+     */
+    async retry (tenant: string, id: string): Promise<TaskRow | undefined> {
+      const { row, revived } = await sql.begin(async (tx) => {
+        const row = await one(`
+          update tasks set status = 'queued', max_attempts = attempts + (max_attempts - attempt_base),
+                 attempt_base = attempts, lost_attempts = 0, cancel_requested_at = null, result = null, progress = null,
+                 worker_id = null, finished_at = null, run_at = now(), updated_at = now()
+          where tenant = $1 and id = $2 and status = any($3::text[])
+          returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.retry], tx)
+        if (!row) return { row, revived: [] }
+        if (row.dependencyCount > 0) {
+          const { blockedCount, doomed } = await recountBlocked(tx, id)
+          if (doomed) throw new TaskConflictError('A dependency of this task is failed or cancelled; retry that one first (its dependents come back with it)')
+          row.blockedCount = blockedCount
+        }
+        return { row, revived: row.hasDependents ? await reviveDependents(tx, [id]) : [] }
+      })
+      if (options.dependents && revived.length > 0) {
+        await options.dependents({ ...NO_DEPENDENTS, waiting: revived.map((r) => ({ id: r.id, blockedCount: r.blockedCount })) })
+      }
+      return row
+    },
+
+    /** The client's delete of a terminal task; its attempts go with it (foreign key cascade). */
+    async delete (tenant: string, id: string): Promise<boolean> {
+      const rows = await sql.unsafe(`
+        delete from tasks where tenant = $1 and id = $2 and status = any($3::text[])
+        returning id`, [tenant, id, ALLOWED_FROM.delete])
+      return rows.length > 0
+    },
+  }
+  return transitions
+}
+
+export type TaskTransitions = ReturnType<typeof createTaskTransitions>
