@@ -164,3 +164,17 @@ t.test("a dependent's event stream shows blockedBy shrinking, then runs", async 
   t.same(frames[1]!.blockedBy, [b!.id], 'a finished first, so b is what is left')
   t.not(frames[1]!.blockedBy, a!.id)
 })
+
+t.test('many to many: 20 tasks each waiting for the same 20, finishing at once, all run once', async (t) => {
+  const h = await startHarness(t)
+  await h.spawnWorker({ ...WORKER_ENV, TASKLANE_QUEUES: 'default:20' })
+  const sources = Array.from({ length: 20 }, (_, i) => ({ type: 'echo', payload: { source: i }, delayMs: 500 }))
+  // Every sink counts down on every source's finish: concurrent finishes update the same
+  // sinks' rows, in different orders.
+  const sinks = Array.from({ length: 20 }, (_, i) => ({ type: 'echo', payload: { sink: i }, dependsOn: sources.map((_, j) => `#${j}`) }))
+  const ids = (await batch(h, [...sources, ...sinks])).map((x) => x.id)
+  const done = await h.waitForTerminal(ids, 60_000)
+  t.same(new Set(done.map((x) => x.status)), new Set(['completed']))
+  const [row] = await h.sql<{ n: number }[]>`select count(*)::int as n from task_attempts where task_id = any(${ids}::uuid[])`
+  t.equal(row!.n, ids.length, 'one attempt each')
+})

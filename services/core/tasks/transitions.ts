@@ -1,7 +1,8 @@
 import type postgres from 'postgres'
 import type { TaskRow } from '../db/schema.ts'
-import { recountBlocked, reviveDependents, settleDependents, type FinishedTask } from '../dependencies/dependency-transitions.ts'
-import { NO_DEPENDENTS, hasDependentChanges, type DependentsDispatch } from '../dependencies/dependents-dispatch.ts'
+import { recountBlocked, reviveDependents, type FinishedTask } from '../dependencies/dependency-transitions.ts'
+import { NO_DEPENDENTS, type DependentsDispatch } from '../dependencies/dependents-dispatch.ts'
+import { createDependentsTransaction, retryOnDeadlock } from '../dependencies/dependents-transaction.ts'
 import { TaskConflictError } from '../errors.ts'
 import { createWriteBatcher } from '../write-batcher.ts'
 import { decideFailure } from './attempt-outcome.ts'
@@ -68,19 +69,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
     return rows[0] ? toTaskRow(rows[0]) : undefined
   }
 
-  /**
-   * A transition that may end a task others depend on, in one transaction with what that does
-   * to them (unblockDependents and cascadeFailure, through settleDependents): `change` makes
-   * the change and says which task ended how, if one did and it has dependents.
-   */
-  async function withDependents<T> (change: (tx: postgres.TransactionSql) => Promise<{ value: T, ended?: FinishedTask | undefined }>): Promise<T> {
-    const { value, outcome } = await sql.begin(async (tx) => {
-      const { value, ended } = await change(tx)
-      return { value, outcome: ended ? await settleDependents(tx, [ended]) : NO_DEPENDENTS }
-    })
-    if (options.dependents && hasDependentChanges(outcome)) await options.dependents(outcome)
-    return value
-  }
+  const withDependents = createDependentsTransaction(sql, options.dependents)
   const endedIfDependents = (row: TaskRow | undefined) =>
     ({ value: row, ended: row?.hasDependents ? { id: row.id, status: row.status as FinishedTask['status'] } : undefined })
 
@@ -259,7 +248,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * failed come back to waiting, in the same transaction.
      */
     async retry (tenant: string, id: string): Promise<TaskRow | undefined> {
-      const { row, revived } = await sql.begin(async (tx) => {
+      const { row, revived } = await retryOnDeadlock(() => sql.begin(async (tx) => {
         const row = await one(`
           update tasks set status = 'queued', max_attempts = attempts + (max_attempts - attempt_base),
                  attempt_base = attempts, lost_attempts = 0, cancel_requested_at = null, result = null, progress = null,
@@ -273,7 +262,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           row.blockedCount = blockedCount
         }
         return { row, revived: row.hasDependents ? await reviveDependents(tx, [id]) : [] }
-      })
+      }))
       if (options.dependents && revived.length > 0) {
         await options.dependents({ ...NO_DEPENDENTS, waiting: revived.map((r) => ({ id: r.id, blockedCount: r.blockedCount })) })
       }
