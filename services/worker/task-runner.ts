@@ -115,7 +115,7 @@ export function createTaskRunner (deps: {
       })
       const result = toStorable(await untilAborted(work, signal))
       const durationMs = elapsed()
-      if (await retryOnOutage(() => transitions.complete(taskId, attempt, { result, durationMs }))) {
+      if (await retryOnOutage(() => transitions.complete(taskId, attempt, { result, durationMs, hasDependents: task.hasDependents }))) {
         log.info({ outcome: 'completed', durationMs }, 'attempt finished')
         deps.events?.finished?.(task, 'completed', durationMs)
       } else {

@@ -74,8 +74,8 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
     ({ value: row, ended: row?.hasDependents ? { id: row.id, status: row.status as FinishedTask['status'] } : undefined })
 
   /** The batched finish, or (for a task others depend on, which it leaves alone) the finish with its dependents. */
-  async function finish (input: FinishInput): Promise<boolean> {
-    if (await finishBatched(input)) return true
+  async function finish (input: FinishInput & { hasDependents?: boolean }): Promise<boolean> {
+    if (!input.hasDependents && await finishBatched(input)) return true
     return withDependents(async (tx) => {
       const row = await batches.finishOne(tx, input)
       return { value: row !== undefined, ended: row?.hasDependents ? { id: input.taskId, status: input.outcome } : undefined }
@@ -93,8 +93,11 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
       return claimBatched(input)
     },
 
-    /** The attempt produced its result: the task is completed. False when it moved on without this attempt. */
-    complete (taskId: string, attempt: number, fields: { result: unknown, durationMs: number, leaseId?: string | null }): Promise<boolean> {
+    /**
+     * The attempt produced its result: the task is completed. False when it moved on without this attempt.
+     * `hasDependents` (as the claim saw it) skips the batched statement, which would leave such a task alone.
+     */
+    complete (taskId: string, attempt: number, fields: { result: unknown, durationMs: number, leaseId?: string | null, hasDependents?: boolean }): Promise<boolean> {
       return finish({ taskId, attempt, outcome: 'completed', ...fields })
     },
 
