@@ -2,14 +2,16 @@
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 SHELL := /bin/bash
 
-.PHONY: help install dev test typecheck bench up down images k8s services tools
+.PHONY: help install dev test typecheck bench soak up down images image-check k8s services tools
 
 help:
 	@echo "make dev     run migrations, the API and a worker against local Postgres and Redis"
 	@echo "make test    install from the lockfile and run every test"
 	@echo "make bench   run the benchmark and print its figures"
+	@echo "make soak    20 minutes at a fixed rate: RSS and tasks table every minute, flat or not (SOAK_ARGS=\"--duration 5m\")"
 	@echo "make up      start the compose stack (needs Docker)    make down  stop it"
-	@echo "make images  build both images (needs Docker)          make k8s   render every overlay"
+	@echo "make images  build both images (Docker, else podman)   make k8s   render every overlay"
+	@echo "make image-check  build both images with podman and run them against local Postgres and Redis"
 
 node_modules/.package-lock.json: package-lock.json package.json
 	@npm ci --no-audit --no-fund --loglevel=error
@@ -37,6 +39,9 @@ dev: install
 bench: install services
 	npm run bench
 
+soak: install services
+	node bench/soak.ts $(SOAK_ARGS)
+
 up:
 	docker compose up -d --build
 	@echo "API http://localhost:3000 (docs /docs)  Prometheus http://localhost:9090  Grafana http://localhost:3001"
@@ -44,10 +49,14 @@ up:
 down:
 	docker compose down
 
-# The tags docker-compose.yml and k8s/overlays/dev use.
+# The tags docker-compose.yml and k8s/overlays/dev use. Docker when an engine answers, else
+# podman on a local Node 24 base; CONTAINER_ENGINE=docker|podman chooses.
 images:
-	docker build -f Dockerfile.api --target api -t tasklane-api:local .
-	docker build -f Dockerfile.worker --target worker -t tasklane-worker:local .
+	@scripts/images.sh
+
+# What CI runs after make test: both images built and run for real (podman).
+image-check: install services
+	@scripts/image-check.sh
 
 k8s:
 	@for overlay in k8s/overlays/*/; do echo "# $$overlay"; kubectl kustomize "$$overlay" >/dev/null || exit 1; echo "ok"; done

@@ -8,8 +8,8 @@ import t from 'tap'
 import { execForm, exposedPorts, findAll, findLast, parseDockerfile, stageEnv, type Dockerfile } from './helpers/dockerfile-parser.ts'
 import { startHarness } from './helpers/harness.ts'
 
-// No Docker engine here: the images are checked statically, and what can run without one
-// (the HEALTHCHECK command, the production dependency set) is run for real.
+// Checked statically here, and what can run without an engine is run for real (the HEALTHCHECK
+// command, the production dependency set); scripts/image-check.sh builds and runs the images.
 const ROOT = new URL('..', import.meta.url).pathname
 const IMAGES = [
   { file: 'Dockerfile.api', final: 'api', entry: 'services/api/server.ts', healthPortEnv: 'PORT', ports: [3000, 9464] },
