@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import { createDependentInsert } from '../services/core/dependencies/dependent-insert.ts'
 import type { NewTaskRow } from '../services/core/db/schema.ts'
 import { newTaskId } from '../services/core/ids.ts'
-import { signalAndWait, waitForTerminalCount } from './helpers/fault-tools.ts'
-import { startHarness, type Harness } from './helpers/harness.ts'
+import { signalAndWait } from './helpers/fault-tools.ts'
+import { startHarness, waitFor, type Harness } from './helpers/harness.ts'
 
 // Big graphs run by a real worker process, measured: wall time, and how many edge rows and
 // task row updates Postgres did per task (from its table statistics, read once the worker has
@@ -37,7 +37,10 @@ async function measure (t: Test, name: string, submit: (h: Harness) => Promise<s
   const worker = await h.spawnWorker(WORKER_ENV)
   const before = await tableStats(h)
   const ids = await submit(h)
-  const finished = await waitForTerminalCount(h.sql, ids, ids.length, 600_000)
+  const terminal = async () => (await h.sql<{ n: number }[]>`
+    select count(*)::int as n from tasks where id = any(${ids}::uuid[]) and status in ('completed', 'failed', 'cancelled')`)[0]!.n
+  await waitFor(async () => (await terminal()) === ids.length, 600_000, 200)
+  const finished = await terminal()
   // From the first task due to the last one finished, as Postgres recorded them.
   const [span] = await h.sql<{ seconds: number }[]>`
     select extract(epoch from max(finished_at) - min(run_at))::float8 as seconds from tasks where id = any(${ids}::uuid[])`
