@@ -6,6 +6,7 @@ import { QueueSchema } from './schemas/queue-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
 import authentication, { adminOnlyRoutes } from './plugins/authentication.ts'
+import clientFailureLimit from './plugins/client-failure-limit.ts'
 import httpMetrics from './plugins/http-metrics.ts'
 import requestLogContext from './plugins/request-log-context.ts'
 import loadShedding from './plugins/load-shedding.ts'
@@ -44,6 +45,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   // rate-limit creation per tenant (a route hook, so after authentication).
   await app.register(loadShedding, deps)
   await app.register(requestGuard)
+  await app.register(clientFailureLimit, deps)
   await app.register(authentication, deps)
   await app.register(taskRateLimit, deps)
 

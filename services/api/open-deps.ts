@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.ts'
 import { createQueueRegistry } from '../core/queues/queue-registry.ts'
 import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
+import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createTaskService } from '../core/tasks/task-service.ts'
@@ -25,7 +26,9 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
   const queues = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
   const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, log })
-  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, events: { created: metrics.tasksCreated } })
+  const secrets = createSecretBox(config)
+  if (!secrets.encrypts) log.warn('TASKLANE_ENCRYPTION_KEY is not set: secret payload fields are stored unencrypted (still masked on read)')
+  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, secrets, events: { created: metrics.tasksCreated } })
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
@@ -38,7 +41,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
   subscriber.on('error', (err) => log.warn({ err }, 'redis subscriber connection error'))
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
-  const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS })
+  const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {
     config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
     async close () {

@@ -13,6 +13,7 @@ import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
@@ -58,7 +59,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents }), taskEvents)
   const runner = createTaskRunner({
     transitions, handlers: handlers.handlers, workerId, log, events: metrics.events,
-    dependencies: createDependencyRepository(database.sql).results,
+    dependencies: createDependencyRepository(database.sql).results, openPayload: createSecretBox(config).openFields,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({

@@ -54,6 +54,8 @@ export function createTaskRunner (deps: {
   events?: RunnerEvents
   /** The results of each task's direct dependencies (see dependency-repository.ts). */
   dependencies?: (taskIds: readonly string[]) => Promise<Map<string, DependencyResults>>
+  /** The payload as the handler needs it: sealed secret fields opened. */
+  openPayload?: (payload: unknown) => unknown
 }) {
   const { transitions, workerId } = deps
 
@@ -110,7 +112,7 @@ export function createTaskRunner (deps: {
         ? (await retryOnOutage(() => deps.dependencies!([taskId]))).get(taskId) ?? {}
         : {}
       const work = handler({
-        taskId, attempt, payload: task.payload, dependencies, signal, log,
+        taskId, attempt, payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, dependencies, signal, log,
         progress: async (value) => { await transitions.setProgress(taskId, attempt, value) },
       })
       const result = toStorable(await untilAborted(work, signal))

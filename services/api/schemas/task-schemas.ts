@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
 import { BackoffSchema, PRIORITIES } from '../../core/task-types/task-type.ts'
 import { DEPENDENCY_FAILURE_POLICIES, MAX_DEPENDENCIES } from '../../core/dependencies/dependency-policy.ts'
+import { ATTEMPT_OUTCOMES, type AttemptOutcome } from '../../core/tasks/task-view.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const DateTime = Type.String({ format: 'date-time' })
@@ -37,7 +38,17 @@ export const TaskSchema = Type.Object({
   dependsOn: Type.Array(Type.String({ format: 'uuid' }), { description: 'The tasks this one waits for, in id order' }),
   blockedBy: Type.Array(Type.String({ format: 'uuid' }), { description: 'Those of `dependsOn` not finished yet; dispatch waits until none is left' }),
   onDependencyFailure: DependencyFailurePolicySchema,
-}, { $id: 'Task', title: 'Task' })
+}, {
+  $id: 'Task',
+  title: 'Task',
+  examples: [{
+    id: '0193b5a2-7c1e-7d3a-9f4b-2e8c6a1d0f57', type: 'http', queue: 'http', status: 'queued', priority: 'normal',
+    payload: { method: 'POST', url: 'https://example.com/hook', headers: { authorization: '********' } },
+    result: null, error: null, progress: 0, attempts: 0, maxAttempts: 3, runAt: '2026-01-05T09:30:00.000Z', timeoutMs: 30000,
+    idempotencyKey: null, createdAt: '2026-01-05T09:30:00.000Z', startedAt: null, finishedAt: null, updatedAt: '2026-01-05T09:30:00.000Z',
+    dependsOn: [], blockedBy: [], onDependencyFailure: 'fail',
+  }],
+})
 
 export const TaskRef = Type.Ref('Task')
 
@@ -56,9 +67,16 @@ export const CreateTaskSchema = Type.Object({
       'The task is dispatched once all of them have completed, and its executor receives their results.',
   })),
   onDependencyFailure: Type.Optional(DependencyFailurePolicySchema),
-}, { additionalProperties: false, $id: 'CreateTask', title: 'CreateTask' })
+}, {
+  additionalProperties: false,
+  $id: 'CreateTask',
+  title: 'CreateTask',
+  examples: [{ type: 'http', payload: { method: 'POST', url: 'https://example.com/hook', body: { hello: 'world' } }, maxAttempts: 5 }],
+})
 
-export const TaskIdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+export const TaskIdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'The task id (a UUID); anything else is a 404, over 64 characters a 400' }) })
+
+export const LIST_LIMIT_DEFAULT = 50
 
 export const ListTasksQuery = Type.Object({
   status: Type.Optional(TaskStatusSchema),
@@ -66,7 +84,7 @@ export const ListTasksQuery = Type.Object({
   queue: Type.Optional(Type.String({ maxLength: 100 })),
   createdAfter: Type.Optional(DateTime),
   createdBefore: Type.Optional(DateTime),
-  limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: LIST_LIMIT_DEFAULT })),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 }, { additionalProperties: false })
 
@@ -80,7 +98,11 @@ export const AttemptSchema = Type.Object({
   workerId: Type.String(),
   startedAt: DateTime,
   finishedAt: Nullable(DateTime),
-  outcome: Type.String({ description: 'running, completed, failed, cancelled or lost' }),
+  outcome: Type.Unsafe<AttemptOutcome>({
+    type: 'string',
+    enum: ATTEMPT_OUTCOMES,
+    description: '`running` until it ends; `lost` when its worker vanished, `released` when its worker stopped and gave it back',
+  }),
   error: Nullable(TaskErrorSchema),
   durationMs: Nullable(Type.Integer()),
 })

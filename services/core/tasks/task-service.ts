@@ -5,6 +5,7 @@ import { IdempotencyConflictError, PayloadTooLargeError, TaskNotFoundError, Unkn
 import { newTaskId, isUuid } from '../ids.ts'
 import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
+import type { SecretBox } from '../secrets/secret-box.ts'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
 import type postgres from 'postgres'
@@ -37,6 +38,8 @@ export type TaskServiceDeps = {
   taskTypes: TaskTypeRegistry
   config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES'>
   log: Logger
+  /** Seals the payload fields a type lists in `secretFields` before they are stored. */
+  secrets: Pick<SecretBox, 'sealFields'>
   /** Told about tasks once they are stored (not about idempotent replays); the API counts them. */
   events?: { created?: (tasks: readonly { type: string, queue: string }[]) => void }
 }
@@ -77,7 +80,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       queue: type.queue,
       status: 'queued',
       priority: input.priority ?? type.defaults.priority,
-      payload,
+      payload: deps.secrets.sealFields(payload, type.secretFields),
       attempts: 0,
       maxAttempts: input.maxAttempts ?? type.defaults.maxAttempts,
       backoff: input.backoff ?? type.defaults.backoff,
@@ -210,6 +213,6 @@ const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url
 
 function decodeCursor (cursor: string): string {
   const id = Buffer.from(cursor, 'base64url').toString()
-  if (!isUuid(id)) throw new ValidationError([{ path: '/cursor', message: 'is not a cursor this API returned' }])
+  if (!isUuid(id)) throw new ValidationError([{ path: '/querystring/cursor', message: 'is not a cursor this API returned' }])
   return id
 }

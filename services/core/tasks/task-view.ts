@@ -1,11 +1,15 @@
 import type { TaskAttemptRow, TaskRow } from '../db/schema.ts'
 import { NO_DEPENDENCIES, type DependencyView } from '../dependencies/dependency-repository.ts'
+import { maskSealed } from '../secrets/secret-box.ts'
 
 export type TaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled']
 export const isTerminal = (status: string): boolean => (TERMINAL_STATUSES as readonly string[]).includes(status)
 
 export type TaskError = { message: string, code: string }
+
+export const ATTEMPT_OUTCOMES = ['running', 'completed', 'failed', 'cancelled', 'lost', 'released'] as const
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
 
@@ -17,7 +21,8 @@ export function toTaskView (row: TaskRow, dependencies: DependencyView = NO_DEPE
     queue: row.queue,
     status: row.status as TaskStatus,
     priority: row.priority,
-    payload: row.payload,
+    // Secret fields are stored sealed and never leave the API unmasked.
+    payload: maskSealed(row.payload),
     result: row.result ?? null,
     error: (row.error ?? null) as TaskError | null,
     progress: row.progress ?? 0,
@@ -43,7 +48,7 @@ export function toAttemptView (row: TaskAttemptRow) {
     workerId: row.workerId,
     startedAt: row.startedAt.toISOString(),
     finishedAt: iso(row.finishedAt),
-    outcome: row.outcome,
+    outcome: row.outcome as AttemptOutcome,
     error: (row.error ?? null) as TaskError | null,
     durationMs: row.durationMs,
   }
