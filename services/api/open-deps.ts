@@ -20,6 +20,7 @@ import { createPullDispatcher } from '../core/leases/pull-dispatcher.ts'
 import { createLeaseService } from '../core/leases/lease-service.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { openScheduling } from '../core/schedules/open-scheduling.ts'
+import { createDependentsDispatch } from '../core/dependencies/dependents-dispatch.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -41,7 +42,9 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
-  const transitions = createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS })
+  const transitions = createTaskTransitions(database.sql, {
+    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents: createDependentsDispatch({ queues, events: publisher, log }),
+  })
   // Leasing blocks on nothing (non-blocking fetches), but BullMQ's Worker wants a connection
   // that retries forever, as consumers have.
   const pullConnection = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:pull')

@@ -2,6 +2,8 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../core/config.ts'
 import { createDbClient } from '../core/db/db-client.ts'
+import { createDependencyRepository } from '../core/dependencies/dependency-repository.ts'
+import { createDependentsDispatch } from '../core/dependencies/dependents-dispatch.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics/metrics-registry.ts'
 import { registerQueueMetrics } from '../core/metrics/queue-metrics.ts'
@@ -25,6 +27,7 @@ import { createHandlers } from './handlers/index.ts'
 import { createOpsServer } from './ops-server.ts'
 import { createPurger } from './purger.ts'
 import { createReconciler } from './reconciler.ts'
+import type { TaskHandler } from './task-handler.ts'
 import { createTaskRunner } from './task-runner.ts'
 import { createWorkerMetrics } from './worker-metrics.ts'
 import { createWorkers } from './workers.ts'
@@ -33,8 +36,11 @@ import { createWorkers } from './workers.ts'
 // connections close anyway (then the locks expire and the stalled check hands them over).
 const RELEASE_WAIT_MS = 3_000
 
-/** Opens connections and starts consuming; `stop` drains within the grace period, then closes. */
-export async function startWorker (config: Config, log: Logger) {
+/**
+ * Opens connections and starts consuming; `stop` drains within the grace period, then closes.
+ * `handlers` (by type name) run instead of the built-in ones, for a process embedding the worker.
+ */
+export async function startWorker (config: Config, log: Logger, options: { handlers?: ReadonlyMap<string, TaskHandler<unknown>> } = {}) {
   const workerId = config.TASKLANE_WORKER_ID || `${hostname()}-${process.pid}`
   const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
   const queues = resolveQueueConcurrency(config.queues, taskTypes.queues())
@@ -54,11 +60,18 @@ export async function startWorker (config: Config, log: Logger) {
   registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: () => catalog.queues(), log })
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
   const handlers = createHandlers(config)
+  for (const [type, handler] of options.handlers ?? []) handlers.handlers.set(type, handler)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const secrets = createSecretBox(config)
-  const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
+  // The reconciler and the tasks a finished dependency unblocks enqueue through the fail-fast
+  // connection: a pass during a Redis outage fails at once and the next one tries again.
+  const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
+  catalog.onQueues((names) => { for (const name of names) producers.add(name) })
+  const dependents = createDependentsDispatch({ queues: producers, events: taskEvents, log })
+  const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents }), taskEvents)
   const runner = createTaskRunner({
-    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events, openPayload: secrets.openFields,
+    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events,
+    dependencies: createDependencyRepository(database.sql).results, openPayload: secrets.openFields,
     maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
@@ -66,10 +79,6 @@ export async function startWorker (config: Config, log: Logger) {
     subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:cancel`),
     prefix: config.TASKLANE_QUEUE_PREFIX, workers: workers.workers, log,
   })
-  // The reconciler enqueues through the fail-fast connection: a pass during a Redis outage
-  // fails at once and the next one tries again.
-  const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
-  catalog.onQueues((names) => { for (const name of names) producers.add(name) })
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()

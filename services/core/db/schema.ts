@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskStatus } from '../tasks/task-view.ts'
+import type { DependencyFailurePolicy } from '../dependencies/dependency-policy.ts'
 import { bigint, bigserial, boolean, check, index, integer, jsonb, pgTable, primaryKey, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 const tz = { withTimezone: true, mode: 'date' } as const
@@ -41,6 +42,13 @@ export const tasks = pgTable('tasks', {
   /** The schedule that made the task, and the due time it was made for (null otherwise). */
   scheduleId: uuid('schedule_id'),
   scheduledFor: timestamp('scheduled_for', tz),
+  // Dependencies (see task_dependencies): how many the task has, how many it still waits for
+  // (a queued task is dispatched only at 0), what it does when one fails, and whether other
+  // tasks wait for this one (so the finish of a task without dependents skips the lookup).
+  dependencyCount: smallint('dependency_count').notNull().default(0),
+  blockedCount: integer('blocked_count').notNull().default(0),
+  onDependencyFailure: text('on_dependency_failure').$type<DependencyFailurePolicy>().notNull().default('fail'),
+  hasDependents: boolean('has_dependents').notNull().default(false),
 }, (t) => [
   // UUIDv7 ids are time-ordered, so "newest first" is "id descending" within a tenant.
   index('tasks_tenant_id_idx').on(t.tenant, t.id.desc()),
@@ -128,6 +136,16 @@ export const tenantLimits = pgTable('tenant_limits', {
   updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
 }, (t) => [
   check('tenant_limits_retention_days_check', sql`${t.retentionDays} is null or ${t.retentionDays} between 1 and 36500`),
+])
+
+// One row per edge "task_id waits for depends_on_id". Deleting either task removes the edge.
+export const taskDependencies = pgTable('task_dependencies', {
+  taskId: uuid('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+  dependsOnId: uuid('depends_on_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+}, (t) => [
+  primaryKey({ columns: [t.taskId, t.dependsOnId] }),
+  // A finishing task finds its dependents through this one.
+  index('task_dependencies_depends_on_idx').on(t.dependsOnId),
 ])
 
 // API keys are stored only as SHA-256 hashes of high-entropy keys; the key itself is shown once.

@@ -1,4 +1,5 @@
 import type { TaskAttemptRow, TaskRow } from '../db/schema.ts'
+import { NO_DEPENDENCIES, type DependencyView } from '../dependencies/dependency-repository.ts'
 import { maskSealed } from '../secrets/secret-box.ts'
 
 export type TaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
@@ -12,8 +13,8 @@ export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
 export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
 
-/** The public shape of a task, as the contract describes it. */
-export function toTaskView (row: TaskRow) {
+/** The public shape of a task, as the contract describes it; `dependencies` from the dependency repository. */
+export function toTaskView (row: TaskRow, dependencies: DependencyView = NO_DEPENDENCIES) {
   return {
     id: row.id,
     type: row.type,
@@ -38,6 +39,9 @@ export function toTaskView (row: TaskRow) {
     tags: row.tags ?? [],
     scheduleId: row.scheduleId ?? null,
     scheduledFor: iso(row.scheduledFor ?? null),
+    dependsOn: dependencies.dependsOn,
+    blockedBy: dependencies.blockedBy,
+    onDependencyFailure: row.onDependencyFailure,
   }
 }
 export type TaskView = ReturnType<typeof toTaskView>
