@@ -21,12 +21,23 @@ export function createApiMetrics (deps: { redis: Redis, prefix: string, taskType
   })
   // Every known series starts at 0, so rate() and ratios see the first task too.
   for (const type of deps.taskTypes.list()) created.inc({ type: type.name, queue: type.queue }, 0)
+  const deferred = new Counter({
+    name: 'tasklane_dispatch_deferred_total',
+    help: 'Tasks stored held instead of dispatched, by reason (tenant_window, tenant_concurrency, dispatch_unavailable)',
+    labelNames: ['queue', 'reason'] as const,
+    registers: [registry],
+  })
+  for (const queue of deps.taskTypes.queues()) for (const reason of ['tenant_window', 'tenant_concurrency']) deferred.inc({ queue, reason }, 0)
 
   return {
     registry,
     /** Hook for the task service: called with the rows it has just stored. */
     tasksCreated (tasks: readonly { type: string, queue: string }[]): void {
       for (const task of tasks) created.inc({ type: task.type, queue: task.queue })
+    },
+    /** Hook for fair sharing: tasks stored held. */
+    tasksDeferred (queue: string, reason: string, count: number): void {
+      deferred.inc({ queue, reason }, count)
     },
   }
 }

@@ -22,6 +22,7 @@ import queueRoutes from './routes/queues/index.ts'
 import queueControlRoutes from './routes/queue-control/index.ts'
 import queueDashboard from './routes/queue-dashboard/index.ts'
 import statsRoutes from './routes/stats/index.ts'
+import tenantLimitsRoutes from './routes/tenant-limits/index.ts'
 
 /** The HTTP application as a plugin: infrastructure, services, error handling, then routes. */
 export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
@@ -58,5 +59,6 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
     admin.addHook('onRoute', adminOnlyRoutes)
     await admin.register(queueControlRoutes)
     await admin.register(queueDashboard)
+    await admin.register(tenantLimitsRoutes)
   })
 }, { name: 'tasklane-app' })

@@ -13,6 +13,8 @@ import { createTaskControlService } from '../core/tasks/task-control-service.ts'
 import { createTaskEventHub } from '../core/tasks/task-event-hub.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
+import { createDispatchWindow } from '../core/fairness/dispatch-window.ts'
+import { createTenantLimits } from '../core/fairness/tenant-limits.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -24,12 +26,17 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
   const queues = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
   const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, log })
-  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, events: { created: metrics.tasksCreated } })
+  const dispatchWindow = createDispatchWindow({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const tenantLimits = createTenantLimits({ db: database.db, config, log, redis })
+  const fairness = { window: dispatchWindow, limits: tenantLimits, log, deferred: metrics.tasksDeferred }
+  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, events: { created: metrics.tasksCreated }, fairness })
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
-  const transitions = createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS })
-  const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log })
+  const transitions = createTaskTransitions(database.sql, {
+    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, onLeft: (left) => void dispatchWindow.release(left),
+  })
+  const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log, fairness })
   const queueControl = createQueueService({ queues })
   // Its own connection: a subscribed connection can do nothing else.
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
@@ -37,7 +44,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
+    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents, tenantLimits,
     async close () {
       taskEvents.close()
       await queues.close()

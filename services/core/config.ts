@@ -41,6 +41,12 @@ const EnvSchema = Type.Object({
   TASKLANE_RECONCILER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
   TASKLANE_MAX_LOST_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 1000 }),
   TASKLANE_RECONCILER_MAX_PER_PASS: Type.Integer({ default: 20_000, minimum: 1 }),
+  // Fair sharing: the default per-tenant concurrency per queue ("default:50,reports:5"), the
+  // dispatch window of a tenant without one, and how often the admission loop looks for held work.
+  TASKLANE_TENANT_CONCURRENCY: Type.String({ default: '' }),
+  TASKLANE_DISPATCH_WINDOW: Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }),
+  TASKLANE_ADMISSION_INTERVAL_MS: Type.Integer({ default: 200, minimum: 0 }),
+  TASKLANE_TENANT_LIMITS_CACHE_MS: Type.Integer({ default: 2_000, minimum: 0, maximum: 60_000 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -56,6 +62,8 @@ export type Config = Readonly<Env & {
   queues: readonly QueueConcurrency[]
   /** Parsed TASKLANE_API_KEYS: keys stored (as hashes) at start. */
   apiKeys: readonly BootstrapKey[]
+  /** Parsed TASKLANE_TENANT_CONCURRENCY: each tenant's default concurrency per queue. */
+  tenantConcurrency: Readonly<Record<string, number>>
 }>
 
 export type BootstrapKey = { tenant: string, key: string }
@@ -77,6 +85,18 @@ function parseQueues (raw: string): QueueConcurrency[] {
   })
 }
 
+function parseTenantConcurrency (raw: string): Record<string, number> {
+  const limits: Record<string, number> = {}
+  if (raw.trim() === '') return limits
+  for (const item of raw.split(',')) {
+    const match = QUEUE_ITEM.exec(item.trim())
+    if (!match || !match[2]) {
+      throw new ConfigError(`TASKLANE_TENANT_CONCURRENCY: "${item}" is not "queue:concurrency" (e.g. default:50,reports:5)`)
+    }
+    limits[match[1]!] = Number(match[2])
+  }
+  return limits
+}
 
 // The message names the position, never the key: config errors end up in logs.
 function parseApiKeys (raw: string): BootstrapKey[] {
@@ -114,5 +134,6 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     ...parsed,
     queues: Object.freeze(parseQueues(parsed.TASKLANE_QUEUES)),
     apiKeys: Object.freeze(parseApiKeys(parsed.TASKLANE_API_KEYS)),
+    tenantConcurrency: Object.freeze(parseTenantConcurrency(parsed.TASKLANE_TENANT_CONCURRENCY)),
   })
 }

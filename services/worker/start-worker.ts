@@ -14,6 +14,9 @@ import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
+import { createDispatchWindow } from '../core/fairness/dispatch-window.ts'
+import { createTenantLimits } from '../core/fairness/tenant-limits.ts'
+import { createAdmissionLoop } from './admission-loop.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
 import { createOpsServer } from './ops-server.ts'
@@ -44,7 +47,10 @@ export async function startWorker (config: Config, log: Logger) {
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
   const handlers = createHandlers(config)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
-  const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
+  const dispatchWindow = createDispatchWindow({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const transitions = withTaskEvents(createTaskTransitions(database.sql, {
+    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, onLeft: (tasks) => void dispatchWindow.release(tasks),
+  }), taskEvents)
   const runner = createTaskRunner({ transitions, handlers: handlers.handlers, workerId, log, events: metrics.events })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({
@@ -57,6 +63,13 @@ export async function startWorker (config: Config, log: Logger) {
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
+  const admissionLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:admission` })
+  const admission = createAdmissionLoop({
+    sql: database.sql, lockSql: admissionLock.sql, transitions, window: dispatchWindow, queues: producers, config, registry, log,
+    subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:admission`),
+    limits: createTenantLimits({ db: database.db, config, log }),
+  })
+  await admission.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -67,6 +80,7 @@ export async function startWorker (config: Config, log: Logger) {
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
     await reconciler.stop()
+    await admission.stop()
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
@@ -82,7 +96,7 @@ export async function startWorker (config: Config, log: Logger) {
     await ops.close()
     await handlers.close()
     redis.disconnect()
-    await Promise.all([database.close(), reconcilerLock.close()])
+    await Promise.all([database.close(), reconcilerLock.close(), admissionLock.close()])
   }
 
   return {
@@ -90,6 +104,7 @@ export async function startWorker (config: Config, log: Logger) {
     opsPort,
     registry,
     reconciler,
+    admission,
     /** Idempotent: a second call (a second signal, a test teardown) waits for the first. */
     stop (graceMs = config.TASKLANE_SHUTDOWN_GRACE_MS): Promise<void> {
       stopping ??= drainAndClose(graceMs)

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskStatus } from '../tasks/task-view.ts'
-import { bigserial, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { bigserial, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 const tz = { withTimezone: true, mode: 'date' } as const
 
@@ -31,6 +31,8 @@ export const tasks = pgTable('tasks', {
   /** Attempts that ended because their worker vanished; past TASKLANE_MAX_LOST_ATTEMPTS the task fails. */
   lostAttempts: integer('lost_attempts').notNull().default(0),
   cancelRequestedAt: timestamp('cancel_requested_at', tz),
+  /** Queued but kept out of BullMQ: its tenant's dispatch window was full; the admission loop dispatches it. */
+  held: boolean('held').notNull().default(false),
   createdAt: timestamp('created_at', tz).notNull().defaultNow(),
   startedAt: timestamp('started_at', tz),
   finishedAt: timestamp('finished_at', tz),
@@ -43,6 +45,11 @@ export const tasks = pgTable('tasks', {
   index('tasks_tenant_queue_id_idx').on(t.tenant, t.queue, t.id.desc()),
   // The reconciler scans the unfinished work only.
   index('tasks_unfinished_idx').on(t.status, t.updatedAt).where(sql`status in ('queued', 'running')`),
+  // Fair sharing: the held tasks in the order the admission loop takes them (priority, then age),
+  // and the dispatched unfinished tasks it counts to repair the Redis counters.
+  index('tasks_held_idx').on(t.queue, t.tenant, sql`(case ${t.priority} when 'critical' then 0 when 'high' then 1 when 'normal' then 2 else 3 end)`, t.id)
+    .where(sql`held and status = 'queued'`),
+  index('tasks_dispatched_idx').on(t.queue, t.tenant).where(sql`not held and status in ('queued', 'running')`),
   uniqueIndex('tasks_tenant_idempotency_key_idx').on(t.tenant, t.idempotencyKey).where(sql`idempotency_key is not null`),
 ])
 
@@ -76,7 +83,19 @@ export const apiKeys = pgTable('api_keys', {
   index('api_keys_tenant_idx').on(t.tenant),
 ])
 
+/** A tenant's own limits; a null field means the deployment's default. */
+export const tenantLimits = pgTable('tenant_limits', {
+  tenant: text('tenant').primaryKey(),
+  /** Queue name to the most tasks of this tenant that queue runs at once. */
+  concurrency: jsonb('concurrency').$type<Record<string, number>>(),
+  createPerMinute: integer('create_per_minute'),
+  retentionDays: integer('retention_days'),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+})
+
 export type TaskRow = typeof tasks.$inferSelect
 export type NewTaskRow = typeof tasks.$inferInsert
 export type TaskAttemptRow = typeof taskAttempts.$inferSelect
 export type ApiKeyRow = typeof apiKeys.$inferSelect
+export type TenantLimitsRow = typeof tenantLimits.$inferSelect

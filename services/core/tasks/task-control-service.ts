@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Db } from '../db/db-client.ts'
+import { createTaskAdmission, type AdmittedRow, type FairnessDeps } from '../fairness/task-admission.ts'
 import type { TaskRow } from '../db/schema.ts'
 import { TaskConflictError, TaskNotFoundError } from '../errors.ts'
 import { isUuid } from '../ids.ts'
@@ -19,6 +20,8 @@ export type TaskControlDeps = {
   queues: Pick<QueueRegistry, 'enqueue' | 'get'>
   events: Pick<TaskEventPublisher, 'publish' | 'requestCancel'>
   log: Logger
+  /** Fair sharing: a retried task takes a dispatch slot like a new one, or waits held. */
+  fairness?: FairnessDeps
 }
 
 // A job whose worker is still handing it back to BullMQ is locked and cannot be removed yet.
@@ -29,6 +32,7 @@ const REMOVE_PAUSE_MS = 100
 export function createTaskControlService (deps: TaskControlDeps) {
   const control = createTaskControlRepository(deps.db)
   const tasks = createTaskRepository(deps.db)
+  const admission = deps.fairness ? createTaskAdmission(deps.fairness) : undefined
 
   async function find (tenant: string, id: string): Promise<TaskRow> {
     const row = isUuid(id) ? await tasks.findById(tenant, id) : undefined
@@ -89,11 +93,17 @@ export function createTaskControlService (deps: TaskControlDeps) {
       if (!isAllowed('retry', current.status)) return refuse('retry', tenant, id)
       // The new job reuses the task id, so the old one (kept for the dashboard) must go first.
       const removed = await removeJob(current.queue, id)
-      const row = await deps.transitions.retry(tenant, id)
+      const reservation = admission ? await admission<AdmittedRow>(tenant, [{ id, queue: current.queue }]) : undefined
+      let row: TaskRow | undefined
+      try {
+        row = await deps.transitions.retry(tenant, id, reservation?.rows[0]!.held ?? false)
+      } finally {
+        await reservation?.settle(row ? [row] : [])
+      }
       if (!row) return refuse('retry', tenant, id)
       if (!removed) deps.log.warn({ taskId: id }, 'the old job is still in its queue; the reconciler will enqueue the retry')
       try {
-        await deps.queues.enqueue([row])
+        if (!row.held) await deps.queues.enqueue([row])
       } catch (err) {
         deps.log.warn({ err, taskId: id }, 'enqueue failed; the task is queued and will be enqueued by the reconciler')
       }

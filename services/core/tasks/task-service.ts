@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts'
+import { createTaskAdmission, type FairnessDeps, type Reservation } from '../fairness/task-admission.ts'
 import type { Db } from '../db/db-client.ts'
 import type { NewTaskRow, TaskRow } from '../db/schema.ts'
 import { IdempotencyConflictError, PayloadTooLargeError, TaskNotFoundError, UnknownTaskTypeError, ValidationError, type FieldError } from '../errors.ts'
@@ -31,11 +32,28 @@ export type TaskServiceDeps = {
   log: Logger
   /** Told about tasks once they are stored (not about idempotent replays); the API counts them. */
   events?: { created?: (tasks: readonly { type: string, queue: string }[]) => void }
+  /** Fair sharing: without it every task is dispatched at once. */
+  fairness?: FairnessDeps
 }
 
 /** The one place where tasks are accepted: validated, recorded in Postgres, then dispatched. */
 export function createTaskService (deps: TaskServiceDeps) {
   const repo = createTaskRepository(deps.db)
+  const admission = deps.fairness ? createTaskAdmission(deps.fairness) : undefined
+  const unreserved = (rows: NewTaskRow[]): Reservation<NewTaskRow> => ({ rows, settle: async () => {} })
+
+  /** Inserts through `insert`; slots reserved for rows that were not stored are given back. */
+  async function insertReserved<T extends { id: string }> (tenant: string, rows: NewTaskRow[],
+    insert: (rows: NewTaskRow[]) => Promise<T[] | undefined>): Promise<T[] | undefined> {
+    const reservation = admission ? await admission(tenant, rows) : unreserved(rows)
+    let stored: T[] | undefined = []
+    try {
+      stored = await insert(reservation.rows)
+    } finally {
+      await reservation.settle(stored ?? [])
+    }
+    return stored
+  }
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
     hash: string | null = idempotencyKey ? requestHash(input) : null): NewTaskRow {
@@ -74,7 +92,9 @@ export function createTaskService (deps: TaskServiceDeps) {
   }
 
   /** Dispatch failures are not the client's problem: the row is stored and the reconciler re-enqueues it. */
-  async function dispatch (rows: TaskRow[]): Promise<void> {
+  async function dispatch (stored: TaskRow[]): Promise<void> {
+    const rows = stored.filter((row) => !row.held)
+    if (rows.length === 0) return
     try {
       await deps.queues.enqueue(rows)
     } catch (err) {
@@ -87,7 +107,7 @@ export function createTaskService (deps: TaskServiceDeps) {
     async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
       Promise<{ task: TaskView, replayed: boolean }> {
       const row = buildRow(tenant, input, idempotencyKey, new Date())
-      const [inserted] = await repo.insert([row])
+      const [inserted] = (await insertReserved(tenant, [row], (rows) => repo.insert(rows)))!
       if (inserted) {
         deps.events?.created?.([inserted])
         await dispatch([inserted])
@@ -127,7 +147,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       }
       // One statement, so all or nothing; undefined when some keys were taken: this is a
       // replay (or a reused key), and nothing was kept.
-      const inserted = await repo.insertAll(rows)
+      const inserted = await insertReserved(tenant, rows, (all) => repo.insertAll(all))
       if (inserted) {
         const order = new Map(rows.map((r, i) => [r.id, i]))
         inserted.sort((a, b) => order.get(a.id)! - order.get(b.id)!)

@@ -3,6 +3,9 @@ import type { TaskRow } from '../db/schema.ts'
 import { TASK_RETURNING, taskReturningOf, toTaskRow } from './task-row-mapper.ts'
 import type { TaskError } from './task-view.ts'
 
+/** Told, after the commit, about tasks that have left BullMQ for good (their dispatch slot is free). */
+export type OnLeft = (tasks: { tenant: string, queue: string }[]) => void
+
 // The two per-attempt writes every executor makes (claim and finish) as multi-row statements,
 // so that the attempts a worker runs at the same time share a statement, a round trip and a
 // commit. The conditions are the single-row ones, row by row: a row that does not match is
@@ -85,12 +88,12 @@ const finishSql = (input: string) => `
     from input i
     where t.id = i.id and t.status = 'running' and t.attempts = i.attempt
       and (i.lease_id is null or t.lease_id = i.lease_id)
-    returning t.id, i.attempt, i.outcome, i.error, i.duration_ms
+    returning t.id, t.tenant, t.queue, t.held, i.attempt, i.outcome, i.error, i.duration_ms
   )
   update task_attempts a set outcome = f.outcome, finished_at = now(), duration_ms = f.duration_ms, error = f.error::jsonb
   from finished f
   where a.task_id = f.id and a.attempt = f.attempt
-  returning a.task_id as id`
+  returning a.task_id as id, f.tenant, f.queue, f.held`
 
 const CLAIM_MANY = claimSql('select * from unnest($1::uuid[], $2::text[], $3::uuid[]) as i(id, worker_id, lease_id)', '$4::int')
 const CLAIM_ONE = claimSql('select $1::uuid as id, $2::text as worker_id, $3::uuid as lease_id', '$4::int')
@@ -102,7 +105,7 @@ const FINISH_ONE = finishSql(`select $1::uuid as id, $2::int as attempt, $3::uui
 const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
 const columns = <T> (inputs: T[], value: (input: T) => unknown): unknown => (inputs.length === 1 ? value(inputs[0]!) : inputs.map(value))
 
-export function createTransitionBatchStatements (sql: postgres.Sql, options: { maxLostAttempts: number }) {
+export function createTransitionBatchStatements (sql: postgres.Sql, options: { maxLostAttempts: number, onLeft?: OnLeft | undefined }) {
   return {
     /** One outcome (or undefined: nothing to claim) per input, in input order. */
     async claim (inputs: ClaimInput[]): Promise<(ClaimOutcome | undefined)[]> {
@@ -114,6 +117,8 @@ export function createTransitionBatchStatements (sql: postgres.Sql, options: { m
         options.maxLostAttempts,
       ] as never[], { prepare: one })
       const byId = new Map(rows.map((raw) => { const row = toTaskRow(raw); return [row.id, row] }))
+      const lost = [...byId.values()].filter((task) => task.status === 'failed' && !task.held)
+      if (lost.length > 0) options.onLeft?.(lost)
       return inputs.map((i) => {
         const task = byId.get(i.taskId)
         if (!task) return undefined
@@ -124,7 +129,7 @@ export function createTransitionBatchStatements (sql: postgres.Sql, options: { m
     /** Whether each input's attempt was closed (false: the task moved on without it). */
     async finish (inputs: FinishInput[]): Promise<boolean[]> {
       const one = inputs.length === 1
-      const rows = await sql.unsafe<{ id: string }[]>(one ? FINISH_ONE : FINISH_MANY, [
+      const rows = await sql.unsafe<{ id: string, tenant: string, queue: string, held: boolean }[]>(one ? FINISH_ONE : FINISH_MANY, [
         columns(inputs, (i) => i.taskId),
         columns(inputs, (i) => i.attempt),
         columns(inputs, (i) => i.leaseId ?? null),
@@ -134,6 +139,8 @@ export function createTransitionBatchStatements (sql: postgres.Sql, options: { m
         columns(inputs, (i) => i.durationMs),
       ] as never[], { prepare: one })
       const done = new Set(rows.map((r) => r.id))
+      const left = rows.filter((r) => !r.held)
+      if (left.length > 0) options.onLeft?.(left)
       return inputs.map((i) => done.has(i.taskId))
     },
   }

@@ -2,7 +2,7 @@ import type postgres from 'postgres'
 import type { TaskRow } from '../db/schema.ts'
 import { createWriteBatcher } from '../write-batcher.ts'
 import { decideFailure } from './attempt-outcome.ts'
-import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type FinishInput } from './transition-batch-statements.ts'
+import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type FinishInput, type OnLeft } from './transition-batch-statements.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
 import { ALLOWED_FROM } from './task-states.ts'
 import type { TaskError } from './task-view.ts'
@@ -47,7 +47,15 @@ export function createFailAttempt (writes: FailWrites) {
   }
 }
 
-export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAttempts: number }) {
+/**
+ * `onLeft` hears, after the commit, of every task that left BullMQ for good (ended, or
+ * cancelled while queued) and had been dispatched: fair sharing frees its slot.
+ */
+export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAttempts: number, onLeft?: OnLeft | undefined }) {
+  const left = (row: TaskRow | undefined): TaskRow | undefined => {
+    if (row && !row.held && row.status !== 'queued' && row.status !== 'running') options.onLeft?.([row])
+    return row
+  }
   // The claims and finishes of the attempts a process runs at once share multi-row statements
   // (one round trip and one commit), each row keeping its own conditions.
   const batches = createTransitionBatchStatements(sql, options)
@@ -106,8 +114,8 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * only when a cancel was really requested, so an abort for another reason falls through to
      * the ordinary failure path.
      */
-    finishCancelled (taskId: string, attempt: number, fields: { durationMs: number }): Promise<TaskRow | undefined> {
-      return one(`
+    async finishCancelled (taskId: string, attempt: number, fields: { durationMs: number }): Promise<TaskRow | undefined> {
+      return left(await one(`
         with cancelled as (
           update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
           where id = $1 and status = 'running' and attempts = $2 and cancel_requested_at is not null
@@ -116,15 +124,15 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           update task_attempts set outcome = 'cancelled', finished_at = now(), duration_ms = $3
           where task_id = (select id from cancelled) and attempt = $2
         )
-        select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs])
+        select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs]))
     },
 
     /**
      * A job was delivered for a task whose cancel was requested while no worker could hear it
      * (or whose worker vanished): the task ends cancelled instead of staying unfinished.
      */
-    settleCancelRequested (taskId: string): Promise<TaskRow | undefined> {
-      return one(`
+    async settleCancelRequested (taskId: string): Promise<TaskRow | undefined> {
+      return left(await one(`
         with cancelled as (
           update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
           where id = $1 and status in ('queued', 'running') and cancel_requested_at is not null
@@ -134,7 +142,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int
           from cancelled c where a.task_id = c.id and a.outcome = 'running'
         )
-        select ${TASK_RETURNING} from cancelled`, [taskId])
+        select ${TASK_RETURNING} from cancelled`, [taskId]))
     },
 
     async setProgress (taskId: string, attempt: number, progress: unknown): Promise<boolean> {
@@ -169,7 +177,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * failed when it has lost its worker TASKLANE_MAX_LOST_ATTEMPTS times.
      */
     async requeueLost (taskId: string, attempt: number, olderThanMs: number): Promise<{ outcome: 'requeued', task: UnfinishedTask } | { outcome: 'worker_lost' } | undefined> {
-      const rows = await sql.unsafe<(UnfinishedTask & { status: string })[]>(`
+      const rows = await sql.unsafe<(UnfinishedTask & { status: string, tenant: string, held: boolean })[]>(`
         with requeued as (
           update tasks set
             status = case when lost_attempts + 1 >= $4 then 'failed' else 'queued' end,
@@ -186,11 +194,14 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = ${LOST_ERROR}::jsonb
           from requeued r where a.task_id = r.id and a.outcome = 'running'
         )
-        select ${UNFINISHED_COLUMNS}, status from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
+        select ${UNFINISHED_COLUMNS}, status, tenant, held from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
       const row = rows[0]
       if (!row) return undefined
-      if (row.status === 'failed') return { outcome: 'worker_lost' }
-      const { status: _status, ...task } = row
+      if (row.status === 'failed') {
+        if (!row.held) options.onLeft?.([row])
+        return { outcome: 'worker_lost' }
+      }
+      const { status: _status, tenant: _tenant, held: _held, ...task } = row
       return { outcome: 'requeued', task: withDate(task) }
     },
 
@@ -199,27 +210,53 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * cancel_requested_at, and the executor running it records `cancelled` when it has stopped.
      * The row lock orders this against a claim, which skips tasks with a cancel request.
      */
-    cancel (tenant: string, id: string): Promise<TaskRow | undefined> {
-      return one(`
+    async cancel (tenant: string, id: string): Promise<TaskRow | undefined> {
+      return left(await one(`
         update tasks set status = case when status = 'queued' then 'cancelled' else status end,
                finished_at = case when status = 'queued' then now() else finished_at end,
                cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
         where tenant = $1 and id = $2 and status = any($3::text[])
-        returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.cancel])
+        returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.cancel]))
     },
 
     /**
      * The client's retry: failed or cancelled back to queued with a fresh attempt budget.
      * Attempt numbers keep counting (the history stays whole), so the budget moves up:
      * `maxAttempts - attemptBase` attempts again, and the lost-worker count starts over.
+     * `held`: its tenant's dispatch window is full, so it waits for the admission loop.
      */
-    retry (tenant: string, id: string): Promise<TaskRow | undefined> {
+    retry (tenant: string, id: string, held = false): Promise<TaskRow | undefined> {
       return one(`
-        update tasks set status = 'queued', max_attempts = attempts + (max_attempts - attempt_base),
+        update tasks set status = 'queued', held = $4, max_attempts = attempts + (max_attempts - attempt_base),
                attempt_base = attempts, lost_attempts = 0, cancel_requested_at = null, result = null, progress = null,
                worker_id = null, finished_at = null, run_at = now(), updated_at = now()
         where tenant = $1 and id = $2 and status = any($3::text[])
-        returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.retry])
+        returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.retry, held])
+    },
+
+    /**
+     * The admission loop's dispatch of held tasks: up to `quota[tenant]` of each tenant's held
+     * tasks of the queue that are due, highest priority then oldest first, stop being held.
+     * The caller has reserved their slots and enqueues what this returns.
+     */
+    async admit (queue: string, quota: Map<string, number>): Promise<(UnfinishedTask & { tenant: string })[]> {
+      if (quota.size === 0) return []
+      const rows = await sql.unsafe<(UnfinishedTask & { tenant: string })[]>(`
+        with quota as (
+          select * from unnest($2::text[], $3::int[]) as q(tenant, n)
+        ), picked as (
+          select p.id from quota q cross join lateral (
+            select t.id from tasks t
+            where t.queue = $1 and t.tenant = q.tenant and t.held and t.status = 'queued' and t.run_at <= now() + interval '1 second'
+            order by (case t.priority when 'critical' then 0 when 'high' then 1 when 'normal' then 2 else 3 end), t.id
+            limit q.n
+          ) p
+        )
+        update tasks t set held = false, updated_at = now()
+        from picked p where t.id = p.id and t.held and t.status = 'queued'
+        returning t.id, t.queue, t.type, t.priority, t.run_at as "runAt", t.max_attempts as "maxAttempts", t.attempts, t.tenant`,
+      [queue, [...quota.keys()], [...quota.values()]])
+      return rows.map((row) => ({ ...withDate(row), tenant: row.tenant }))
     },
 
     /** The client's delete of a terminal task; its attempts go with it (foreign key cascade). */
