@@ -19,7 +19,7 @@ export function createCounterRepair (deps: {
   log: Logger
 }) {
   const corrected = new Counter({
-    name: 'tasklane_dispatch_counter_repairs_total',
+    name: 'tasklane_dispatch_repairs_total',
     help: 'Dispatch counters corrected from Postgres (a worker that died between a commit and its counter update, lost Redis keys)',
     labelNames: ['queue'] as const,
     registers: [deps.registry],
