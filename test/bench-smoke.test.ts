@@ -42,6 +42,7 @@ t.test('npm run bench -- --smoke runs every phase and prints the figures as one 
   t.match(result.fixedRate, { ...flow, targetPerSec: Number })
   t.ok(result.endToEnd.length >= 1, 'at least one end-to-end phase')
   for (const e of result.endToEnd) t.match(e, flow)
+  t.match(result.fairness, { steadyPerSec: 20, alone: latency, beside: latency, floodCompletedPerSec: Number, floodBacklog: Number })
   t.match(result.peakRssMb, { api: Number, worker: Number })
   t.ok('single' in result.ratioToRawBullmq && 'batch' in result.ratioToRawBullmq && 'drain' in result.ratioToRawBullmq)
 })
