@@ -76,7 +76,11 @@ export function createAdmissionLoop (deps: {
   /** The admitted tasks in turns: each tenant's first, then each one's second, and so on. */
   function inTurns (tasks: (UnfinishedTask & { tenant: string })[]): UnfinishedTask[] {
     const byTenant = new Map<string, UnfinishedTask[]>()
-    for (const task of tasks) byTenant.set(task.tenant, [...(byTenant.get(task.tenant) ?? []), task])
+    for (const task of tasks) {
+      const list = byTenant.get(task.tenant) ?? []
+      list.push(task)
+      byTenant.set(task.tenant, list)
+    }
     const lists = [...byTenant.values()]
     const turns: UnfinishedTask[] = []
     for (let i = 0; turns.length < tasks.length; i++) for (const list of lists) if (list[i]) turns.push(list[i]!)
@@ -86,12 +90,16 @@ export function createAdmissionLoop (deps: {
   async function admitQueue (queue: string, held: Map<string, number>): Promise<{ admitted: number, full: boolean }> {
     const quota = new Map<string, number>()
     let full = false
+    // A tenant whose lookup fails gets nothing this pass; the others go on.
     await Promise.all([...held].map(async ([tenant, count]) => {
-      const { cap } = await deps.limits.cap(tenant, queue)
-      const wanted = Math.min(count, PER_TENANT_PER_PASS)
-      const granted = await deps.window.reserve(queue, tenant, wanted, cap, false)
-      if (granted > 0) quota.set(tenant, granted)
-      if (granted === PER_TENANT_PER_PASS) full = true
+      try {
+        const { cap } = await deps.limits.cap(tenant, queue)
+        const granted = await deps.window.reserve(queue, tenant, Math.min(count, PER_TENANT_PER_PASS), cap, false)
+        if (granted > 0) quota.set(tenant, granted)
+        if (granted === PER_TENANT_PER_PASS) full = true
+      } catch (err) {
+        log.warn({ err, queue }, 'could not reserve dispatch slots for a tenant; trying again next pass')
+      }
     }))
     let admitted: (UnfinishedTask & { tenant: string })[] = []
     try {
