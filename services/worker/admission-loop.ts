@@ -73,29 +73,34 @@ export function createAdmissionLoop (deps: {
     return byQueue
   }
 
-  /** The admitted tasks in turns: each tenant's first, then each one's second, and so on. */
-  function inTurns (tasks: (UnfinishedTask & { tenant: string })[]): UnfinishedTask[] {
-    const byTenant = new Map<string, UnfinishedTask[]>()
+  /**
+   * The admitted tasks in turns (each tenant's first, then each one's second, and so on), each
+   * with its slot number, which orders the jobs of one priority across tenants.
+   */
+  function inTurns (tasks: (UnfinishedTask & { tenant: string })[], firstSlot: Map<string, number>): (UnfinishedTask & { slot: number })[] {
+    const byTenant = new Map<string, (UnfinishedTask & { slot: number })[]>()
     for (const task of tasks) {
       const list = byTenant.get(task.tenant) ?? []
-      list.push(task)
+      list.push({ ...task, slot: (firstSlot.get(task.tenant) ?? 0) + list.length })
       byTenant.set(task.tenant, list)
     }
     const lists = [...byTenant.values()]
-    const turns: UnfinishedTask[] = []
+    const turns: (UnfinishedTask & { slot: number })[] = []
     for (let i = 0; turns.length < tasks.length; i++) for (const list of lists) if (list[i]) turns.push(list[i]!)
     return turns
   }
 
   async function admitQueue (queue: string, held: Map<string, number>): Promise<{ admitted: number, full: boolean }> {
     const quota = new Map<string, number>()
+    const firstSlot = new Map<string, number>()
     let full = false
     // A tenant whose lookup fails gets nothing this pass; the others go on.
     await Promise.all([...held].map(async ([tenant, count]) => {
       try {
         const { cap } = await deps.limits.cap(tenant, queue)
-        const granted = await deps.window.reserve(queue, tenant, Math.min(count, PER_TENANT_PER_PASS), cap, false)
+        const { granted, first } = await deps.window.reserve(queue, tenant, Math.min(count, PER_TENANT_PER_PASS), cap, false)
         if (granted > 0) quota.set(tenant, granted)
+        firstSlot.set(tenant, first)
         if (granted === PER_TENANT_PER_PASS) full = true
       } catch (err) {
         log.warn({ err, queue }, 'could not reserve dispatch slots for a tenant; trying again next pass')
@@ -117,7 +122,7 @@ export function createAdmissionLoop (deps: {
     }
     if (admitted.length > 0) {
       try {
-        await deps.queues.enqueue(inTurns(admitted))
+        await deps.queues.enqueue(inTurns(admitted, firstSlot))
       } catch (err) {
         // Queued, not held, no job: the reconciler enqueues them.
         log.warn({ err, queue, count: admitted.length }, 'enqueue of admitted tasks failed; the reconciler will enqueue them')

@@ -13,17 +13,17 @@ import type { Logger } from '../log.ts'
 // recomputes the counters from it and corrects drift.
 
 // KEYS: counter hash, held-flag hash. ARGV: tenant, wanted, cap, honour the held flag (1/0).
-// Grants min(wanted, cap - dispatched) slots; when it grants fewer than wanted, the tenant is
-// marked as having held tasks.
+// Grants min(wanted, cap - dispatched) slots and answers { granted, dispatched before }; when it
+// grants fewer than wanted, the tenant is marked as having held tasks.
 const RESERVE = `
 local wanted = tonumber(ARGV[2])
-if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return { 0, 0 } end
 local used = math.max(0, tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'))
 local granted = math.min(wanted, tonumber(ARGV[3]) - used)
 if granted < 0 then granted = 0 end
 if granted > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], granted) end
 if granted < wanted and ARGV[4] == '1' then redis.call('HSET', KEYS[2], ARGV[1], 1) end
-return granted`
+return { granted, used }`
 
 // KEYS: counter hash, held-flag hash. ARGV: signal channel, queue, then tenant, count pairs.
 // Frees slots, and signals the admission loop when a tenant with held tasks freed some.
@@ -37,7 +37,7 @@ if signal then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return 0`
 
 type ScriptRedis = Redis & {
-  fairReserve: (counter: string, held: string, tenant: string, wanted: number, cap: number, honourHeld: string) => Promise<number>
+  fairReserve: (counter: string, held: string, tenant: string, wanted: number, cap: number, honourHeld: string) => Promise<[number, number]>
   fairRelease: (counter: string, held: string, ...args: (string | number)[]) => Promise<number>
 }
 
@@ -82,11 +82,13 @@ export function createDispatchWindow (deps: { redis: Redis, prefix: string, log:
   return {
     keys,
     /**
-     * Takes up to `wanted` of the tenant's slots in the queue; answers how many it got.
+     * Takes up to `wanted` of the tenant's slots in the queue; answers how many it got and how
+     * many the tenant had dispatched before (the first slot's number).
      * `honourHeld`: none while the tenant has held tasks there (they go first).
      */
-    reserve (queue: string, tenant: string, wanted: number, cap: number, honourHeld = true): Promise<number> {
-      return redis.fairReserve(keys.counter(queue), keys.held(queue), tenant, wanted, cap, honourHeld ? '1' : '0')
+    async reserve (queue: string, tenant: string, wanted: number, cap: number, honourHeld = true): Promise<{ granted: number, first: number }> {
+      const [granted, first] = await redis.fairReserve(keys.counter(queue), keys.held(queue), tenant, wanted, cap, honourHeld ? '1' : '0')
+      return { granted, first }
     },
     /** Frees slots of tasks that left BullMQ for good; sent with the others of this tick. */
     release (tasks: readonly DispatchedTask[]): Promise<void> {

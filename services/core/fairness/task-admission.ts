@@ -18,6 +18,8 @@ export type AdmittedRow = { id: string, queue: string, held?: boolean | undefine
 export type Reservation<T extends AdmittedRow> = {
   /** The tasks, each marked held unless it got a slot. */
   rows: T[]
+  /** The slot number of each row that got one. */
+  slots: Map<string, number>
   /** Frees the slots of rows that were not stored (an idempotent replay, a failed insert) and counts the held ones. */
   settle: (stored: readonly { id: string }[]) => Promise<void>
 }
@@ -37,31 +39,33 @@ export function createTaskAdmission (deps: FairnessDeps) {
       byQueue.set(row.queue, list)
     }
     const reasons = new Map<string, DeferredReason>()
-    const dispatched = new Set<string>()
+    const slots = new Map<string, number>()
     await Promise.all([...byQueue].map(async ([queue, list]) => {
       let granted = 0
+      let first = 0
       try {
         const { cap, reason } = await deps.limits.cap(tenant, queue)
         reasons.set(queue, reason)
-        granted = await deps.window.reserve(queue, tenant, list.length, cap)
+        ;({ granted, first } = await deps.window.reserve(queue, tenant, list.length, cap))
       } catch (err) {
         reasons.set(queue, 'dispatch_unavailable')
         deps.log.warn({ err, queue }, 'no dispatch slot could be reserved; the tasks are stored held and dispatched by the admission loop')
       }
       list.forEach((row, i) => {
         row.held = i >= granted
-        if (!row.held) dispatched.add(row.id)
+        if (!row.held) slots.set(row.id, first + i)
       })
     }))
     return {
       rows,
+      slots,
       async settle (stored) {
         const kept = new Set(stored.map((r) => r.id))
         const unused: DispatchedTask[] = []
         const held = new Map<string, number>()
         for (const row of rows) {
           if (!kept.has(row.id)) {
-            if (dispatched.has(row.id)) unused.push({ tenant, queue: row.queue })
+            if (slots.has(row.id)) unused.push({ tenant, queue: row.queue })
           } else if (row.held) {
             held.set(row.queue, (held.get(row.queue) ?? 0) + 1)
           }

@@ -103,7 +103,7 @@ export function createTaskControlService (deps: TaskControlDeps) {
       if (!row) return refuse('retry', tenant, id)
       if (!removed) deps.log.warn({ taskId: id }, 'the old job is still in its queue; the reconciler will enqueue the retry')
       try {
-        if (!row.held) await deps.queues.enqueue([row])
+        if (!row.held) await deps.queues.enqueue([{ ...row, slot: reservation?.slots.get(id) }])
       } catch (err) {
         deps.log.warn({ err, taskId: id }, 'enqueue failed; the task is queued and will be enqueued by the reconciler')
       }

@@ -40,11 +40,11 @@ export type TaskServiceDeps = {
 export function createTaskService (deps: TaskServiceDeps) {
   const repo = createTaskRepository(deps.db)
   const admission = deps.fairness ? createTaskAdmission(deps.fairness) : undefined
-  const unreserved = (rows: NewTaskRow[]): Reservation<NewTaskRow> => ({ rows, settle: async () => {} })
+  const unreserved = (rows: NewTaskRow[]): Reservation<NewTaskRow> => ({ rows, slots: new Map(), settle: async () => {} })
 
   /** Inserts through `insert`; slots reserved for rows that were not stored are given back. */
-  async function insertReserved<T extends { id: string }> (tenant: string, rows: NewTaskRow[],
-    insert: (rows: NewTaskRow[]) => Promise<T[] | undefined>): Promise<T[] | undefined> {
+  async function insertReserved<T extends TaskRow> (tenant: string, rows: NewTaskRow[],
+    insert: (rows: NewTaskRow[]) => Promise<T[] | undefined>): Promise<(T & { slot?: number | undefined })[] | undefined> {
     const reservation = admission ? await admission(tenant, rows) : unreserved(rows)
     let stored: T[] | undefined = []
     try {
@@ -52,7 +52,7 @@ export function createTaskService (deps: TaskServiceDeps) {
     } finally {
       await reservation.settle(stored ?? [])
     }
-    return stored
+    return stored?.map((row) => ({ ...row, slot: reservation.slots.get(row.id) }))
   }
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
@@ -92,7 +92,7 @@ export function createTaskService (deps: TaskServiceDeps) {
   }
 
   /** Dispatch failures are not the client's problem: the row is stored and the reconciler re-enqueues it. */
-  async function dispatch (stored: TaskRow[]): Promise<void> {
+  async function dispatch (stored: (TaskRow & { slot?: number | undefined })[]): Promise<void> {
     const rows = stored.filter((row) => !row.held)
     if (rows.length === 0) return
     try {
