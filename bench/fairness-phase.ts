@@ -1,7 +1,7 @@
 import type { BenchOptions } from './bench-options.ts'
 import { bodyFor } from './bench-phases.ts'
 import type { BenchStack } from './bench-stack.ts'
-import { runLoad, type Percentiles } from './http-load.ts'
+import type { Percentiles } from './http-load.ts'
 import { runPacedLoad } from './paced-load.ts'
 
 export type FairnessFigures = {
@@ -10,7 +10,7 @@ export type FairnessFigures = {
   /** The low-rate tenant's pickup (runAt to start), alone and beside a saturating tenant. */
   alone: Percentiles
   beside: Percentiles
-  /** What the flooding tenant got done per second, and its backlog at the end. */
+  /** What the flooding tenant got done per second, and its backlog at the end (above 0: it saturated the worker throughout). */
   floodCompletedPerSec: number
   floodBacklog: number
   dispatchWindow: string
@@ -30,9 +30,10 @@ async function pickup (stack: BenchStack, tenant: string, from: Date): Promise<P
 }
 
 /**
- * Fair sharing: a low-rate tenant (20 tasks/s, evenly paced) alone, then beside a tenant
- * creating batches as fast as the API takes them, one worker. Each run has its own API,
- * worker and prefix, with two tenants' keys.
+ * Fair sharing: a low-rate tenant (20 tasks/s, evenly paced) alone, then beside a tenant whose
+ * backlog saturates the worker (2 x --drain-tasks echo tasks created before the worker starts,
+ * so the flood loads the worker, not the API the low-rate tenant creates through). One worker;
+ * each run has its own API, worker and prefix, with two tenants' keys.
  */
 export async function runFairness (deps: { stack: BenchStack, options: BenchOptions }): Promise<FairnessFigures> {
   const { stack, options } = deps
@@ -40,20 +41,24 @@ export async function runFairness (deps: { stack: BenchStack, options: BenchOpti
   async function run (flood: boolean) {
     const prefix = stack.newPrefix()
     const api = await stack.startApi(prefix, ENV)
-    const worker = await stack.startWorker(prefix, 0, options.concurrency)
     const url = `http://127.0.0.1:${api.port}/v1/tasks`
+    if (flood) {
+      const total = options.drainTasks * 2
+      for (let sent = 0; sent < total; sent += 1_000) {
+        const res = await fetch(`${url}/batch`, {
+          method: 'POST', headers: { 'content-type': 'application/json', ...auth(KEYS.flood) }, body: bodyFor('batch', Math.min(1_000, total - sent)),
+        })
+        if (res.status !== 202) throw new Error(`fairness: creating the flood failed with ${res.status}: ${await res.text()}`)
+        await res.arrayBuffer().catch(() => {})
+      }
+    }
+    const worker = await stack.startWorker(prefix, 0, options.concurrency)
     let from = new Date()
     const steady = runPacedLoad({
       url, body: bodyFor('single', 1), headers: auth(KEYS.steady), ratePerSec: STEADY_PER_SEC,
       durationSec: options.rateDurationSec, warmupSec: options.warmupSec, connections: 4, onWarm: () => { from = new Date() },
     })
-    const flooding = flood
-      ? runLoad({
-        url: `${url}/batch`, body: bodyFor('batch', options.batchSize), headers: auth(KEYS.flood),
-        connections: options.batchConnections, durationSec: options.rateDurationSec + options.warmupSec,
-      })
-      : undefined
-    await Promise.all([steady, flooding])
+    await steady
     const to = new Date()
     // The last paced tasks get a moment to start.
     await new Promise((resolve) => setTimeout(resolve, 1_000))

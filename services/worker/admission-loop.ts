@@ -58,11 +58,28 @@ export function createAdmissionLoop (deps: {
   const repair = createCounterRepair({ sql: deps.sql, window: deps.window, queues: deps.queues, registry: deps.registry, log })
   let lastRepair = 0
 
+  // The (queue, tenant) pairs with held tasks, found by skipping through the held index (one
+  // probe per pair, not a scan of a flood's backlog), each with its due held tasks counted up
+  // to what one pass takes.
   async function heldByQueue (): Promise<Map<string, Map<string, number>>> {
     const rows = await deps.sql<{ queue: string, tenant: string, count: number }[]>`
-      select queue, tenant, count(*)::int as count from tasks
-      where held and status = 'queued' and run_at <= now() + interval '1 second'
-      group by queue, tenant`
+      with recursive pairs as (
+        (select queue, tenant from tasks where held and status = 'queued' order by queue, tenant limit 1)
+        union all
+        select next.queue, next.tenant from pairs p cross join lateral (
+          select queue, tenant from tasks
+          where held and status = 'queued' and (queue, tenant) > (p.queue, p.tenant)
+          order by queue, tenant limit 1
+        ) next
+      )
+      select p.queue, p.tenant, (
+        select count(*)::int from (
+          select 1 from tasks t
+          where t.held and t.status = 'queued' and t.queue = p.queue and t.tenant = p.tenant and t.run_at <= now() + interval '1 second'
+          limit ${PER_TENANT_PER_PASS}
+        ) due
+      ) as count
+      from pairs p`
     const byQueue = new Map<string, Map<string, number>>()
     for (const { queue, tenant, count } of rows) {
       if (!deps.queues.has(queue)) continue
@@ -115,7 +132,8 @@ export function createAdmissionLoop (deps: {
       for (const task of admitted) got.set(task.tenant, (got.get(task.tenant) ?? 0) + 1)
       const unused = [...quota].flatMap(([tenant, n]) => Array.from({ length: n - (got.get(tenant) ?? 0) }, () => ({ tenant, queue })))
       await deps.window.release(unused)
-      const stillHeld = [...held].filter(([tenant, count]) => count > (got.get(tenant) ?? 0)).map(([tenant]) => tenant)
+      // A count at the pass's cap may hide more held tasks behind it.
+      const stillHeld = [...held].filter(([tenant, count]) => count > (got.get(tenant) ?? 0) || count >= PER_TENANT_PER_PASS).map(([tenant]) => tenant)
       const drained = [...held.keys()].filter((tenant) => !stillHeld.includes(tenant))
       const stale = (await deps.window.heldFlags(queue)).filter((tenant) => !held.has(tenant))
       await deps.window.setHeldFlags(queue, stillHeld, [...drained, ...stale])
