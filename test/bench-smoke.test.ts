@@ -16,7 +16,7 @@ t.test('npm run bench -- --smoke runs every phase and prints the figures as one 
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
   const [code] = await once(child, 'exit')
   clearTimeout(timer)
   t.equal(code, 0, `the bench exits cleanly\n${stderr}`)

@@ -16,7 +16,7 @@ export const TenantLimitsBody = Type.Object({
     Type.Null(),
   ])),
   createPerMinute: Type.Optional(integerOrNull({ minimum: 1, maximum: 1_000_000 })),
-  retentionDays: Type.Optional(integerOrNull({ minimum: 1, maximum: 3650 })),
+  retentionDays: Type.Optional(integerOrNull({ minimum: 1, maximum: 36_500 })),
 }, { additionalProperties: false })
 export type TenantLimitsInput = Static<typeof TenantLimitsBody>
 
