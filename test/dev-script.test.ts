@@ -53,7 +53,9 @@ t.test('make dev: listens on 127.0.0.1, and one Ctrl-C is one graceful stop that
   const base = `http://127.0.0.1:${port}`
   const created = await fetch(`${base}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'sleep', payload: { ms: 2_000 } }) })
   const task = await created.json() as { id: string }
-  await waitFor(async () => (await (await fetch(`${base}/v1/tasks/${task.id}`)).json() as { status: string }).status === 'running', 20_000)
+  t.equal(created.status, 202, JSON.stringify(task))
+  await waitFor(async () => (await (await fetch(`${base}/v1/tasks/${task.id}`)).json() as { status: string }).status === 'running', 60_000)
+    .catch((err: Error) => { throw new Error(`${err.message}; output: ${output.slice(-3000)}`) })
 
   process.kill(-dev.pid!, 'SIGINT') // what a terminal does on Ctrl-C
   const [code] = await once(dev, 'exit')

@@ -105,7 +105,7 @@ export async function startTcpProxy (t: Teardown, target: { host: string, port: 
  */
 export async function spawnService (t: Teardown, script: string, env: Record<string, string>, found: (line: Record<string, unknown>) => boolean) {
   const child = spawn(process.execPath, [fileURLToPath(new URL(`../../${script}`, import.meta.url))], {
-    env: { ...process.env, LOG_LEVEL: 'info', TASKLANE_SHUTDOWN_GRACE_MS: '1000', ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', TASKLANE_SHUTDOWN_GRACE_MS: '1000', TASKLANE_MAX_EVENT_LOOP_DELAY_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(() => stopChild(child))
