@@ -9,6 +9,7 @@ import type { TaskService } from '../core/tasks/task-service.ts'
 import type { QueueService } from '../core/queues/queue-service.ts'
 import type { TaskControlService } from '../core/tasks/task-control-service.ts'
 import type { TaskEventHub } from '../core/tasks/task-event-hub.ts'
+import type { NotificationService } from '../core/notifications/notification-service.ts'
 import type { ApiMetrics } from './api-metrics.ts'
 
 /** Everything the HTTP app needs, opened by the composition root (server.ts) or by a test. */
@@ -28,4 +29,6 @@ export type AppDeps = {
   readiness: Readiness
   apiKeys: ApiKeyService
   metrics: ApiMetrics
+  /** Notification endpoints and delivery logs. */
+  notifications: NotificationService
 }

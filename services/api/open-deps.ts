@@ -13,6 +13,8 @@ import { createTaskControlService } from '../core/tasks/task-control-service.ts'
 import { createTaskEventHub } from '../core/tasks/task-event-hub.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
+import { createNotificationRepository } from '../core/notifications/notification-repository.ts'
+import { createNotificationService } from '../core/notifications/notification-service.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -35,9 +37,10 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
   subscriber.on('error', (err) => log.warn({ err }, 'redis subscriber connection error'))
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const notifications = createNotificationService({ repo: createNotificationRepository(database.sql), assertTask: (tenant, id) => tasks.get(tenant, id) })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
+    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents, notifications,
     async close () {
       taskEvents.close()
       await queues.close()

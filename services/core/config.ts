@@ -1,6 +1,8 @@
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { API_KEY_FORMAT, TENANT_NAME } from './auth/api-key-hash.ts'
+import { DEFAULT_RETRY_DELAYS, parseRetryDelays } from './notifications/delivery-queue.ts'
+import { parseAllowedHosts, type AllowedHosts } from './outbound/address-policy.ts'
 
 const EnvSchema = Type.Object({
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/tasklane', pattern: '^postgres(ql)?://' }),
@@ -14,6 +16,17 @@ const EnvSchema = Type.Object({
   TASKLANE_ADMIN_KEY: Type.String({ default: '', pattern: '^([\\x21-\\x7e]{16,512})?$' }),
   TASKLANE_AUTH: Type.Union([Type.Literal('required'), Type.Literal('disabled')], { default: 'required' }),
   TASKLANE_HTTP_ALLOW_PRIVATE: Type.Boolean({ default: false }),
+  // Private targets that webhooks, notifications and the http type may reach anyway: host names and CIDR ranges.
+  TASKLANE_WEBHOOK_ALLOWED_HOSTS: Type.String({ default: '' }),
+  // The base URL receivers call back (202 answers); without it webhook requests carry no callback.
+  TASKLANE_PUBLIC_URL: Type.String({ default: '', pattern: '^(https?://.+)?$' }),
+  // How many notification deliveries a worker sends at once, and how long one may take.
+  TASKLANE_NOTIFY_CONCURRENCY: Type.Integer({ default: 20, minimum: 0, maximum: 1000 }),
+  TASKLANE_NOTIFY_TIMEOUT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 120_000 }),
+  // How often the outbox sender moves owed notifications onto the delivery queue; 0 turns it off in that process.
+  TASKLANE_OUTBOX_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 0 }),
+  // The delays between a failed notification delivery and its next try.
+  TASKLANE_NOTIFY_RETRY_DELAYS: Type.String({ default: DEFAULT_RETRY_DELAYS }),
   TASKLANE_SHUTDOWN_GRACE_MS: Type.Integer({ default: 25000, minimum: 0 }),
   TASKLANE_DRAIN_DELAY_MS: Type.Integer({ default: 5000, minimum: 0 }),
   TASKLANE_BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1024 }),
@@ -56,6 +69,10 @@ export type Config = Readonly<Env & {
   queues: readonly QueueConcurrency[]
   /** Parsed TASKLANE_API_KEYS: keys stored (as hashes) at start. */
   apiKeys: readonly BootstrapKey[]
+  /** Parsed TASKLANE_WEBHOOK_ALLOWED_HOSTS. */
+  allowedHosts: AllowedHosts
+  /** Parsed TASKLANE_NOTIFY_RETRY_DELAYS, in milliseconds. */
+  notifyRetryDelays: readonly number[]
 }>
 
 export type BootstrapKey = { tenant: string, key: string }
@@ -92,6 +109,14 @@ function parseApiKeys (raw: string): BootstrapKey[] {
   })
 }
 
+function allowedHostsOf (raw: string): AllowedHosts {
+  try { return parseAllowedHosts(raw) } catch (err) { throw new ConfigError(`TASKLANE_WEBHOOK_ALLOWED_HOSTS: ${(err as Error).message}`) }
+}
+
+function retryDelaysOf (raw: string): number[] {
+  try { return parseRetryDelays(raw) } catch (err) { throw new ConfigError(`TASKLANE_NOTIFY_RETRY_DELAYS: ${(err as Error).message}`) }
+}
+
 /** "X must be equal to constant" says little: name the values X may take. */
 function withChoices (message: string): string {
   const name = message.split(' ')[0] ?? ''
@@ -114,5 +139,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     ...parsed,
     queues: Object.freeze(parseQueues(parsed.TASKLANE_QUEUES)),
     apiKeys: Object.freeze(parseApiKeys(parsed.TASKLANE_API_KEYS)),
+    allowedHosts: allowedHostsOf(parsed.TASKLANE_WEBHOOK_ALLOWED_HOSTS),
+    notifyRetryDelays: Object.freeze(retryDelaysOf(parsed.TASKLANE_NOTIFY_RETRY_DELAYS)),
   })
 }

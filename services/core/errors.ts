@@ -24,3 +24,4 @@ export class ValidationError extends Error {
 }
 export const PayloadTooLargeError = createError<[number, number]>('TASKLANE_PAYLOAD_TOO_LARGE',
   'The task payload is %d bytes; the limit is %d bytes', 413)
+export const WebhookEndpointNotFoundError = createError<[string]>('TASKLANE_WEBHOOK_ENDPOINT_NOT_FOUND', 'Webhook endpoint %s was not found', 404)

@@ -16,6 +16,9 @@ import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
+import { startNotifications } from './notifications/start-notifications.ts'
+import { createConfiguredOutboundClient } from '../core/outbound/outbound-client.ts'
+import { createWebhookMetrics } from '../core/outbound/webhook-metrics.ts'
 import { createOpsServer } from './ops-server.ts'
 import { createReconciler } from './reconciler.ts'
 import { createTaskRunner } from './task-runner.ts'
@@ -42,7 +45,10 @@ export async function startWorker (config: Config, log: Logger) {
   const registry = createMetricsRegistry({ service: 'tasklane-worker' })
   registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: taskTypes.queues(), log })
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
-  const handlers = createHandlers(config)
+  // One outbound client per process: the http type, webhook executors and notifications share its policy and sockets.
+  const outbound = createConfiguredOutboundClient(config)
+  const webhookMetrics = createWebhookMetrics(registry)
+  const handlers = createHandlers(config, outbound)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
   const runner = createTaskRunner({ transitions, handlers: handlers.handlers, workerId, log, events: metrics.events })
@@ -57,6 +63,7 @@ export async function startWorker (config: Config, log: Logger) {
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
+  const notifications = startNotifications({ config, sql: database.sql, producer: redis, outbound, metrics: webhookMetrics, registry, log, workerId })
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -67,6 +74,7 @@ export async function startWorker (config: Config, log: Logger) {
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
     await reconciler.stop()
+    await notifications.stop()
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
@@ -81,6 +89,7 @@ export async function startWorker (config: Config, log: Logger) {
     cancels.close()
     await ops.close()
     await handlers.close()
+    await outbound.close()
     redis.disconnect()
     await Promise.all([database.close(), reconcilerLock.close()])
   }

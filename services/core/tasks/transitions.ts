@@ -6,6 +6,7 @@ import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, ty
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
 import { ALLOWED_FROM } from './task-states.ts'
 import type { TaskError } from './task-view.ts'
+import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
 
 // Every change of a task's state, and of its attempts, is one of the transitions below: the
 // in-process runner, the pull and callback routes, the reconciler and the client's cancel,
@@ -115,7 +116,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
         ), closed as (
           update task_attempts set outcome = 'cancelled', finished_at = now(), duration_ms = $3
           where task_id = (select id from cancelled) and attempt = $2
-        )
+        ), ${owedNotificationsCte('cancelled')}
         select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs])
     },
 
@@ -133,7 +134,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           update task_attempts a set outcome = 'cancelled', finished_at = now(),
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int
           from cancelled c where a.task_id = c.id and a.outcome = 'running'
-        )
+        ), ${owedNotificationsCte('cancelled')}
         select ${TASK_RETURNING} from cancelled`, [taskId])
     },
 
@@ -185,7 +186,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           update task_attempts a set outcome = 'lost', finished_at = now(),
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = ${LOST_ERROR}::jsonb
           from requeued r where a.task_id = r.id and a.outcome = 'running'
-        )
+        ), ${owedNotificationsCte('requeued')}
         select ${UNFINISHED_COLUMNS}, status from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
       const row = rows[0]
       if (!row) return undefined
@@ -200,12 +201,17 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * The row lock orders this against a claim, which skips tasks with a cancel request.
      */
     cancel (tenant: string, id: string): Promise<TaskRow | undefined> {
+      // The outbox reads the row as it was before this statement, so only the cancel that
+      // ended a queued task owes a notification (a running one owes it when its executor stops).
       return one(`
-        update tasks set status = case when status = 'queued' then 'cancelled' else status end,
-               finished_at = case when status = 'queued' then now() else finished_at end,
-               cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-        where tenant = $1 and id = $2 and status = any($3::text[])
-        returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.cancel])
+        with cancelled as (
+          update tasks set status = case when status = 'queued' then 'cancelled' else status end,
+                 finished_at = case when status = 'queued' then now() else finished_at end,
+                 cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+          where tenant = $1 and id = $2 and status = any($3::text[])
+          returning *
+        ), ${owedNotificationsCte('cancelled', "exists (select 1 from tasks b where b.id = s.id and b.status = 'queued')")}
+        select ${TASK_RETURNING} from cancelled`, [tenant, id, ALLOWED_FROM.cancel])
     },
 
     /**
