@@ -18,8 +18,6 @@ const EnvSchema = Type.Object({
   TASKLANE_HTTP_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   // Private targets that webhooks, notifications and the http type may reach anyway: host names and CIDR ranges.
   TASKLANE_WEBHOOK_ALLOWED_HOSTS: Type.String({ default: '' }),
-  // The base URL receivers call back (202 answers); without it webhook requests carry no callback.
-  TASKLANE_PUBLIC_URL: Type.String({ default: '', pattern: '^(https?://.+)?$' }),
   // How many notification deliveries a worker sends at once, and how long one may take.
   TASKLANE_NOTIFY_CONCURRENCY: Type.Integer({ default: 20, minimum: 0, maximum: 1000 }),
   TASKLANE_NOTIFY_TIMEOUT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 120_000 }),

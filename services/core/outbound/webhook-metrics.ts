@@ -26,6 +26,7 @@ export function createWebhookMetrics (registry: Registry) {
     registers: [registry],
   })
   for (const kind of ['executor', 'notification'] as const) {
+    duration.zero({ kind })
     for (const outcome of ['success', 'retryable_status', 'rejected', 'timeout', 'network'] as const) requests.inc({ kind, outcome }, 0)
   }
   return {
