@@ -42,7 +42,9 @@ export async function freePort (): Promise<number> {
   return port
 }
 
-async function waitUntilAnswers (url: string, child: ChildProcess, logFile: string, timeoutMs = 30_000): Promise<void> {
+// Generous: on a shared, busy machine a process that type-strips its modules at start can take
+// tens of seconds to listen; the figures are measured after it answers, never this wait.
+async function waitUntilAnswers (url: string, child: ChildProcess, logFile: string, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${url}: the process exited with ${child.exitCode}; see ${logFile}`)

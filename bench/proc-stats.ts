@@ -15,16 +15,21 @@ export function cpuSeconds (pid: number): number | undefined {
   }
 }
 
-/** Peak resident set size (VmHWM) in MiB. */
-export function peakRssMb (pid: number): number | undefined {
+function statusMb (pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const match = /^VmHWM:\s+(\d+) kB/m.exec(status)
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
     return match ? Math.round(Number(match[1]) / 1024) : undefined
   } catch {
     return undefined
   }
 }
+
+/** Peak resident set size (VmHWM) in MiB. */
+export const peakRssMb = (pid: number): number | undefined => statusMb(pid, 'VmHWM')
+
+/** Resident set size now (VmRSS) in MiB. */
+export const rssMb = (pid: number): number | undefined => statusMb(pid, 'VmRSS')
 
 /**
  * CPU used by a changing set of processes over a window. Postgres backends come and go with the

@@ -1,24 +1,12 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { runScript } from './helpers/run-script.ts'
 import { serviceEndpoints } from './helpers/services.ts'
 
 // The benchmark runs for a few seconds so it cannot rot. Figures are not judged here (speed
 // belongs to `make bench`), only that every phase runs and the JSON line has every field.
 t.test('npm run bench -- --smoke runs every phase and prints the figures as one JSON line', async (t) => {
   const { databaseUrl, redisUrl } = await serviceEndpoints()
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../bench/run.ts', import.meta.url)), '--smoke'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
-  const [code] = await once(child, 'exit')
-  clearTimeout(timer)
+  const { code, stdout, stderr } = await runScript('bench/run.ts', ['--smoke'], { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl })
   t.equal(code, 0, `the bench exits cleanly\n${stderr}`)
 
   const lines = stdout.trim().split('\n')

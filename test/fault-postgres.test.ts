@@ -3,24 +3,26 @@ import t from 'tap'
 import { buildServer } from '../services/api/build-server.ts'
 import { openApiDeps } from '../services/api/open-deps.ts'
 import { startHarness } from './helpers/harness.ts'
-import { faultReport, freePort, judge, sleepTasks, startPostgresRelay, submitTasks, waitForTerminalCount } from './helpers/fault-tools.ts'
+import { DRILL_ENV, faultReport, freePort, judge, startPostgresRelay, submitDrillTasks, waitForTerminalCount } from './helpers/fault-tools.ts'
+import { startExecutionReceiver } from './helpers/execution-receiver.ts'
 import { createTestDatabase, deletePrefixKeys, serviceEndpoints } from './helpers/services.ts'
 import { testConfig, testLogger } from './helpers/test-config.ts'
 
 t.test('the worker\'s Postgres connections terminated mid-run: every task completes, each recorded once', async (t) => {
-  const h = await startHarness(t)
+  const receiver = await startExecutionReceiver(t)
+  const h = await startHarness(t, { env: DRILL_ENV })
   await h.spawnWorker({
-    TASKLANE_QUEUES: 'default:20',
+    TASKLANE_QUEUES: 'http:20',
     TASKLANE_LOCK_DURATION_MS: '2000',
     TASKLANE_STALLED_INTERVAL_MS: '1000',
     TASKLANE_RECONCILER_INTERVAL_MS: '300',
     TASKLANE_RECONCILER_MIN_AGE_MS: '1000',
     TASKLANE_RECONCILER_STALE_RUNNING_MS: '3000',
   })
-  const ids = await submitTasks(h, sleepTasks(300, 30, 120))
+  const tasks = await submitDrillTasks(h, receiver.tasks('pg-', 300, 30, 120))
   let terminated = 0
   for (const after of [30, 120, 220]) {
-    await waitForTerminalCount(h.sql, ids, after, 20_000)
+    await waitForTerminalCount(h.sql, tasks, after, 20_000)
     // Only this test's database, only the worker's sessions (named by application_name).
     const rows = await h.sql<{ ok: boolean }[]>`
       select pg_terminate_backend(pid) as ok from pg_stat_activity
@@ -29,8 +31,11 @@ t.test('the worker\'s Postgres connections terminated mid-run: every task comple
     await sleep(100)
   }
   t.ok(terminated > 0, `terminated ${terminated} worker backends`)
-  await waitForTerminalCount(h.sql, ids, ids.length, 60_000)
-  judge(t, 'postgres backends terminated', await faultReport(h.sql, ids))
+  await waitForTerminalCount(h.sql, tasks, tasks.length, 60_000)
+  const report = await faultReport(h.sql, tasks, receiver)
+  judge(t, 'postgres backends terminated', report)
+  // No worker was lost, so a lost attempt here would be a claim re-run after an ambiguous commit.
+  t.equal(report.lostAttempts, 0, 'no attempt recorded lost: no worker was lost')
 })
 
 t.test('POST /v1/tasks: 503 storing nothing while Postgres is unreachable; 202 once it is back', async (t) => {

@@ -98,7 +98,7 @@ const LEAKS = /\bat [\w.<>]+ \(|node:internal|\/work\/|\.ts:\d+|select .* from|i
 
 t.test(`${REQUESTS} malformed or hostile requests: no 5xx, problem documents, no leaks, nothing stored for a rejection`, async (t) => {
   const h = await startHarness(t, {
-    env: { TASKLANE_AUTH: 'required', TASKLANE_API_KEYS: `acme:${KEY}`, TASKLANE_ADMIN_KEY: ADMIN, TASKLANE_RATE_LIMIT_MAX: '0', TASKLANE_BODY_LIMIT_BYTES: '1048576' },
+    env: { TASKLANE_AUTH: 'required', TASKLANE_API_KEYS: `acme:${KEY}`, TASKLANE_ADMIN_KEY: ADMIN, TASKLANE_RATE_LIMIT_MAX: '0', TASKLANE_CLIENT_FAILURE_LIMIT: '0', TASKLANE_BODY_LIMIT_BYTES: '1048576' },
   })
   const next = fuzzer(SEED)
   const accepted = new Set<string>()

@@ -25,7 +25,7 @@ t.test('a slow event loop turns requests into 503 + Retry-After; probes stay up 
   t.equal(shed.statusCode, 503, 'shed under pressure')
   t.equal(shed.headers['content-type'], PROBLEM)
   t.equal(shed.headers['retry-after'], '5')
-  t.match(shed.json(), { code: 'TASKLANE_OVERLOADED', detail: /overloaded/ })
+  t.match(shed.json(), { code: 'OVERLOADED', detail: /overloaded/ })
   const created = await h.app.inject({ method: 'POST', url: '/v1/tasks', payload: { type: 'echo', payload: {} } })
   t.equal(created.statusCode, 503, 'creation is shed too')
   t.equal((await h.sql`select count(*)::int as n from tasks`)[0]!.n, 0, 'and stores nothing')

@@ -52,18 +52,21 @@ t.test('a matching terminal state is POSTed signed; filters by event and type; e
   secrets.push(completedEcho.signingSecret, failedAny.signingSecret, tagged.signingSecret)
 
   const echo = await h.createTask({ type: 'echo', payload: { n: 1 } })
+  const billed = await h.createTask({ type: 'echo', payload: {}, tags: ['x', 'billing'] })
   const sleep = await h.createTask({ type: 'sleep', payload: { ms: 1 } })
   const failing = await h.createTask({ type: 'http', payload: { method: 'GET', url: 'http://10.255.255.1/' }, maxAttempts: 1 })
   const later = await h.createTask({ type: 'echo', payload: {}, delayMs: 60_000 })
   t.equal((await h.app.inject({ method: 'POST', url: `/v1/tasks/${later.id}/cancel` })).statusCode, 202)
-  await h.waitForTerminal([echo.id, sleep.id, failing.id])
-  await waitFor(async () => rx.accepted.size >= 3)
+  await h.waitForTerminal([echo.id, billed.id, sleep.id, failing.id])
+  await waitFor(async () => rx.accepted.size >= 5)
   // Give a stray extra delivery time to show up before counting.
   await new Promise((resolve) => setTimeout(resolve, 500))
 
   const byTask = (id: string) => [...rx.accepted.values()].filter((r) => (r.json.data as { id: string }).id === id)
   t.equal(rx.all.every((r) => r.verified), true, 'every request carries a valid signature')
-  t.equal(rx.accepted.size, 3, 'three owed events, no more: echo completed, http failed, cancelled')
+  t.equal(rx.accepted.size, 5, 'five owed events, no more: two echo completed, the tagged one again, http failed, cancelled')
+  t.same(byTask(billed.id).map((r) => r.json.type), ['task.completed', 'task.completed'], 'the tagged task goes to the type and the tag endpoints')
+  t.equal(byTask(echo.id).length, 1, 'an untagged task does not match the tag filter')
   const [e] = byTask(echo.id)
   t.match(e, { json: { type: 'task.completed', data: { id: echo.id, status: 'completed', result: { n: 1 } } } })
   t.match(e!.headers, { 'content-type': 'application/json', 'user-agent': /^Tasklane\// })
@@ -71,7 +74,6 @@ t.test('a matching terminal state is POSTed signed; filters by event and type; e
   t.equal(byTask(sleep.id).length, 0, 'a sleep task matches no endpoint (type filter)')
   t.match(byTask(failing.id)[0], { json: { type: 'task.failed', data: { error: { code: 'FORBIDDEN_ADDRESS' } } } })
   t.match(byTask(later.id)[0], { json: { type: 'task.cancelled' } })
-  t.equal(rx.all.filter((r) => r.headers['webhook-id'] && r.id && r.json.type === 'task.completed' && (r.json.data as { type: string }).type !== 'echo').length, 0)
 
   const deliveries = (await h.app.inject({ url: `/v1/tasks/${echo.id}/deliveries` })).json().items
   t.match(deliveries, [{ endpointId: completedEcho.id, event: 'task.completed', webhookId: e!.id, attempt: 1, status: 200, error: null }])

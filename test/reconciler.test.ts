@@ -4,11 +4,12 @@ import { createDbClient } from '../services/core/db/db-client.ts'
 import { createTaskTransitions } from '../services/core/tasks/transitions.ts'
 import { createReconciler, RECONCILER_LOCK_KEY } from '../services/worker/reconciler.ts'
 import { startHarness, type Harness } from './helpers/harness.ts'
-import { deletePrefixKeys } from './helpers/fault-tools.ts'
+import { deletePrefixKeys, DRILL_ENV } from './helpers/fault-tools.ts'
+import { startExecutionReceiver } from './helpers/execution-receiver.ts'
 import { testLogger } from './helpers/test-config.ts'
 
 // Passes are run by hand here; the worker's own reconciler stays off.
-const ENV = { TASKLANE_RECONCILER_INTERVAL_MS: '0', TASKLANE_RECONCILER_MIN_AGE_MS: '10000', TASKLANE_RECONCILER_STALE_RUNNING_MS: '10000' }
+const ENV = { ...DRILL_ENV, TASKLANE_RECONCILER_INTERVAL_MS: '0', TASKLANE_RECONCILER_MIN_AGE_MS: '10000', TASKLANE_RECONCILER_STALE_RUNNING_MS: '10000' }
 
 function reconcilerOf (t: Test, h: Harness) {
   // Each reconciler holds the lock on a connection of its own, as each worker does.
@@ -37,32 +38,33 @@ t.test('one reconciler pass at a time across replicas: a pass while another hold
 })
 
 t.test('repairs: queued with no job, queued with a finished job, running with a vanished worker; leaves live and fresh work alone', async (t) => {
+  const receiver = await startExecutionReceiver(t)
   const h = await startHarness(t, { env: ENV })
-  const queue = h.deps.queues.get('default')
+  const queue = h.deps.queues.get('http')
 
   // Queued, its job gone (an enqueue that failed, a flushed Redis).
-  const missing = await h.createTask({ type: 'echo', payload: { k: 'missing' } })
+  const missing = await h.createTask(receiver.task('missing'))
   await queue.remove(missing.id)
   await age(h, missing.id)
   // Queued, but its job already finished (a manual retry whose enqueue failed).
-  const finished = await h.createTask({ type: 'echo', payload: { k: 'finished' } })
+  const finished = await h.createTask(receiver.task('finished'))
   const worker = await h.startWorker(ENV)
   await h.waitForTerminal([finished.id])
   await worker.stop(500)
   await h.sql`update tasks set status = 'queued', finished_at = null where id = ${finished.id}`
   await age(h, finished.id)
   // Running on a worker that is gone: the attempt is open, the job is not in Redis.
-  const lost = await h.createTask({ type: 'echo', payload: { k: 'lost' } })
+  const lost = await h.createTask(receiver.task('lost'))
   await queue.remove(lost.id)
   await claim(h, lost.id, 'gone-worker')
   await age(h, lost.id)
   // Running with a live lock: not touched, whatever its age.
-  const live = await h.createTask({ type: 'echo', payload: { k: 'live' } })
+  const live = await h.createTask(receiver.task('live'))
   await claim(h, live.id, 'live-worker')
   await h.deps.redis.set(`${queue.toKey(live.id)}:lock`, 'token', 'PX', 60_000)
   await age(h, live.id)
   // Queued a moment ago with no job yet: its creator may still be enqueueing it.
-  const fresh = await h.createTask({ type: 'echo', payload: { k: 'fresh' } })
+  const fresh = await h.createTask(receiver.task('fresh'))
   await queue.remove(fresh.id)
 
   const report = await reconcilerOf(t, h).runOnce()
@@ -78,13 +80,23 @@ t.test('repairs: queued with no job, queued with a finished job, running with a 
   t.same(done.map((d) => d.status), ['completed', 'completed', 'completed'])
   const attempts = (await h.app.inject({ url: `/v1/tasks/${lost.id}/attempts` })).json().items as { outcome: string, workerId: string }[]
   t.same(attempts.map((a) => [a.outcome, a.workerId === 'gone-worker']), [['lost', true], ['completed', false]], 'the lost attempt stays in the history')
+  // Executions, counted where the handler sent them: each repaired task ran once more, and
+  // every result is the answer to the task's last execution.
+  t.same(['missing', 'finished', 'lost'].map((k) => receiver.executions(k).length), [1, 2, 1],
+    'executions: missing 1, finished 2 (before and after its reset), lost 1 (the gone worker never ran it)')
+  const results = await h.sql<{ id: string, nonce: string }[]>`
+    select id, result -> 'body' ->> 'nonce' as nonce from tasks where id = any(${[missing.id, finished.id, lost.id]}::uuid[])`
+  const nonces = new Map(results.map((r) => [r.id, r.nonce]))
+  t.same([['missing', missing.id], ['finished', finished.id], ['lost', lost.id]].map(([k, id]) => nonces.get(id!) === receiver.executions(k!).at(-1)?.nonce),
+    [true, true, true], 'each result carries the nonce of the task\'s last execution')
 })
 
 t.test('a hash-tagged prefix ({...}) for Redis Cluster works end to end, recovery included', async (t) => {
   const prefix = `{tlt_${Date.now().toString(36)}}`
+  const receiver = await startExecutionReceiver(t)
   const h = await startHarness(t, { env: { ...ENV, TASKLANE_QUEUE_PREFIX: prefix, TASKLANE_RECONCILER_MIN_AGE_MS: '0' } })
   t.equal(h.config.TASKLANE_QUEUE_PREFIX, prefix)
-  const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => h.createTask({ type: 'echo', payload: { i } }).then((x) => x.id)))
+  const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => h.createTask(receiver.task(`tagged-${i}`)).then((x) => x.id)))
   const keys = await h.deps.redis.keys(`${prefix.replace(/[{}]/g, '\\$&')}:*`)
   t.ok(keys.length > 0 && keys.every((k) => k.startsWith(`${prefix}:`)), 'every key carries the hash tag, so a queue lives in one cluster slot')
   t.ok(await deletePrefixKeys(h.config.REDIS_URL, prefix) > 0, 'the jobs are deleted')
@@ -93,6 +105,7 @@ t.test('a hash-tagged prefix ({...}) for Redis Cluster works end to end, recover
   await h.startWorker(ENV)
   const done = await h.waitForTerminal(ids)
   t.same(done.map((d) => d.status), ids.map(() => 'completed'))
+  t.same(ids.map((_, i) => receiver.executions(`tagged-${i}`).length), ids.map(() => 1), 'each re-enqueued task executed once')
 })
 
 t.test('exactly-once recorded state under duplicate deliveries and late writes', async (t) => {

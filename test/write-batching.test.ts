@@ -64,6 +64,24 @@ t.test('a timed-out batch keeps its keys until its statement really ends: the sa
   t.same(overlaps, [], 'no two statements ever held row 1 at once')
 })
 
+t.test('past maxPending waiting rows a write is refused at once with a 503, and accepted again once they drain', async (t) => {
+  let release!: () => void
+  const stuck = new Promise<void>((resolve) => { release = resolve })
+  const write = createWriteBatcher({
+    run: async (items: number[]) => { await stuck; return items },
+    maxInFlight: 1,
+    maxBatch: 1,
+    maxPending: 10,
+  })
+  const first = write(0) // on the wire, holding the only slot
+  await new Promise((resolve) => setImmediate(resolve))
+  const waiting = Array.from({ length: 10 }, (_, i) => write(i + 1))
+  await t.rejects(write(99), { statusCode: 503, code: 'TASKLANE_UNAVAILABLE' }, 'the eleventh waiting row is refused')
+  release()
+  t.same(await Promise.all([first, ...waiting]), Array.from({ length: 11 }, (_, i) => i), 'every accepted write got its answer')
+  t.equal(await write(100), 100, 'accepted again once the backlog drained')
+})
+
 t.test('claims and finishes of many tasks at once each record their own outcome, exactly once', async (t) => {
   const h = await startHarness(t)
   const transitions = createTaskTransitions(h.sql, { maxLostAttempts: 3 })

@@ -10,6 +10,8 @@ import type { QueueService } from '../core/queues/queue-service.ts'
 import type { TaskControlService } from '../core/tasks/task-control-service.ts'
 import type { TaskEventHub } from '../core/tasks/task-event-hub.ts'
 import type { NotificationService } from '../core/notifications/notification-service.ts'
+import type { ScheduleLoop } from '../core/schedules/schedule-loop.ts'
+import type { ScheduleService } from '../core/schedules/schedule-service.ts'
 import type { ApiMetrics } from './api-metrics.ts'
 
 /** Everything the HTTP app needs, opened by the composition root (server.ts) or by a test. */
@@ -26,6 +28,9 @@ export type AppDeps = {
   taskEvents: TaskEventHub
   /** Queue counts, pause and resume. */
   queueControl: QueueService
+  schedules: ScheduleService
+  /** Fires due schedules; the composition root starts it. */
+  scheduleLoop: ScheduleLoop
   readiness: Readiness
   apiKeys: ApiKeyService
   metrics: ApiMetrics

@@ -3,9 +3,11 @@ import fp from 'fastify-plugin'
 import { ProblemSchema } from './schemas/problem-schema.ts'
 import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
 import { QueueSchema } from './schemas/queue-schemas.ts'
+import { CreateScheduleSchema, ScheduleSchema } from './schemas/schedule-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
 import authentication, { adminOnlyRoutes } from './plugins/authentication.ts'
+import clientFailureLimit from './plugins/client-failure-limit.ts'
 import httpMetrics from './plugins/http-metrics.ts'
 import requestLogContext from './plugins/request-log-context.ts'
 import loadShedding from './plugins/load-shedding.ts'
@@ -23,6 +25,7 @@ import queueControlRoutes from './routes/queue-control/index.ts'
 import queueDashboard from './routes/queue-dashboard/index.ts'
 import statsRoutes from './routes/stats/index.ts'
 import webhookEndpointRoutes from './routes/webhook-endpoints/index.ts'
+import scheduleRoutes from './routes/schedules/index.ts'
 
 /** The HTTP application as a plugin: infrastructure, services, error handling, then routes. */
 export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
@@ -32,6 +35,8 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   app.addSchema(TaskSchema)
   app.addSchema(CreateTaskSchema)
   app.addSchema(QueueSchema)
+  app.addSchema(ScheduleSchema)
+  app.addSchema(CreateScheduleSchema)
 
   // First, so its timing hooks see every request, the 404s and 405s included.
   await app.register(httpMetrics, { registry: deps.metrics.registry })
@@ -45,6 +50,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   // rate-limit creation per tenant (a route hook, so after authentication).
   await app.register(loadShedding, deps)
   await app.register(requestGuard)
+  await app.register(clientFailureLimit, deps)
   await app.register(authentication, deps)
   await app.register(taskRateLimit, deps)
 
@@ -55,6 +61,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(queueRoutes)
   await app.register(statsRoutes)
   await app.register(webhookEndpointRoutes)
+  await app.register(scheduleRoutes)
   // Operators only: each in its own plugin, so the admin guard covers the whole of it.
   await app.register(async function adminRoutes (admin) {
     admin.addHook('onRoute', adminOnlyRoutes)

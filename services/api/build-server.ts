@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '../core/log.ts'
 import { AccessLog } from './access-log.ts'
@@ -7,6 +7,10 @@ import { sendProblem } from './plugins/problem-details.ts'
 import type { AppDeps } from './app-deps.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** TASKLANE_TRUST_PROXY as Fastify's trustProxy: off, any proxy, or the proxies' addresses. */
+const trustProxy = (value: string): FastifyServerOptions['trustProxy'] =>
+  value === '' || value === 'false' ? false : value === 'true' ? true : value
 
 /** A Fastify instance with Tasklane's server options and the app registered; not listening. */
 export async function buildServer (deps: AppDeps, log: Logger): Promise<FastifyInstance> {
@@ -23,6 +27,7 @@ export async function buildServer (deps: AppDeps, log: Logger): Promise<FastifyI
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
+    trustProxy: trustProxy(deps.config.TASKLANE_TRUST_PROXY),
     // A URL the router cannot decode or a parameter over maxParamLength: still a problem document.
     // Such a request never reaches the hooks that write its access line (access-log.ts).
     frameworkErrors: (err, request, reply) => {

@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.ts'
 import { createQueueRegistry } from '../core/queues/queue-registry.ts'
 import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
+import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createTaskService } from '../core/tasks/task-service.ts'
@@ -15,6 +16,7 @@ import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createNotificationRepository } from '../core/notifications/notification-repository.ts'
 import { createNotificationService } from '../core/notifications/notification-service.ts'
+import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -26,7 +28,9 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
   const queues = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
   const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, log })
-  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, events: { created: metrics.tasksCreated } })
+  const secrets = createSecretBox(config)
+  if (!secrets.encrypts) log.warn('TASKLANE_ENCRYPTION_KEY is not set: secret payload fields are stored unencrypted (still masked on read)')
+  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, secrets, events: { created: metrics.tasksCreated } })
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
@@ -38,10 +42,13 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   subscriber.on('error', (err) => log.warn({ err }, 'redis subscriber connection error'))
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const notifications = createNotificationService({ repo: createNotificationRepository(database.sql), assertTask: (tenant, id) => tasks.get(tenant, id) })
-  const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS })
+  const { schedules, scheduleLoop } = openScheduling({ db: database.db, tasks, config, registry: metrics.registry, log })
+  const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents, notifications,
+    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
+    schedules, scheduleLoop, notifications,
     async close () {
+      await scheduleLoop.stop()
       taskEvents.close()
       await queues.close()
       redis.disconnect()

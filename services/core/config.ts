@@ -35,6 +35,23 @@ const EnvSchema = Type.Object({
   TASKLANE_HEAP_GROWTH_PERCENT: Type.Integer({ default: 0, minimum: 0, maximum: 400 }),
   // How often an open event stream sends a heartbeat comment and re-checks the task.
   TASKLANE_SSE_HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 300_000 }),
+  // Caps on event streams: per tenant (429 beyond) and per process (503 beyond), and the bytes a
+  // stream may hold for a client that does not read before it is cut (the client resumes).
+  TASKLANE_SSE_MAX_STREAMS: Type.Integer({ default: 1000, minimum: 1 }),
+  TASKLANE_SSE_MAX_STREAMS_PER_TENANT: Type.Integer({ default: 100, minimum: 1 }),
+  TASKLANE_SSE_MAX_BUFFER_BYTES: Type.Integer({ default: 262_144, minimum: 4096 }),
+  // Unknown keys are remembered this long, so guessing costs no Postgres lookup; and 401s and
+  // 404s per client address are limited (0 turns the limit off).
+  TASKLANE_AUTH_FAILURE_CACHE_MS: Type.Integer({ default: 2000, minimum: 0, maximum: 60_000 }),
+  TASKLANE_CLIENT_FAILURE_LIMIT: Type.Integer({ default: 100, minimum: 0 }),
+  TASKLANE_CLIENT_FAILURE_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
+  // Which proxies' X-Forwarded-For to believe for the client address: '' none, 'true' any, or
+  // comma-separated addresses/CIDRs of the proxies (Fastify's trustProxy).
+  TASKLANE_TRUST_PROXY: Type.String({ default: '', pattern: '^[0-9A-Fa-f.:/, a-z]*$' }),
+  // Secret payload fields are encrypted with this key (`<id>:<64 hex or 44 base64 chars>`);
+  // the previous keys (comma-separated, same form) still decrypt during a rotation.
+  TASKLANE_ENCRYPTION_KEY: Type.String({ default: '' }),
+  TASKLANE_ENCRYPTION_PREVIOUS_KEYS: Type.String({ default: '' }),
   // Limits and load shedding of the public API; 0 turns a limit off.
   TASKLANE_RATE_LIMIT_MAX: Type.Integer({ default: 6000, minimum: 0 }),
   TASKLANE_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
@@ -52,6 +69,10 @@ const EnvSchema = Type.Object({
   TASKLANE_RECONCILER_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
   TASKLANE_MAX_LOST_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 1000 }),
   TASKLANE_RECONCILER_MAX_PER_PASS: Type.Integer({ default: 20_000, minimum: 1 }),
+  // Schedules: the firing loop sleeps until the nearest due time, at most this long (0 turns the
+  // loop off in that process); a due time later than the grace counts as missed when catching up.
+  TASKLANE_SCHEDULER_MAX_SLEEP_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000 }),
+  TASKLANE_SCHEDULE_MISFIRE_GRACE_MS: Type.Integer({ default: 5000, minimum: 0 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { guardUnhandledRejections } from './db/driver-rejection-guard.ts'
 import { limitHeapGrowth } from './heap-growth.ts'
+import { createSecretBox } from './secrets/secret-box.ts'
 import { createLogger, type Logger } from './log.ts'
 
 /**
@@ -13,6 +14,7 @@ export function bootProcess (service: 'tasklane-api' | 'tasklane-worker'): { con
   let config: Config
   try {
     config = loadConfig()
+    createSecretBox(config) // the encryption keys are configuration too: checked here, once
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`${service}: ${err.message}\n`)

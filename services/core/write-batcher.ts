@@ -1,3 +1,5 @@
+import { DependencyUnavailableError } from './errors.ts'
+
 /**
  * Coalesces concurrent single-row writes into one multi-row statement. Each call still gets
  * its own answer; under load a statement carries everything that arrived while the previous
@@ -15,6 +17,10 @@
  * batching it would hold only its own caller). Its keys stay taken until the statement
  * really ends, so a retried write of the same row waits for it instead of racing it. A late
  * answer is ignored; the conditional updates make a retried write safe.
+ *
+ * At most `maxPending` rows wait for a batch: past that a write is refused at once with a
+ * 503 (DependencyUnavailableError), so a database that falls behind turns into backpressure
+ * on the callers instead of a queue that grows until the process runs out of memory.
  */
 export function createWriteBatcher<I, O> (options: {
   run: (items: I[]) => Promise<O[]>
@@ -24,10 +30,13 @@ export function createWriteBatcher<I, O> (options: {
   maxBatch?: number
   maxInFlight?: number
   timeoutMs?: number
+  maxPending?: number
 }) {
   const maxBatch = options.maxBatch ?? 500
   const maxInFlight = options.maxInFlight ?? 4
   const timeoutMs = options.timeoutMs ?? 20_000
+  const maxPending = options.maxPending ?? 20_000
+  let pendingRows = 0
   type Entry = { item: I, key: string, resolve: (value: O) => void, reject: (err: unknown) => void }
   let pending: Entry[] = []
   let inFlight = 0
@@ -59,6 +68,7 @@ export function createWriteBatcher<I, O> (options: {
       }
     }
     pending = rest
+    pendingRows -= rows
     if (batch.length === 0) return // everything waits for a batch on the wire; its end reschedules
     inFlight++
     // A batch that times out gives up its slot (later writes go out) but not its keys: its
@@ -105,6 +115,11 @@ export function createWriteBatcher<I, O> (options: {
   }
 
   return function write (item: I): Promise<O> {
+    const weight = options.weight ? options.weight(item) : 1
+    if (pendingRows > 0 && pendingRows + weight > maxPending) {
+      return Promise.reject(new DependencyUnavailableError(`The write queue (${pendingRows} rows waiting)`))
+    }
+    pendingRows += weight
     return new Promise<O>((resolve, reject) => {
       pending.push({ item, key: options.key ? options.key(item) : String(++serial), resolve, reject })
       schedule()

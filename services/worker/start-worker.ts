@@ -11,8 +11,11 @@ import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
+import { createTaskService } from '../core/tasks/task-service.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
+import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
@@ -50,8 +53,11 @@ export async function startWorker (config: Config, log: Logger) {
   const webhookMetrics = createWebhookMetrics(registry)
   const handlers = createHandlers(config, outbound)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const secrets = createSecretBox(config)
   const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
-  const runner = createTaskRunner({ transitions, handlers: handlers.handlers, workerId, log, events: metrics.events })
+  const runner = createTaskRunner({
+    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events, openPayload: secrets.openFields,
+  })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({
     subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:cancel`),
@@ -64,6 +70,10 @@ export async function startWorker (config: Config, log: Logger) {
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
   const notifications = startNotifications({ config, sql: database.sql, producer: redis, outbound, metrics: webhookMetrics, registry, log, workerId })
+  // Schedules fire from every worker too, through the same create path as the API's.
+  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes, config, log, secrets })
+  const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })
+  scheduleLoop.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -73,8 +83,7 @@ export async function startWorker (config: Config, log: Logger) {
     readiness.startDraining()
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
-    await reconciler.stop()
-    await notifications.stop()
+    await Promise.all([reconciler.stop(), scheduleLoop.stop(), notifications.stop()])
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')

@@ -51,6 +51,8 @@ export function createTaskRunner (deps: {
   workerId: string
   log: Logger
   events?: RunnerEvents
+  /** The payload as the handler needs it: sealed secret fields opened. */
+  openPayload?: (payload: unknown) => unknown
 }) {
   const { transitions, workerId } = deps
 
@@ -103,7 +105,7 @@ export function createTaskRunner (deps: {
 
     try {
       const work = handler({
-        taskId, attempt, payload: task.payload, signal, log,
+        taskId, attempt, payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, signal, log,
         progress: async (value) => { await transitions.setProgress(taskId, attempt, value) },
       })
       const result = toStorable(await untilAborted(work, signal))

@@ -24,14 +24,18 @@ export async function freePort (): Promise<number> {
   return port
 }
 
-/** A redis-server of this test's own on a free port, which the test may stop and start again. */
-export async function startPrivateRedis (t: Teardown) {
+/**
+ * A redis-server of this test's own on a free port, without persistence (stopping it loses every
+ * key), which the test may stop and start again; `args` adds settings (e.g. --maxmemory-policy).
+ * Register it before the harness: teardowns run last-in first-out, so it outlives its users.
+ */
+export async function startPrivateRedis (t: Teardown, args: string[] = []) {
   const port = await freePort()
   let child: ChildProcess | undefined
   const redis = {
     url: `redis://127.0.0.1:${port}`,
     async start (): Promise<void> {
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' })
       for (let i = 0; i < 100; i++) {
         if (await answers(port)) return
         await sleep(50)

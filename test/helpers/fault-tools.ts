@@ -1,57 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis } from 'ioredis'
 import type postgres from 'postgres'
 import type { Test } from 'tap'
 import type { Harness } from './harness.ts'
+import type { ExecutionReceiver } from './execution-receiver.ts'
+import { freePort, startPrivateRedis } from './fault-services.ts'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
-/** A port nobody listens on right now (the OS picks it). */
 export { deletePrefixKeys } from './services.ts'
-
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
-/**
- * A redis-server of the test's own on a free port, without persistence, so stopping it loses
- * every key, as a Redis restarted without AOF or RDB does. Register it before the harness:
- * teardowns run last-in first-out, so it outlives the harness that uses it.
- */
-export async function startPrivateRedis (t: Teardown) {
-  const port = await freePort()
-  let child: ChildProcess | undefined
-
-  async function start (): Promise<void> {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null })
-    try {
-      await client.connect().catch(() => {})
-      await Promise.race([client.ping(), sleep(10_000).then(() => { throw new Error('private redis did not start') })])
-    } finally {
-      client.disconnect()
-    }
-  }
-
-  async function stop (): Promise<void> {
-    if (!child || child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGKILL')
-    await exited
-  }
-
-  await start()
-  t.teardown(stop)
-  return { url: `redis://127.0.0.1:${port}`, port, start, stop }
-}
+// One private redis-server and one free-port helper for every drill.
+export { freePort, startPrivateRedis }
 
 /**
  * A TCP relay in front of Postgres that can cut every connection and refuse new ones, the way
@@ -101,63 +62,125 @@ export async function submitTasks (h: Harness, bodies: Record<string, unknown>[]
   return ids
 }
 
-/** `n` sleep tasks of `minMs`..`maxMs`, with a retry budget that outage retries cannot exhaust. */
-export function sleepTasks (n: number, minMs: number, maxMs: number): Record<string, unknown>[] {
-  return Array.from({ length: n }, (_, i) => ({
-    type: 'sleep',
-    payload: { ms: minMs + ((i * 7919) % (maxMs - minMs + 1)) },
-    maxAttempts: 10,
-    backoff: { type: 'fixed', delayMs: 50 },
-  }))
+/**
+ * What every drill's harness and workers need: `http` tasks may reach the receiver on
+ * 127.0.0.1, and the per-tenant creation limit does not cap a drill's bursts.
+ */
+export const DRILL_ENV = { TASKLANE_HTTP_ALLOW_PRIVATE: 'true', TASKLANE_RATE_LIMIT_MAX: '0' }
+
+/** Short locks and a fast reconciler: what Redis lost or refused comes back within a second or two. */
+export const FAST_RECOVERY_ENV = {
+  TASKLANE_LOCK_DURATION_MS: '2000',
+  TASKLANE_STALLED_INTERVAL_MS: '1000',
+  TASKLANE_RECONCILER_INTERVAL_MS: '300',
+  TASKLANE_RECONCILER_MIN_AGE_MS: '500',
+  TASKLANE_RECONCILER_STALE_RUNNING_MS: '2500',
 }
 
-/** Polls Postgres until `count` of the tasks are terminal, or the time is up. */
-export async function waitForTerminalCount (sql: postgres.Sql, ids: string[], count: number, timeoutMs = 30_000): Promise<number> {
+/**
+ * Polls Postgres until `count` of the tasks are terminal, or the time is up. A poll that fails
+ * (the drill may have Postgres down at that moment) counts as nothing seen yet.
+ */
+export async function waitForTerminalCount (sql: postgres.Sql, tasks: DrillTask[], count: number, timeoutMs = 30_000): Promise<number> {
+  const ids = tasks.map((x) => x.id)
   const deadline = Date.now() + timeoutMs
+  let seen = 0
   for (;;) {
-    const [row] = await sql<{ n: number }[]>`
-      select count(*)::int as n from tasks where id = any(${ids}::uuid[]) and status in ('completed', 'failed', 'cancelled')`
-    if (row!.n >= count || Date.now() > deadline) return row!.n
+    try {
+      const [row] = await sql<{ n: number }[]>`
+        select count(*)::int as n from tasks where id = any(${ids}::uuid[]) and status in ('completed', 'failed', 'cancelled')`
+      seen = row!.n
+    } catch { /* down for now: poll again */ }
+    if (seen >= count || Date.now() > deadline) return seen
     await sleep(50)
   }
 }
 
-export type FaultReport = { submitted: number, completed: number, lost: number, recordedTwice: number, lostAttempts: number, releasedAttempts: number }
+/** A task of a drill: its id and the key its executions are recorded under by the receiver. */
+export type DrillTask = { id: string, key: string }
 
-/**
- * The figures every fault test prints and judges: a task is lost when it did not end
- * completed; recorded twice when more than one of its attempts carries a terminal outcome
- * (the terminal transition and the closing of its attempt are one statement, so a second
- * terminal write would leave a second terminal attempt).
- */
-export async function faultReport (sql: postgres.Sql, ids: string[]): Promise<FaultReport> {
-  const [row] = await sql<{ completed: number, twice: number, lostAttempts: number, releasedAttempts: number }[]>`
-    with mine as (select unnest(${ids}::uuid[]) as id),
-    terminal as (
-      select a.task_id, count(*) filter (where a.outcome in ('completed', 'failed', 'cancelled')) as n
-      from task_attempts a join mine m on m.id = a.task_id group by a.task_id
-    )
-    select
-      (select count(*)::int from tasks t join mine m on m.id = t.id where t.status = 'completed') as completed,
-      (select count(*)::int from terminal where n > 1) as twice,
-      (select count(*)::int from task_attempts a join mine m on m.id = a.task_id where a.outcome = 'lost') as "lostAttempts",
-      (select count(*)::int from task_attempts a join mine m on m.id = a.task_id where a.outcome = 'released') as "releasedAttempts"`
-  return {
-    submitted: ids.length,
-    completed: row!.completed,
-    lost: ids.length - row!.completed,
-    recordedTwice: row!.twice,
-    lostAttempts: row!.lostAttempts,
-    releasedAttempts: row!.releasedAttempts,
-  }
+export type FaultReport = {
+  submitted: number
+  completed: number
+  /** Did not end completed. */
+  lost: number
+  /** More than one attempt carries a terminal outcome. */
+  recordedTwice: number
+  /** Handler executions the receiver recorded for these tasks. */
+  executed: number
+  /** Tasks whose handler ran more than once (at-least-once allows it after a lost or released attempt). */
+  executedMoreThanOnce: number
+  /** Tasks executed more often than they have attempts: a run no claim accounts for. */
+  executedBeyondAttempts: number
+  /** Completed tasks whose stored result carries no nonce of a recorded execution. */
+  resultWithoutExecution: number
+  lostAttempts: number
+  releasedAttempts: number
 }
 
-/** Prints the report and fails the test unless nothing was lost or recorded twice. */
+/**
+ * The figures every drill prints and judges. Recorded state comes from Postgres; executions
+ * from the receiver the tasks' handlers called, so a task that completed without running,
+ * or ran more often than its history says, shows.
+ */
+export async function faultReport (sql: postgres.Sql, tasks: DrillTask[], receiver: ExecutionReceiver): Promise<FaultReport> {
+  const rows = await sql<{ id: string, status: string, attempts: number, terminal: number, lost: number, released: number, nonce: string | null }[]>`
+    with mine as (select unnest(${tasks.map((x) => x.id)}::uuid[]) as id)
+    select t.id, t.status, t.result -> 'body' ->> 'nonce' as nonce,
+      count(a.attempt)::int as attempts,
+      (count(*) filter (where a.outcome in ('completed', 'failed', 'cancelled')))::int as terminal,
+      (count(*) filter (where a.outcome = 'lost'))::int as lost,
+      (count(*) filter (where a.outcome = 'released'))::int as released
+    from mine m join tasks t on t.id = m.id left join task_attempts a on a.task_id = t.id
+    group by t.id`
+  const byId = new Map(rows.map((r) => [r.id, r]))
+  const report: FaultReport = {
+    submitted: tasks.length, completed: 0, lost: 0, recordedTwice: 0, executed: 0, executedMoreThanOnce: 0,
+    executedBeyondAttempts: 0, resultWithoutExecution: 0, lostAttempts: 0, releasedAttempts: 0,
+  }
+  for (const { id, key } of tasks) {
+    const row = byId.get(id)
+    const executions = receiver.executions(key)
+    report.executed += executions.length
+    if (executions.length > 1) report.executedMoreThanOnce++
+    if (executions.length > (row?.attempts ?? 0)) report.executedBeyondAttempts++
+    if (row?.status === 'completed') {
+      report.completed++
+      if (!executions.some((e) => e.nonce === row.nonce)) report.resultWithoutExecution++
+    }
+    if ((row?.terminal ?? 0) > 1) report.recordedTwice++
+    report.lostAttempts += row?.lost ?? 0
+    report.releasedAttempts += row?.released ?? 0
+  }
+  report.lost = report.submitted - report.completed
+  return report
+}
+
+export function formatReport (name: string, r: FaultReport): string {
+  return `${name}: submitted=${r.submitted} completed=${r.completed} lost=${r.lost} recorded-twice=${r.recordedTwice} ` +
+    `executed=${r.executed} executed-more-than-once=${r.executedMoreThanOnce} executed-beyond-attempts=${r.executedBeyondAttempts} ` +
+    `result-without-execution=${r.resultWithoutExecution} (lost attempts ${r.lostAttempts}, released attempts ${r.releasedAttempts})`
+}
+
+/**
+ * Prints the report and fails the test unless every task completed once, from an execution
+ * that happened, and no task ran more often than its attempts (at-least-once allows a rerun
+ * only for an attempt that was lost or released, and each of those is an attempt).
+ */
 export function judge (t: Test, name: string, report: FaultReport, minSubmitted = 300): void {
-  t.comment(`${name}: submitted=${report.submitted} completed=${report.completed} lost=${report.lost} recorded-twice=${report.recordedTwice} (lost attempts ${report.lostAttempts}, released attempts ${report.releasedAttempts})`)
+  t.comment(formatReport(name, report))
   t.ok(report.submitted >= minSubmitted, `at least ${minSubmitted} tasks in flight`)
   t.equal(report.lost, 0, 'no task lost')
   t.equal(report.recordedTwice, 0, 'no task recorded twice')
+  t.ok(report.executed >= report.completed, 'at least one execution per completed task')
+  t.equal(report.resultWithoutExecution, 0, 'every completed task\'s result comes from an execution the receiver saw')
+  t.equal(report.executedBeyondAttempts, 0, 'no task executed more often than it has attempts')
+}
+
+/** Submits drill tasks through the harness' API, `parallel` at a time; every create must be accepted. */
+export async function submitDrillTasks (h: Harness, tasks: { key: string, body: Record<string, unknown> }[], parallel = 25): Promise<DrillTask[]> {
+  const ids = await submitTasks(h, tasks.map((x) => x.body), parallel)
+  return tasks.map((x, i) => ({ id: ids[i]!, key: x.key }))
 }
 
 /** Sends a signal to a spawned worker and resolves with its exit code (null if killed by a signal). */

@@ -17,9 +17,10 @@ export type Harness = Awaited<ReturnType<typeof startHarness>>
  * A whole Tasklane on the real services for one test: a fresh database, a unique BullMQ
  * prefix, the API app, and optionally an in-process worker. Everything closes at teardown.
  */
-export async function startHarness (t: Teardown, options: { env?: Record<string, string>, worker?: boolean } = {}) {
+export async function startHarness (t: Teardown, options: { env?: Record<string, string>, worker?: boolean, postgresUrl?: string } = {}) {
   const { redisUrl } = await serviceEndpoints()
-  const database = await createTestDatabase()
+  // `postgresUrl`: a server of the test's own (a drill that restarts it) instead of the shared one.
+  const database = await createTestDatabase(options.postgresUrl)
   const config = testConfig(database.url, redisUrl, options.env)
   const deps = openApiDeps(config, testLogger(config, 'tasklane-api'))
   const app = await buildServer(deps, testLogger(config, 'tasklane-api'))

@@ -51,8 +51,8 @@ export const serviceEndpoints = (): Promise<Endpoints> => (endpoints ??= resolve
 export const uniqueName = (prefix: string): string => `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
 
 /** A fresh, migrated database for one test file; `drop` removes it (and any lingering sessions). */
-export async function createTestDatabase (): Promise<{ url: string, drop: () => Promise<void> }> {
-  const { databaseUrl } = await serviceEndpoints()
+export async function createTestDatabase (serverUrl?: string): Promise<{ url: string, drop: () => Promise<void> }> {
+  const databaseUrl = serverUrl ?? (await serviceEndpoints()).databaseUrl
   const name = uniqueName('tasklane_test')
   const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} })
   await admin.unsafe(`create database "${name}"`)

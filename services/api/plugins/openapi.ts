@@ -3,14 +3,47 @@ import type { OpenAPIV3_1 } from 'openapi-types'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { problems } from '../schemas/problem-schema.ts'
 
-const HTML_PAGE = (summary: string, description: string, security: unknown[] | undefined) => ({
+/** Route-schema problem responses as OpenAPI: a header's JSON schema becomes `{ description, schema }`, the ref a pointer. */
+function asOpenApi (responses: ReturnType<typeof problems>) {
+  return Object.fromEntries(Object.entries(responses).map(([status, { headers, description }]) => [status, {
+    description,
+    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+    ...(headers ? { headers: Object.fromEntries(Object.entries(headers).map(([name, { description, type }]) => [name, { description, schema: { type } }])) } : {}),
+  }]))
+}
+
+const HTML_PAGE = (operationId: string, summary: string, description: string, security: unknown[] | undefined, statuses: number[]) => ({
   get: {
-    summary, description, security,
+    operationId, summary, description, security,
     tags: ['meta'],
-    responses: { 200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+    responses: { 200: { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } }, ...asOpenApi(problems(...statuses)) },
   },
 })
+
+const TAGS = [
+  { name: 'tasks', description: 'Create, read, follow, cancel, retry and delete tasks' },
+  { name: 'task types', description: 'The kinds of task this service runs, with their payload schema and defaults' },
+  { name: 'queues', description: 'Queue counts and statistics; pausing and resuming a queue needs the admin key' },
+  { name: 'health', description: 'Liveness and readiness probes, without a key' },
+  { name: 'meta', description: 'This document, its browsable reference and the operators\' dashboard' },
+]
+
+/** `anyOf` of string constants (how TypeBox writes a union of literals) as the one `enum` client generators read. */
+function constUnionsAsEnums (node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(constUnionsAsEnums)
+  if (node === null || typeof node !== 'object') return node
+  const object = node as Record<string, unknown>
+  // @fastify/swagger has already written each `const` as a one-value `enum`.
+  const single = (s: { const?: unknown, enum?: unknown[] }): unknown => s.const ?? (s.enum?.length === 1 ? s.enum[0] : undefined)
+  const anyOf = object.anyOf
+  if (Array.isArray(anyOf) && anyOf.length > 0 && anyOf.every((s) => typeof single(s) === 'string')) {
+    const { anyOf: _anyOf, ...rest } = object
+    return { ...rest, type: 'string', enum: anyOf.map(single) }
+  }
+  return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, constUnionsAsEnums(v)]))
+}
 
 /**
  * Collects every route schema into the OpenAPI 3.1 document served at /openapi.json, and
@@ -25,7 +58,12 @@ export default fp(async function openapi (app: FastifyInstance) {
         title: 'Tasklane',
         version: '1.0.0',
         description: 'Hand slow or unreliable work to a durable queue over HTTP and read the result later.',
+        license: { name: 'MIT', identifier: 'MIT' },
+        contact: { name: 'Tasklane maintainers' },
       },
+      // Relative: the document describes whichever host serves it.
+      servers: [{ url: '/', description: 'The server that serves this document' }],
+      tags: TAGS,
       components: {
         securitySchemes: {
           apiKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <api key>' },
@@ -38,21 +76,27 @@ export default fp(async function openapi (app: FastifyInstance) {
     transformObject: (document) => {
       if (!('openapiObject' in document)) return document.swaggerObject
       const openapiObject = document.openapiObject as OpenAPIV3_1.Document
-      return {
+      return constUnionsAsEnums({
         ...openapiObject,
         paths: {
           ...openapiObject.paths,
-          '/docs': HTML_PAGE('This reference, browsable', 'Swagger UI over /openapi.json.', []),
-          '/admin/queues': HTML_PAGE('The queue dashboard (bull-board)', 'Every queue and its jobs, read-only. Operators only.', [{ adminKey: [] }]),
+          '/docs': HTML_PAGE('getDocs', 'This reference, browsable', 'A browsable reference of /openapi.json.', [], [429, 503]),
+          '/admin/queues': HTML_PAGE('getQueueDashboard', 'The queue dashboard (bull-board)', 'Every queue and its jobs, read-only. Operators only.', [{ adminKey: [] }], [401, 429, 503]),
         },
-      } as OpenAPIV3_1.Document
+      }) as OpenAPIV3_1.Document
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
+  // `urls` wins over the `./json` the plugin puts in `url`: the page loads the document clients use.
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    theme: { title: 'Tasklane API reference' },
+    uiConfig: { deepLinking: true, urls: [{ url: '/openapi.json', name: 'Tasklane API' }] },
+  })
   app.get('/openapi.json', {
     schema: {
-      tags: ['meta'], summary: 'This OpenAPI 3.1 document', security: [],
-      response: { 200: { description: 'The OpenAPI document', type: 'object', additionalProperties: true } },
+      tags: ['meta'], operationId: 'getOpenApiDocument', summary: 'This OpenAPI 3.1 document', security: [],
+      description: 'The document client generators read; it describes every public route.',
+      response: { 200: { description: 'The OpenAPI document', type: 'object', additionalProperties: true }, ...problems(429, 503) },
     },
   }, async () => app.swagger())
 }, { name: 'openapi' })

@@ -2,25 +2,26 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { ValidationError, type FieldError } from '../../core/errors.ts'
 import { isOutage } from '../../core/outage.ts'
+import { problemCode, problemType, type ProblemCode } from '../problem-codes.ts'
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  406: 'Not Acceptable', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type',
-  422: 'Unprocessable Content', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  406: 'Not Acceptable', 408: 'Request Timeout', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type',
+  422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 }
 
-const slug = (code: string | undefined, status: number): string =>
-  (code ?? `HTTP_${status}`).replace(/^(TASKLANE|FST_ERR)_/, '').toLowerCase().replace(/_/g, '-')
+type Problem = { type: string, title: string, status: number, detail?: string, code: ProblemCode, requestId: string, errors?: FieldError[] }
 
-type Problem = { type: string, title: string, status: number, detail?: string, code?: string, requestId: string, errors?: FieldError[] }
-
-export function sendProblem (reply: FastifyReply, status: number, fields: { code?: string, detail?: string, errors?: FieldError[] }) {
+/** Sends a problem document; whatever code it is given, the one it sends is in the documented set. */
+export function sendProblem (reply: FastifyReply, status: number, fields: { code?: string | undefined, detail?: string, errors?: FieldError[] }) {
+  const code = problemCode(fields.code, status)
   const problem: Problem = {
-    type: `urn:tasklane:problem:${slug(fields.code, status)}`,
+    type: problemType(code),
     title: TITLES[status] ?? 'Error',
     status,
     requestId: String(reply.request.id),
     ...fields,
+    code,
   }
   return reply.code(status).type('application/problem+json; charset=utf-8').send(problem)
 }

@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { BackoffSchema, PRIORITIES } from '../../core/task-types/task-type.ts'
+import { ATTEMPT_OUTCOMES, type AttemptOutcome } from '../../core/tasks/task-view.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const DateTime = Type.String({ format: 'date-time' })
@@ -7,6 +8,10 @@ const DateTime = Type.String({ format: 'date-time' })
 export const PrioritySchema = Type.Union(PRIORITIES.map((p) => Type.Literal(p)))
 export const TaskStatusSchema = Type.Union(
   (['queued', 'running', 'completed', 'failed', 'cancelled'] as const).map((s) => Type.Literal(s)))
+
+export const TagsSchema = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+  maxItems: 10, description: 'Up to 10 labels; `GET /v1/tasks?tag=x` finds the tasks that carry x',
+})
 
 export const TaskErrorSchema = Type.Object({ message: Type.String(), code: Type.String() })
 
@@ -29,7 +34,20 @@ export const TaskSchema = Type.Object({
   startedAt: Nullable(DateTime),
   finishedAt: Nullable(DateTime),
   updatedAt: DateTime,
-}, { $id: 'Task', title: 'Task' })
+  tags: Type.Array(Type.String()),
+  scheduleId: Nullable(Type.String({ format: 'uuid', description: 'The schedule that made the task' })),
+  scheduledFor: Nullable(Type.String({ format: 'date-time', description: 'The due time the schedule made the task for' })),
+}, {
+  $id: 'Task',
+  title: 'Task',
+  examples: [{
+    id: '0193b5a2-7c1e-7d3a-9f4b-2e8c6a1d0f57', type: 'http', queue: 'http', status: 'queued', priority: 'normal',
+    payload: { method: 'POST', url: 'https://example.com/hook', headers: { authorization: '********' } },
+    result: null, error: null, progress: 0, attempts: 0, maxAttempts: 3, runAt: '2026-01-05T09:30:00.000Z', timeoutMs: 30000,
+    idempotencyKey: null, createdAt: '2026-01-05T09:30:00.000Z', startedAt: null, finishedAt: null, updatedAt: '2026-01-05T09:30:00.000Z',
+    tags: [], scheduleId: null, scheduledFor: null,
+  }],
+})
 
 export const TaskRef = Type.Ref('Task')
 
@@ -42,17 +60,26 @@ export const CreateTaskSchema = Type.Object({
   maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   backoff: Type.Optional(BackoffSchema),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
-}, { additionalProperties: false, $id: 'CreateTask', title: 'CreateTask' })
+  tags: Type.Optional(TagsSchema),
+}, {
+  additionalProperties: false,
+  $id: 'CreateTask',
+  title: 'CreateTask',
+  examples: [{ type: 'http', payload: { method: 'POST', url: 'https://example.com/hook', body: { hello: 'world' } }, maxAttempts: 5 }],
+})
 
-export const TaskIdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+export const TaskIdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'The task id (a UUID); anything else is a 404, over 64 characters a 400' }) })
+
+export const LIST_LIMIT_DEFAULT = 50
 
 export const ListTasksQuery = Type.Object({
   status: Type.Optional(TaskStatusSchema),
   type: Type.Optional(Type.String({ maxLength: 100 })),
   queue: Type.Optional(Type.String({ maxLength: 100 })),
+  tag: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   createdAfter: Type.Optional(DateTime),
   createdBefore: Type.Optional(DateTime),
-  limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: LIST_LIMIT_DEFAULT })),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 }, { additionalProperties: false })
 
@@ -66,7 +93,11 @@ export const AttemptSchema = Type.Object({
   workerId: Type.String(),
   startedAt: DateTime,
   finishedAt: Nullable(DateTime),
-  outcome: Type.String({ description: 'running, completed, failed, cancelled or lost' }),
+  outcome: Type.Unsafe<AttemptOutcome>({
+    type: 'string',
+    enum: ATTEMPT_OUTCOMES,
+    description: '`running` until it ends; `lost` when its worker vanished, `released` when its worker stopped and gave it back',
+  }),
   error: Nullable(TaskErrorSchema),
   durationMs: Nullable(Type.Integer()),
 })

@@ -13,6 +13,8 @@ export type ApiKeyServiceDeps = {
   log: Logger
   /** How long a verified key is trusted without asking Postgres again (so revocation takes this long). */
   cacheMs: number
+  /** How long an unknown or revoked key is refused without asking Postgres again (0: always ask). */
+  failureCacheMs?: number
   /** At most one last_used_at write per key and process in this interval. */
   lastUsedIntervalMs?: number
 }
@@ -24,6 +26,9 @@ export function createApiKeyService (deps: ApiKeyServiceDeps) {
   const repo = createApiKeyRepository(deps.db)
   const lastUsedIntervalMs = deps.lastUsedIntervalMs ?? 60_000
   const verified = new Map<string, { principal: Principal, until: number }>()
+  // Keys Postgres did not know, by hash: guessing keys must not cost a query per guess.
+  const rejected = new Map<string, number>()
+  const failureCacheMs = deps.failureCacheMs ?? 0
   const lastTouched = new Map<string, number>()
 
   function noteUse (keyId: string): void {
@@ -41,6 +46,7 @@ export function createApiKeyService (deps: ApiKeyServiceDeps) {
       const key = generateApiKey()
       const row = { id: randomUUID(), tenant, name, prefix: keyPrefix(key), keyHash: hashApiKey(key) }
       await repo.insert(row)
+      rejected.delete(row.keyHash)
       return { id: row.id, tenant, name, prefix: row.prefix, key }
     },
 
@@ -49,6 +55,7 @@ export function createApiKeyService (deps: ApiKeyServiceDeps) {
       let added = 0
       for (const { tenant, key } of keys) {
         const stored = await repo.insert({ id: randomUUID(), tenant, name: 'bootstrap', prefix: keyPrefix(key), keyHash: hashApiKey(key) })
+        rejected.delete(hashApiKey(key))
         if (stored) added++
       }
       return added
@@ -69,13 +76,20 @@ export function createApiKeyService (deps: ApiKeyServiceDeps) {
         noteUse(cached.principal.keyId)
         return cached.principal
       }
+      const refusedUntil = rejected.get(hash)
+      if (refusedUntil !== undefined && refusedUntil > Date.now()) return undefined
       const row = await repo.findByHash(hash)
       // The index lookup already matched; comparing again in constant time keeps the final
       // decision independent of where two digests differ.
       if (!row || !sameHash(row.keyHash, hash) || row.revokedAt !== null) {
         verified.delete(hash)
+        if (failureCacheMs > 0) {
+          if (rejected.size >= CACHE_LIMIT) rejected.clear()
+          rejected.set(hash, Date.now() + failureCacheMs)
+        }
         return undefined
       }
+      rejected.delete(hash)
       const principal = { tenant: row.tenant, keyId: row.id }
       if (deps.cacheMs > 0) {
         if (verified.size >= CACHE_LIMIT) verified.clear()

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskStatus } from '../tasks/task-view.ts'
-import { bigserial, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { bigserial, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 const tz = { withTimezone: true, mode: 'date' } as const
 
@@ -35,6 +35,10 @@ export const tasks = pgTable('tasks', {
   startedAt: timestamp('started_at', tz),
   finishedAt: timestamp('finished_at', tz),
   updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+  tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
+  /** The schedule that made the task, and the due time it was made for (null otherwise). */
+  scheduleId: uuid('schedule_id'),
+  scheduledFor: timestamp('scheduled_for', tz),
 }, (t) => [
   // UUIDv7 ids are time-ordered, so "newest first" is "id descending" within a tenant.
   index('tasks_tenant_id_idx').on(t.tenant, t.id.desc()),
@@ -44,6 +48,39 @@ export const tasks = pgTable('tasks', {
   // The reconciler scans the unfinished work only.
   index('tasks_unfinished_idx').on(t.status, t.updatedAt).where(sql`status in ('queued', 'running')`),
   uniqueIndex('tasks_tenant_idempotency_key_idx').on(t.tenant, t.idempotencyKey).where(sql`idempotency_key is not null`),
+  // `?tag=x` is `tags @> array[x]`, which a GIN index answers.
+  index('tasks_tags_idx').using('gin', t.tags),
+  // One task per schedule and due time, whatever number of replicas fire it.
+  uniqueIndex('tasks_schedule_due_idx').on(t.scheduleId, t.scheduledFor).where(sql`schedule_id is not null`),
+])
+
+export type ScheduleOverlap = 'skip' | 'allow'
+export type ScheduleCatchUp = 'latest' | 'none'
+
+export const schedules = pgTable('schedules', {
+  id: uuid('id').primaryKey(),
+  tenant: text('tenant').notNull(),
+  name: text('name').notNull(),
+  cron: text('cron').notNull(),
+  timezone: text('timezone').notNull(),
+  /** The task each run creates: { type, payload?, priority?, maxAttempts?, timeoutMs?, backoff?, tags? }. */
+  task: jsonb('task').$type<Record<string, unknown> & { type: string }>().notNull(),
+  overlap: text('overlap').$type<ScheduleOverlap>().notNull(),
+  catchUp: text('catch_up').$type<ScheduleCatchUp>().notNull(),
+  paused: boolean('paused').notNull().default(false),
+  startAt: timestamp('start_at', tz),
+  endAt: timestamp('end_at', tz),
+  /** The next due time; null while paused or after the last run. Firing claims it. */
+  nextRunAt: timestamp('next_run_at', tz),
+  lastRunAt: timestamp('last_run_at', tz),
+  lastTaskId: uuid('last_task_id'),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex('schedules_tenant_name_idx').on(t.tenant, t.name),
+  index('schedules_tenant_id_idx').on(t.tenant, t.id.desc()),
+  // The firing loop reads the nearest due times of every tenant.
+  index('schedules_next_run_idx').on(t.nextRunAt).where(sql`next_run_at is not null`),
 ])
 
 export const taskAttempts = pgTable('task_attempts', {
@@ -123,3 +160,5 @@ export type TaskAttemptRow = typeof taskAttempts.$inferSelect
 export type ApiKeyRow = typeof apiKeys.$inferSelect
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect
+export type ScheduleRow = typeof schedules.$inferSelect
+export type NewScheduleRow = typeof schedules.$inferInsert

@@ -7,13 +7,12 @@
 export const NOTIFY_EVENTS = ['task.completed', 'task.failed', 'task.cancelled'] as const
 export type NotifyEvent = typeof NOTIFY_EVENTS[number]
 
-// Tasks carry no tags column yet, so an endpoint that filters by tags matches no task; with
-// tags on tasks this becomes `(e.tags is null or e.tags && s.tags)`.
-const TAGS_MATCH = 'e.tags is null'
+// An endpoint's tags match a task carrying any one of them (array overlap).
+const TAGS_MATCH = '(e.tags is null or e.tags && s.tags)'
 
 /**
  * A CTE named `owed` inserting the outbox rows for the ended tasks in `source` (a CTE or
- * table alias with id, tenant, type and status), optionally narrowed by `where` over `s`.
+ * table alias with id, tenant, type, status and tags), optionally narrowed by `where` over `s`.
  */
 export const owedNotificationsCte = (source: string, where = 'true'): string => `
   owed as (

@@ -1,5 +1,5 @@
 import type postgres from 'postgres'
-import { and, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm'
+import { and, arrayContains, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/db-client.ts'
 import { taskAttempts, tasks, type NewTaskRow, type TaskRow } from '../db/schema.ts'
 import { createWriteBatcher } from '../write-batcher.ts'
@@ -10,6 +10,7 @@ export type TaskFilters = {
   status?: TaskStatus | undefined
   type?: string | undefined
   queue?: string | undefined
+  tag?: string | undefined
   createdAfter?: Date | undefined
   createdBefore?: Date | undefined
   /** Exclusive: only ids older than this one (keyset pagination, newest first). */
@@ -85,6 +86,7 @@ export function createTaskRepository (db: Db) {
       if (f.status) where.push(eq(tasks.status, f.status))
       if (f.type) where.push(eq(tasks.type, f.type))
       if (f.queue) where.push(eq(tasks.queue, f.queue))
+      if (f.tag) where.push(arrayContains(tasks.tags, [f.tag]))
       if (f.createdAfter) where.push(gte(tasks.createdAt, f.createdAfter))
       if (f.createdBefore) where.push(lte(tasks.createdAt, f.createdBefore))
       if (f.beforeId) where.push(lt(tasks.id, f.beforeId))

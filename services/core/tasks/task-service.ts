@@ -5,8 +5,10 @@ import { IdempotencyConflictError, PayloadTooLargeError, TaskNotFoundError, Unkn
 import { newTaskId, isUuid } from '../ids.ts'
 import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
+import type { SecretBox } from '../secrets/secret-box.ts'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
+import { decodeIdCursor, encodeIdCursor } from '../id-cursor.ts'
 import { requestHash } from './request-hash.ts'
 import { findUnstorable } from './storable-json.ts'
 import { createTaskRepository, type TaskFilters } from './task-repository.ts'
@@ -21,7 +23,11 @@ export type CreateTaskInput = {
   maxAttempts?: number
   backoff?: Backoff
   timeoutMs?: number
+  tags?: string[]
 }
+
+/** Where a task came from when a schedule made it. */
+export type TaskOrigin = { scheduleId: string, scheduledFor: Date }
 
 export type TaskServiceDeps = {
   db: Db
@@ -29,6 +35,8 @@ export type TaskServiceDeps = {
   taskTypes: TaskTypeRegistry
   config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES'>
   log: Logger
+  /** Seals the payload fields a type lists in `secretFields` before they are stored. */
+  secrets: Pick<SecretBox, 'sealFields'>
   /** Told about tasks once they are stored (not about idempotent replays); the API counts them. */
   events?: { created?: (tasks: readonly { type: string, queue: string }[]) => void }
 }
@@ -38,7 +46,7 @@ export function createTaskService (deps: TaskServiceDeps) {
   const repo = createTaskRepository(deps.db)
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
-    hash: string | null = idempotencyKey ? requestHash(input) : null): NewTaskRow {
+    hash: string | null = idempotencyKey ? requestHash(input) : null, origin?: TaskOrigin): NewTaskRow {
     const type = deps.taskTypes.get(input.type)
     if (!type) throw new UnknownTaskTypeError(input.type)
     const payload = input.payload ?? {}
@@ -60,7 +68,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       queue: type.queue,
       status: 'queued',
       priority: input.priority ?? type.defaults.priority,
-      payload,
+      payload: deps.secrets.sealFields(payload, type.secretFields),
       attempts: 0,
       maxAttempts: input.maxAttempts ?? type.defaults.maxAttempts,
       backoff: input.backoff ?? type.defaults.backoff,
@@ -70,6 +78,8 @@ export function createTaskService (deps: TaskServiceDeps) {
       requestHash: hash,
       createdAt: now,
       updatedAt: now,
+      tags: input.tags ?? [],
+      ...(origin ? { scheduleId: origin.scheduleId, scheduledFor: origin.scheduledFor } : {}),
     }
   }
 
@@ -84,6 +94,20 @@ export function createTaskService (deps: TaskServiceDeps) {
   }
 
   return {
+    /**
+     * Validates a task as `create` does and returns its row without storing it: a schedule
+     * stores it in the transaction that claims the due time, then calls `dispatchStored`.
+     */
+    build: (tenant: string, input: CreateTaskInput, origin?: TaskOrigin): NewTaskRow =>
+      buildRow(tenant, input, null, new Date(), null, origin),
+
+    /** After the caller's commit: counts and enqueues the rows it stored. */
+    async dispatchStored (rows: TaskRow[]): Promise<void> {
+      if (rows.length === 0) return
+      deps.events?.created?.(rows)
+      await dispatch(rows)
+    },
+
     async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
       Promise<{ task: TaskView, replayed: boolean }> {
       const row = buildRow(tenant, input, idempotencyKey, new Date())
@@ -147,13 +171,13 @@ export function createTaskService (deps: TaskServiceDeps) {
     },
 
     async list (tenant: string, filters: Omit<TaskFilters, 'beforeId'> & { cursor?: string | undefined }) {
-      const beforeId = filters.cursor === undefined ? undefined : decodeCursor(filters.cursor)
+      const beforeId = filters.cursor === undefined ? undefined : decodeIdCursor(filters.cursor)
       const rows = await repo.list(tenant, { ...filters, beforeId, limit: filters.limit + 1 })
       const page = rows.slice(0, filters.limit)
       const last = page.at(-1)
       return {
         items: page.map(toTaskView),
-        nextCursor: rows.length > filters.limit && last ? encodeCursor(last.id) : null,
+        nextCursor: rows.length > filters.limit && last ? encodeIdCursor(last.id) : null,
       }
     },
 
@@ -165,11 +189,3 @@ export function createTaskService (deps: TaskServiceDeps) {
 }
 
 export type TaskService = ReturnType<typeof createTaskService>
-
-const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url')
-
-function decodeCursor (cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString()
-  if (!isUuid(id)) throw new ValidationError([{ path: '/cursor', message: 'is not a cursor this API returned' }])
-  return id
-}

@@ -1,4 +1,5 @@
 import type { TaskAttemptRow, TaskRow } from '../db/schema.ts'
+import { maskSealed } from '../secrets/secret-box.ts'
 
 export type TaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled']
@@ -6,7 +7,10 @@ export const isTerminal = (status: string): boolean => (TERMINAL_STATUSES as rea
 
 export type TaskError = { message: string, code: string }
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
+export const ATTEMPT_OUTCOMES = ['running', 'completed', 'failed', 'cancelled', 'lost', 'released'] as const
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
+
+export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
 
 /** The public shape of a task, as the contract describes it. */
 export function toTaskView (row: TaskRow) {
@@ -16,7 +20,8 @@ export function toTaskView (row: TaskRow) {
     queue: row.queue,
     status: row.status as TaskStatus,
     priority: row.priority,
-    payload: row.payload,
+    // Secret fields are stored sealed and never leave the API unmasked.
+    payload: maskSealed(row.payload),
     result: row.result ?? null,
     error: (row.error ?? null) as TaskError | null,
     progress: row.progress ?? 0,
@@ -29,6 +34,9 @@ export function toTaskView (row: TaskRow) {
     startedAt: iso(row.startedAt),
     finishedAt: iso(row.finishedAt),
     updatedAt: row.updatedAt.toISOString(),
+    tags: row.tags ?? [],
+    scheduleId: row.scheduleId ?? null,
+    scheduledFor: iso(row.scheduledFor ?? null),
   }
 }
 export type TaskView = ReturnType<typeof toTaskView>
@@ -39,7 +47,7 @@ export function toAttemptView (row: TaskAttemptRow) {
     workerId: row.workerId,
     startedAt: row.startedAt.toISOString(),
     finishedAt: iso(row.finishedAt),
-    outcome: row.outcome,
+    outcome: row.outcome as AttemptOutcome,
     error: (row.error ?? null) as TaskError | null,
     durationMs: row.durationMs,
   }

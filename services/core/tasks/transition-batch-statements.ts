@@ -86,7 +86,7 @@ const finishSql = (input: string) => `
     from input i
     where t.id = i.id and t.status = 'running' and t.attempts = i.attempt
       and (i.lease_id is null or t.lease_id = i.lease_id)
-    returning t.id, t.tenant, t.type, t.status, i.attempt, i.outcome, i.error, i.duration_ms
+    returning t.id, t.tenant, t.type, t.status, t.tags, i.attempt, i.outcome, i.error, i.duration_ms
   ), ${owedNotificationsCte('finished')}
   update task_attempts a set outcome = f.outcome, finished_at = now(), duration_ms = f.duration_ms, error = f.error::jsonb
   from finished f

@@ -13,17 +13,21 @@ export default async function queueControlRoutes (fastify: FastifyInstance) {
 
   app.post('/v1/queues/:name/pause', {
     schema: {
-      tags: ['queues'], summary: 'Stop dispatching the queue (running tasks finish)',
+      tags: ['queues'], operationId: 'pauseQueue', summary: 'Stop dispatching the queue (running tasks finish)',
+      description: 'For every worker at once. Needs the admin key (`TASKLANE_ADMIN_KEY`), not a tenant key.',
+      security: [{ adminKey: [] }],
       params: QueueNameParams,
-      response: { 200: QueueRef, ...problems(401, 403, 404, 503) },
+      response: { 200: QueueRef, ...problems(400, 401, 404, 415, 503) },
     },
   }, async (request) => queues.pause(request.params.name))
 
   app.post('/v1/queues/:name/resume', {
     schema: {
-      tags: ['queues'], summary: 'Dispatch the queue again',
+      tags: ['queues'], operationId: 'resumeQueue', summary: 'Dispatch the queue again',
+      description: 'Undoes a pause. Needs the admin key (`TASKLANE_ADMIN_KEY`), not a tenant key.',
+      security: [{ adminKey: [] }],
       params: QueueNameParams,
-      response: { 200: QueueRef, ...problems(401, 403, 404, 503) },
+      response: { 200: QueueRef, ...problems(400, 401, 404, 415, 503) },
     },
   }, async (request) => queues.resume(request.params.name))
 }

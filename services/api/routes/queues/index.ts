@@ -7,7 +7,8 @@ import { QueueRef } from '../../schemas/queue-schemas.ts'
 export default async function queueRoutes (app: FastifyInstance) {
   app.get('/v1/queues', {
     schema: {
-      tags: ['queues'], summary: 'Every queue with its job counts',
+      tags: ['queues'], operationId: 'listQueues', summary: 'Every queue with its job counts',
+      description: 'As BullMQ sees them now; shared by every tenant.',
       response: { 200: Type.Object({ items: Type.Array(QueueRef) }), ...problems(401, 503) },
     },
   }, async () => ({ items: await app.deps.queueControl.list() }))

@@ -8,7 +8,7 @@ import { TaskCountsSchema } from '../../schemas/task-schemas.ts'
 export default async function statsRoutes (app: FastifyInstance) {
   app.get('/v1/stats', {
     schema: {
-      tags: ['queues'], summary: 'Task counts by status and type, and the queue counts',
+      tags: ['queues'], operationId: 'getStats', summary: 'Task counts by status and type, and the queue counts',
       description: '`tasks` counts the caller\'s tasks in Postgres; `queues` is shared by every tenant.',
       response: {
         200: Type.Object({ tasks: TaskCountsSchema, queues: Type.Array(QueueRef) }),

@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { CreateTaskInput } from '../../../core/tasks/task-service.ts'
-import { problems } from '../../schemas/problem-schema.ts'
+import { problems, RATE_LIMIT_HEADERS } from '../../schemas/problem-schema.ts'
 import {
-  AttemptSchema, CreateBatchSchema, CreateTaskSchema, IdempotencyKeyHeaders, ListTasksQuery, TaskIdParams, TaskItemsSchema,
+  AttemptSchema, CreateBatchSchema, LIST_LIMIT_DEFAULT, CreateTaskSchema, IdempotencyKeyHeaders, ListTasksQuery, TaskIdParams, TaskItemsSchema,
   TaskPageSchema, TaskRef,
 } from '../../schemas/task-schemas.ts'
 
@@ -12,16 +12,17 @@ export default async function taskRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const tasks = app.deps.tasks
   const control = app.deps.taskControl
+  const created = { ...RATE_LIMIT_HEADERS, Location: { type: 'string', description: 'The task\'s URL' } }
 
   app.post('/v1/tasks', {
     schema: {
-      tags: ['tasks'], summary: 'Create a task',
+      tags: ['tasks'], operationId: 'createTask', summary: 'Create a task',
       description: 'Stores the task, then dispatches it. With `Idempotency-Key`, a replay returns the original task.',
       headers: IdempotencyKeyHeaders,
       body: CreateTaskSchema,
       response: {
-        200: { ...TaskRef, description: 'Idempotent replay: the task created by the first request with this key' },
-        202: { ...TaskRef, description: 'Accepted' },
+        200: { ...TaskRef, description: 'Idempotent replay: the task created by the first request with this key', headers: created },
+        202: { ...TaskRef, description: 'Accepted', headers: created },
         ...problems(400, 401, 409, 413, 415, 422, 429, 503),
       },
     },
@@ -34,9 +35,10 @@ export default async function taskRoutes (fastify: FastifyInstance) {
 
   app.get('/v1/tasks', {
     schema: {
-      tags: ['tasks'], summary: 'List tasks, newest first',
+      tags: ['tasks'], operationId: 'listTasks', summary: 'List tasks, newest first',
+      description: 'Filters combine with AND. Pages are keyset-paginated: pass `nextCursor` back as `cursor` for the next page.',
       querystring: ListTasksQuery,
-      response: { 200: TaskPageSchema, ...problems(400, 401) },
+      response: { 200: TaskPageSchema, ...problems(400, 401, 503) },
     },
   }, async (request) => {
     const q = request.query
@@ -44,26 +46,29 @@ export default async function taskRoutes (fastify: FastifyInstance) {
       status: q.status,
       type: q.type,
       queue: q.queue,
+      tag: q.tag,
       createdAfter: q.createdAfter ? new Date(q.createdAfter) : undefined,
       createdBefore: q.createdBefore ? new Date(q.createdBefore) : undefined,
-      limit: q.limit,
+      limit: q.limit ?? LIST_LIMIT_DEFAULT,
       cursor: q.cursor,
     })
   })
 
   app.get('/v1/tasks/:id', {
     schema: {
-      tags: ['tasks'], summary: 'Read one task',
+      tags: ['tasks'], operationId: 'getTask', summary: 'Read one task',
+      description: 'The task as Postgres holds it; fields a type lists as secret are masked.',
       params: TaskIdParams,
-      response: { 200: TaskRef, ...problems(401, 404) },
+      response: { 200: TaskRef, ...problems(400, 401, 404, 503) },
     },
   }, async (request) => tasks.get(request.tenant, request.params.id))
 
   app.get('/v1/tasks/:id/attempts', {
     schema: {
-      tags: ['tasks'], summary: 'Every attempt of a task',
+      tags: ['tasks'], operationId: 'listTaskAttempts', summary: 'Every attempt of a task',
+      description: 'Oldest first, with the worker, the outcome and the error of each.',
       params: TaskIdParams,
-      response: { 200: Type.Object({ items: Type.Array(AttemptSchema) }), ...problems(401, 404) },
+      response: { 200: Type.Object({ items: Type.Array(AttemptSchema) }), ...problems(400, 401, 404, 503) },
     },
   }, async (request) => ({ items: await tasks.attempts(request.tenant, request.params.id) }))
 
@@ -71,15 +76,15 @@ export default async function taskRoutes (fastify: FastifyInstance) {
     // A batch may carry many payloads: a larger body than a single create.
     bodyLimit: app.deps.config.TASKLANE_BODY_LIMIT_BYTES * 10,
     schema: {
-      tags: ['tasks'], summary: 'Create up to 1000 tasks, all or nothing',
+      tags: ['tasks'], operationId: 'createTaskBatch', summary: 'Create up to 1000 tasks, all or nothing',
       description: 'Every task is validated before any is stored; one bad task rejects the batch, with an error ' +
         'per bad field whose path starts with `/tasks/<index>`. The tasks are stored in one transaction and enqueued in bulk. ' +
         'With `Idempotency-Key`, a replay returns the original tasks (item i is stored under the key `<key>/<i>`).',
       headers: IdempotencyKeyHeaders,
       body: CreateBatchSchema,
       response: {
-        200: { ...TaskItemsSchema, description: 'Idempotent replay: the tasks created by the first request with this key' },
-        202: { ...TaskItemsSchema, description: 'Accepted, in the order given' },
+        200: { ...TaskItemsSchema, description: 'Idempotent replay: the tasks created by the first request with this key', headers: RATE_LIMIT_HEADERS },
+        202: { ...TaskItemsSchema, description: 'Accepted, in the order given', headers: RATE_LIMIT_HEADERS },
         ...problems(400, 401, 409, 413, 415, 429, 503),
       },
     },
@@ -92,30 +97,30 @@ export default async function taskRoutes (fastify: FastifyInstance) {
 
   app.post('/v1/tasks/:id/cancel', {
     schema: {
-      tags: ['tasks'], summary: 'Cancel a task',
+      tags: ['tasks'], operationId: 'cancelTask', summary: 'Cancel a task',
       description: 'Queued: cancelled at once. Running: the handler is told to stop and the task ends `cancelled` ' +
         'shortly after (the response shows it still running). Already cancelled: no change. Completed or failed: 409.',
       params: TaskIdParams,
-      response: { 202: { ...TaskRef, description: 'The task after the request' }, ...problems(401, 404, 409, 503) },
+      response: { 202: { ...TaskRef, description: 'The task after the request' }, ...problems(400, 401, 404, 409, 415, 503) },
     },
   }, async (request, reply) => reply.code(202).send(await control.cancel(request.tenant, request.params.id)))
 
   app.post('/v1/tasks/:id/retry', {
     schema: {
-      tags: ['tasks'], summary: 'Run a failed or cancelled task again',
+      tags: ['tasks'], operationId: 'retryTask', summary: 'Run a failed or cancelled task again',
       description: 'Back to `queued` with a fresh attempt budget: `maxAttempts` grows by the original budget and ' +
         'attempt numbers keep counting. Any other state: 409.',
       params: TaskIdParams,
-      response: { 202: { ...TaskRef, description: 'The task, queued again' }, ...problems(401, 404, 409, 503) },
+      response: { 202: { ...TaskRef, description: 'The task, queued again' }, ...problems(400, 401, 404, 409, 415, 503) },
     },
   }, async (request, reply) => reply.code(202).send(await control.retry(request.tenant, request.params.id)))
 
   app.delete('/v1/tasks/:id', {
     schema: {
-      tags: ['tasks'], summary: 'Delete a finished task and its attempts',
+      tags: ['tasks'], operationId: 'deleteTask', summary: 'Delete a finished task and its attempts',
       description: 'Only completed, failed or cancelled tasks; queued or running: 409 (cancel first).',
       params: TaskIdParams,
-      response: { 204: Type.Null({ description: 'Deleted' }), ...problems(401, 404, 409, 503) },
+      response: { 204: Type.Null({ description: 'Deleted' }), ...problems(400, 401, 404, 409, 503) },
     },
   }, async (request, reply) => {
     await control.delete(request.tenant, request.params.id)

@@ -1,0 +1,26 @@
+/** One figure the soak samples: a process' RSS, the tasks table's size. */
+export type Series = { name: string, unit: string, values: number[] }
+
+export type Verdict = { name: string, flat: boolean, growthPercent: number, first: number, last: number }
+
+/**
+ * Flat after warm-up: over the samples from `warmupSamples` on, the least-squares trend line
+ * rises by less than `tolerancePercent` of their mean from the first of them to the last. A
+ * trend, not first-to-last, so that a garbage collection or an autovacuum landing on one
+ * sample does not decide it; a steady leak moves the whole line.
+ */
+export function judgeFlat (series: Series, warmupSamples: number, tolerancePercent: number): Verdict {
+  const values = series.values.slice(warmupSamples)
+  const first = values[0] ?? 0
+  const last = values.at(-1) ?? 0
+  if (values.length < 2) return { name: series.name, flat: true, growthPercent: 0, first, last }
+  const n = values.length
+  const meanX = (n - 1) / 2
+  const meanY = values.reduce((sum, v) => sum + v, 0) / n
+  let covariance = 0
+  let variance = 0
+  values.forEach((v, x) => { covariance += (x - meanX) * (v - meanY); variance += (x - meanX) ** 2 })
+  const rise = (covariance / variance) * (n - 1)
+  const growthPercent = meanY === 0 ? (rise > 0 ? Infinity : 0) : (100 * rise) / meanY
+  return { name: series.name, flat: growthPercent < tolerancePercent, growthPercent: Math.round(growthPercent * 10) / 10, first, last }
+}
