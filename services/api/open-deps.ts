@@ -16,6 +16,7 @@ import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createNotificationRepository } from '../core/notifications/notification-repository.ts'
 import { createNotificationService } from '../core/notifications/notification-service.ts'
+import { secretSealing } from '../core/notifications/secret-sealing.ts'
 import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
@@ -41,7 +42,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
   subscriber.on('error', (err) => log.warn({ err }, 'redis subscriber connection error'))
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
-  const notifications = createNotificationService({ repo: createNotificationRepository(database.sql), assertTask: (tenant, id) => tasks.get(tenant, id) })
+  const notifications = createNotificationService({ repo: createNotificationRepository(database.sql), seal: secretSealing(secrets).seal, assertTask: (tenant, id) => tasks.get(tenant, id) })
   const { schedules, scheduleLoop } = openScheduling({ db: database.db, tasks, config, registry: metrics.registry, log })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {

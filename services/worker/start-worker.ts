@@ -20,6 +20,7 @@ import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
 import { startNotifications } from './notifications/start-notifications.ts'
+import { secretSealing } from '../core/notifications/secret-sealing.ts'
 import { createConfiguredOutboundClient } from '../core/outbound/outbound-client.ts'
 import { createWebhookMetrics } from '../core/outbound/webhook-metrics.ts'
 import { createOpsServer } from './ops-server.ts'
@@ -69,7 +70,7 @@ export async function startWorker (config: Config, log: Logger) {
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
-  const notifications = startNotifications({ config, sql: database.sql, producer: redis, outbound, metrics: webhookMetrics, registry, log, workerId })
+  const notifications = startNotifications({ config, sql: database.sql, openSecret: secretSealing(secrets).open, producer: redis, outbound, metrics: webhookMetrics, registry, log, workerId })
   // Schedules fire from every worker too, through the same create path as the API's.
   const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes, config, log, secrets })
   const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })

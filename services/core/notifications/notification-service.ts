@@ -1,4 +1,5 @@
 import { ValidationError, WebhookEndpointNotFoundError } from '../errors.ts'
+import { decodeIdCursor, encodeIdCursor } from '../id-cursor.ts'
 import { isUuid } from '../ids.ts'
 import { generateSigningSecret } from '../outbound/webhook-signer.ts'
 import type { EndpointRow, NewEndpoint, NotificationRepository } from './notification-repository.ts'
@@ -17,16 +18,11 @@ export function toEndpointView (row: EndpointRow) {
   }
 }
 
-const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url')
-function decodeCursor (cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString()
-  if (!isUuid(id)) throw new ValidationError([{ path: '/cursor', message: 'is not a cursor this API returned' }])
-  return id
-}
-
 /** A tenant's notification endpoints and the delivery log of its tasks. */
 export function createNotificationService (deps: {
   repo: NotificationRepository
+  /** Seals the signing secret for storage (encrypted when TASKLANE_ENCRYPTION_KEY is set). */
+  seal: (secret: string) => string
   /** Throws the task's 404 when the tenant has no such task. */
   assertTask: (tenant: string, id: string) => Promise<unknown>
 }) {
@@ -37,16 +33,17 @@ export function createNotificationService (deps: {
       const url = new URL(input.url)
       if (url.username || url.password) throw new ValidationError([{ path: '/url', message: 'must not carry credentials' }])
       const dedupe = (list?: string[]) => (list ? [...new Set(list)] : undefined)
+      const secret = generateSigningSecret()
       const row = await repo.createEndpoint(tenant, { url: url.href, events: dedupe(input.events)!, types: dedupe(input.types), tags: dedupe(input.tags) },
-        generateSigningSecret())
-      return { ...toEndpointView(row), signingSecret: row.secret }
+        deps.seal(secret))
+      return { ...toEndpointView(row), signingSecret: secret }
     },
 
     async list (tenant: string, limit: number, cursor?: string) {
-      const rows = await repo.listEndpoints(tenant, limit + 1, cursor === undefined ? undefined : decodeCursor(cursor))
+      const rows = await repo.listEndpoints(tenant, limit + 1, cursor === undefined ? undefined : decodeIdCursor(cursor))
       const items = rows.slice(0, limit)
       const last = items.at(-1)
-      return { items: items.map(toEndpointView), nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
+      return { items: items.map(toEndpointView), nextCursor: rows.length > limit && last ? encodeIdCursor(last.id) : null }
     },
 
     async get (tenant: string, id: string): Promise<EndpointView> {

@@ -1,4 +1,4 @@
-import { Worker, type Job } from 'bullmq'
+import { UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Logger } from '../../core/log.ts'
 import { DELIVERY_BACKOFF, DELIVERY_QUEUE, retryDelayOf, type DeliveryJob } from '../../core/notifications/delivery-queue.ts'
@@ -23,6 +23,7 @@ export function createDeliveryWorker (deps: {
   timeoutMs: number
   retryDelays: readonly number[]
   repo: Pick<NotificationRepository, 'endpointById' | 'recordAttempt'>
+  openSecret: (sealed: string) => string
   outbound: OutboundClient
   metrics: WebhookMetrics
   log: Logger
@@ -39,6 +40,7 @@ export function createDeliveryWorker (deps: {
     const started = performance.now()
     let status: number | null = null
     let error: string | null = null
+    let retryable = true
     try {
       const response = await deps.outbound.send({
         method: 'POST',
@@ -46,7 +48,7 @@ export function createDeliveryWorker (deps: {
         headers: {
           'content-type': 'application/json',
           'user-agent': USER_AGENT,
-          ...signedHeaders([endpoint.secret], d.deliveryId, d.body),
+          ...signedHeaders([deps.openSecret(endpoint.secret)], d.deliveryId, d.body),
         },
         body: d.body,
         timeoutMs: deps.timeoutMs,
@@ -62,14 +64,16 @@ export function createDeliveryWorker (deps: {
       // Cut by a shutdown: not the endpoint's fault, and nothing is recorded.
       if (stopping.signal.aborted) throw err
       deps.metrics.observe('notification', outcomeOfError(err), (performance.now() - started) / 1000)
-      error = err instanceof OutboundError ? `${err.code}: ${err.message}` : String(err)
       if (!(err instanceof OutboundError)) throw err
+      error = `${err.code}: ${err.message}`
+      // An address the policy refuses stays refused: trying again for three days helps nobody.
+      retryable = err.retryable
     }
     await deps.repo.recordAttempt({ taskId: d.taskId, endpointId: d.endpointId, event: d.event, webhookId: d.deliveryId, attempt, status, error })
     if (error === null) return
-    const last = attempt >= (job.opts.attempts ?? 1)
+    const last = !retryable || attempt >= (job.opts.attempts ?? 1)
     deps.log.warn({ deliveryId: d.deliveryId, taskId: d.taskId, endpointId: d.endpointId, attempt, status, last }, 'notification delivery failed')
-    throw new Error(error)
+    throw retryable ? new Error(error) : new UnrecoverableError(error)
   }
 
   const worker = new Worker<DeliveryJob>(DELIVERY_QUEUE, deliver, {

@@ -22,6 +22,8 @@ export function startNotifications (deps: {
   registry: Registry
   log: Logger
   workerId: string
+  /** The stored (sealed) signing secret, opened. */
+  openSecret: (sealed: string) => string
 }) {
   const { config } = deps
   const log = deps.log.child({ component: 'notifications' })
@@ -37,7 +39,7 @@ export function startNotifications (deps: {
     : undefined
   const worker = connection && createDeliveryWorker({
     connection, prefix: config.TASKLANE_QUEUE_PREFIX, concurrency: config.TASKLANE_NOTIFY_CONCURRENCY, timeoutMs: config.TASKLANE_NOTIFY_TIMEOUT_MS,
-    retryDelays: config.notifyRetryDelays, repo, outbound: deps.outbound, metrics: deps.metrics, log,
+    retryDelays: config.notifyRetryDelays, repo, openSecret: deps.openSecret, outbound: deps.outbound, metrics: deps.metrics, log,
   })
   return {
     sender,
