@@ -32,7 +32,7 @@ test: install services tools
 	npm test
 
 dev: install
-	@scripts/ensure-services.sh check
+	@node scripts/check-services.ts
 	npm run migrate
 	npm run dev
 

@@ -135,11 +135,6 @@ t.test('admin routes need TASKLANE_ADMIN_KEY, which is not a tenant key', async 
     t.not(res.statusCode, 401, 'the admin key opens /admin/queues')
     t.ok(res.statusCode < 500)
   }
-  const queueControl = h.app.hasRoute({ method: 'POST', url: '/v1/queues/:name/pause' })
-  if (!queueControl) {
-    t.comment('no queue control routes registered yet')
-    return
-  }
   for (const action of ['pause', 'resume']) {
     for (const headers of [{}, bearer(BOOT_A)]) {
       const res = await h.app.inject({ method: 'POST', url: `/v1/queues/default/${action}`, headers })
@@ -178,9 +173,10 @@ t.test('a bad TASKLANE_API_KEYS or admin key stops the process naming the variab
   const { loadConfig } = await import('../services/core/config.ts')
   t.throws(() => loadConfig({ TASKLANE_API_KEYS: 'acme:short' }), /TASKLANE_API_KEYS: item 1/)
   t.throws(() => loadConfig({ TASKLANE_API_KEYS: `acme:${BOOT_A},nokey` }), /TASKLANE_API_KEYS: item 2/)
-  try { loadConfig({ TASKLANE_API_KEYS: `bad tenant:${BOOT_A}` }) } catch (err) {
-    t.notOk((err as Error).message.includes(BOOT_A), 'the key is not in the message')
-  }
+  let caught: unknown
+  try { loadConfig({ TASKLANE_API_KEYS: `bad tenant:${BOOT_A}` }) } catch (err) { caught = err }
+  t.ok(caught instanceof Error, 'a bad tenant name is refused')
+  t.notOk((caught as Error | undefined)?.message.includes(BOOT_A), 'the key is not in the message')
   t.throws(() => loadConfig({ TASKLANE_ADMIN_KEY: 'short' }), /TASKLANE_ADMIN_KEY/)
   t.same(loadConfig({ TASKLANE_API_KEYS: ` acme:${BOOT_A} , globex:${BOOT_B}` }).apiKeys, [{ tenant: 'acme', key: BOOT_A }, { tenant: 'globex', key: BOOT_B }])
 })

@@ -19,7 +19,8 @@ t.test('npm run bench -- --smoke runs every phase and prints the figures as one 
   const latency = { p50: Number, p95: Number, p99: Number }
   t.match(result.create.single, { requestsPerSec: Number, tasksPerSec: Number, latencyMs: latency })
   t.equal(result.create.single.errors + result.create.single.non2xx, 0, 'every create was accepted')
-  t.ok('batch' in result.create, 'has a batch create entry (null when the route is absent)')
+  t.match(result.create.batch, { requestsPerSec: Number, tasksPerSec: Number, latencyMs: latency }, 'the batch route was measured')
+  t.equal(result.create.batch.errors + result.create.batch.non2xx, 0, 'every batch was accepted')
   const flow = {
     workers: Number, tasksPerSec: Number, createdPerSec: Number, pickupMs: latency, endToEndMs: latency,
     cpuSecPer1kTasks: { api: Number, worker: Number, postgres: Number, redis: Number },

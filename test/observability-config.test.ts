@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parse } from 'yaml'
@@ -40,11 +40,9 @@ t.test('Grafana provisioning: datasource, dashboard provider and the panels oper
   t.match(datasources, { apiVersion: 1, datasources: [{ type: 'prometheus', uid: 'prometheus' }] })
   const providers = parse(readFileSync(`${ROOT}/deploy/grafana/provisioning/dashboards/tasklane.yml`, 'utf8'))
   const path = providers.providers[0].options.path as string
-  if (existsSync(`${ROOT}/docker-compose.yml`)) {
-    const compose = readFileSync(`${ROOT}/docker-compose.yml`, 'utf8')
-    t.ok(compose.includes(`./deploy/grafana/dashboards:${path}`), `compose mounts the dashboards where the provider reads them (${path})`)
-    t.ok(compose.includes('./deploy/grafana/provisioning:/etc/grafana/provisioning'), 'compose mounts the provisioning directory')
-  }
+  const compose = readFileSync(`${ROOT}/docker-compose.yml`, 'utf8')
+  t.ok(compose.includes(`./deploy/grafana/dashboards:${path}`), `compose mounts the dashboards where the provider reads them (${path})`)
+  t.ok(compose.includes('./deploy/grafana/provisioning:/etc/grafana/provisioning'), 'compose mounts the provisioning directory')
   const dashboard = JSON.parse(readFileSync(`${ROOT}/deploy/grafana/dashboards/tasklane-overview.json`, 'utf8'))
   const panels = dashboard.panels.filter((p: { type: string }) => p.type !== 'row')
   const titles = panels.map((p: { title: string }) => p.title).join(' | ')

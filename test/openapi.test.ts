@@ -58,7 +58,7 @@ t.test('/docs serves a browsable reference of the document', async (t) => {
   const page = await h.app.inject({ url: '/docs/' })
   t.equal(page.statusCode, 200)
   t.match(page.headers['content-type'], /text\/html/)
-  t.match(page.body, /<title>Tasklane API reference<\/title>/, 'named for what it is')
+  t.match(page.body, /<title>Tasklane API<\/title>/, 'named for what it is')
   const initializer = await h.app.inject({ url: '/docs/static/swagger-initializer.js' })
   t.match(initializer.body, /"url":"\/openapi\.json"/, 'the page loads /openapi.json')
   const json = await h.app.inject({ url: '/docs/json' })

@@ -117,7 +117,7 @@ t.test('another tenant\'s schedule is a 404 on every schedule route, and stays u
   for (const r of routes) {
     const res = await call(h, r.method, r.path.replace('{id}', s.id), B, (r.method as string) === 'PATCH' ? { paused: true } : undefined)
     t.equal(res.status, 404, `B: ${r.method} ${r.path}`)
-    t.equal(res.body!.code, 'TASKLANE_SCHEDULE_NOT_FOUND')
+    t.equal(res.body!.code, 'SCHEDULE_NOT_FOUND')
   }
   t.same((await call(h, 'GET', '/v1/schedules', B)).body!.items, [], 'B lists none of A\'s')
   const after = (await call(h, 'GET', `/v1/schedules/${s.id}`, A)).body!

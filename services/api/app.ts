@@ -3,12 +3,13 @@ import fp from 'fastify-plugin'
 import { ProblemSchema } from './schemas/problem-schema.ts'
 import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
 import { QueueSchema } from './schemas/queue-schemas.ts'
-import { CreateScheduleSchema, ScheduleSchema } from './schemas/schedule-schemas.ts'
+import { ScheduleSchema } from './schemas/schedule-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
 import authentication, { adminOnlyRoutes } from './plugins/authentication.ts'
 import clientFailureLimit from './plugins/client-failure-limit.ts'
 import httpMetrics from './plugins/http-metrics.ts'
+import jsonBody from './plugins/json-body.ts'
 import requestLogContext from './plugins/request-log-context.ts'
 import loadShedding from './plugins/load-shedding.ts'
 import openapi from './plugins/openapi.ts'
@@ -36,12 +37,12 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   app.addSchema(CreateTaskSchema)
   app.addSchema(QueueSchema)
   app.addSchema(ScheduleSchema)
-  app.addSchema(CreateScheduleSchema)
 
   // First, so its timing hooks see every request, the 404s and 405s included.
   await app.register(httpMetrics, { registry: deps.metrics.registry })
   await app.register(requestLogContext)
   await app.register(problemDetails)
+  await app.register(jsonBody)
   // Before any route (the docs included), so its onRoute hook gives pages their own policy.
   await app.register(securityHeaders)
   await app.register(openapi)

@@ -28,6 +28,9 @@ const EnvSchema = Type.Object({
   TASKLANE_SHUTDOWN_GRACE_MS: Type.Integer({ default: 25000, minimum: 0 }),
   TASKLANE_DRAIN_DELAY_MS: Type.Integer({ default: 5000, minimum: 0 }),
   TASKLANE_BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1024 }),
+  // How long the API waits for a whole request (headers and body), and for a silent socket; 0 is no limit.
+  TASKLANE_REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 0 }),
+  TASKLANE_CONNECTION_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 0 }),
   TASKLANE_MAX_PAYLOAD_BYTES: Type.Integer({ default: 262_144, minimum: 16 }),
   TASKLANE_DB_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
   TASKLANE_WORKER_ID: Type.String({ default: '' }),
@@ -153,6 +156,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     // Ajv says "env/PORT must be integer" or "env must have required property 'X'".
     const message = (err as Error).message.split(',')[0]!.replace(/^env\/?/, '').trim()
     throw new ConfigError(`invalid configuration: ${withChoices(message)}`)
+  }
+  // An event stream is silent between heartbeats: the socket timeout must leave room for one.
+  if (parsed.TASKLANE_CONNECTION_TIMEOUT_MS !== 0 && parsed.TASKLANE_CONNECTION_TIMEOUT_MS <= parsed.TASKLANE_SSE_HEARTBEAT_MS) {
+    throw new ConfigError('invalid configuration: TASKLANE_CONNECTION_TIMEOUT_MS must be 0 or longer than TASKLANE_SSE_HEARTBEAT_MS')
   }
   return Object.freeze({
     ...parsed,

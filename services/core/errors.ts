@@ -12,6 +12,9 @@ export const DependencyUnavailableError = createError<[string]>('TASKLANE_UNAVAI
 
 export type FieldError = { path: string, message: string }
 
+/** A problem document lists at most this many field errors and says how many it left out. */
+export const MAX_FIELD_ERRORS = 20
+
 /** A request that failed validation: carries one entry per offending field. */
 export class ValidationError extends Error {
   readonly statusCode = 400
@@ -27,3 +30,7 @@ export const PayloadTooLargeError = createError<[number, number]>('TASKLANE_PAYL
 export const WebhookEndpointNotFoundError = createError<[string]>('TASKLANE_WEBHOOK_ENDPOINT_NOT_FOUND', 'Webhook endpoint %s was not found', 404)
 export const ScheduleNotFoundError = createError<[string]>('TASKLANE_SCHEDULE_NOT_FOUND', 'Schedule %s was not found', 404)
 export const ScheduleNameTakenError = createError<[string]>('TASKLANE_SCHEDULE_NAME_TAKEN', 'A schedule named "%s" exists already', 409)
+export const JsonTooDeepError = createError<[number]>('TASKLANE_JSON_TOO_DEEP',
+  'The JSON body nests deeper than %d levels', 400)
+export const UnsupportedCharsetError = createError<[string]>('TASKLANE_UNSUPPORTED_CHARSET',
+  'The body is declared as charset "%s"; send UTF-8 (or no charset)', 415)

@@ -16,12 +16,17 @@ export function bootProcess (service: 'tasklane-api' | 'tasklane-worker'): { con
     config = loadConfig()
     createSecretBox(config) // the encryption keys are configuration too: checked here, once
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    process.stderr.write(`${service}: ${err.message}\n`)
-    process.exit(78)
+    exitOnConfigError(service, err)
   }
   limitHeapGrowth(config.TASKLANE_HEAP_GROWTH_PERCENT)
   const log = createLogger(config, { service })
   guardUnhandledRejections(log)
   return { config, log }
+}
+
+/** A configuration error found later (a queue name only the worker can check): one line, exit 78. */
+export function exitOnConfigError (service: string, err: unknown): never {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`${service}: ${err.message}\n`)
+  process.exit(78)
 }

@@ -1,9 +1,9 @@
 import closeWithGrace from 'close-with-grace'
-import { bootProcess } from '../core/process-boot.ts'
+import { bootProcess, exitOnConfigError } from '../core/process-boot.ts'
 import { startWorker } from './start-worker.ts'
 
 const { config, log } = bootProcess('tasklane-worker')
-const worker = await startWorker(config, log)
+const worker = await startWorker(config, log).catch((err: unknown) => exitOnConfigError('tasklane-worker', err))
 
 // close-with-grace gets a little more than the drain grace, so the drain decides what to
 // release and the process still exits on its own.

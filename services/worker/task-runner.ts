@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq'
+import { MAX_JSON_DEPTH, valueTooDeep } from '../core/json-depth.ts'
 import type { Logger } from '../core/log.ts'
 import { retryOnOutage } from '../core/retry-on-outage.ts'
 import { TaskTimeoutError, toTaskError } from '../core/tasks/attempt-outcome.ts'
@@ -108,7 +109,10 @@ export function createTaskRunner (deps: {
         taskId, attempt, payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, signal, log,
         progress: async (value) => { await transitions.setProgress(taskId, attempt, value) },
       })
-      const result = toStorable(await untilAborted(work, signal))
+      const value = await untilAborted(work, signal)
+      // Checked without recursion before anything walks the result (toStorable, the driver).
+      if (valueTooDeep(value)) throw new PermanentTaskError(`the result nests deeper than ${MAX_JSON_DEPTH} levels`, 'RESULT_TOO_DEEP')
+      const result = toStorable(value)
       const durationMs = elapsed()
       if (await retryOnOutage(() => transitions.complete(taskId, attempt, { result, durationMs }))) {
         log.info({ outcome: 'completed', durationMs }, 'attempt finished')

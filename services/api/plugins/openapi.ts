@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import swagger from '@fastify/swagger'
 import type { OpenAPIV3_1 } from 'openapi-types'
 import swaggerUi from '@fastify/swagger-ui'
@@ -22,9 +23,14 @@ const HTML_PAGE = (operationId: string, summary: string, description: string, se
   },
 })
 
+// The document's version is the package's: one number to bump, in package.json.
+const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+
 const TAGS = [
   { name: 'tasks', description: 'Create, read, follow, cancel, retry and delete tasks' },
   { name: 'task types', description: 'The kinds of task this service runs, with their payload schema and defaults' },
+  { name: 'schedules', description: 'Recurring tasks: cron with time zones, exactly one task per due time' },
+  { name: 'notifications', description: 'Endpoints Tasklane POSTs to when tasks end, signed per Standard Webhooks, and the log of each delivery' },
   { name: 'queues', description: 'Queue counts and statistics; pausing and resuming a queue needs the admin key' },
   { name: 'health', description: 'Liveness and readiness probes, without a key' },
   { name: 'meta', description: 'This document, its browsable reference and the operators\' dashboard' },
@@ -56,7 +62,7 @@ export default fp(async function openapi (app: FastifyInstance) {
       openapi: '3.1.0',
       info: {
         title: 'Tasklane',
-        version: '1.0.0',
+        version,
         description: 'Hand slow or unreliable work to a durable queue over HTTP and read the result later.',
         license: { name: 'MIT', identifier: 'MIT' },
         contact: { name: 'Tasklane maintainers' },
@@ -86,11 +92,12 @@ export default fp(async function openapi (app: FastifyInstance) {
       }) as OpenAPIV3_1.Document
     },
   })
-  // `urls` wins over the `./json` the plugin puts in `url`: the page loads the document clients use.
+  // `urls` rather than `url`, which the plugin overrides with its own /docs/json: the page reads
+  // the document clients are pointed at.
   await app.register(swaggerUi, {
     routePrefix: '/docs',
-    theme: { title: 'Tasklane API reference' },
     uiConfig: { deepLinking: true, urls: [{ url: '/openapi.json', name: 'Tasklane API' }] },
+    theme: { title: 'Tasklane API' },
   })
   app.get('/openapi.json', {
     schema: {

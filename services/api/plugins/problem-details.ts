@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ValidationError, type FieldError } from '../../core/errors.ts'
-import { isOutage } from '../../core/outage.ts'
+import { MAX_FIELD_ERRORS, ValidationError, type FieldError } from '../../core/errors.ts'
+import { isUnavailable } from '../../core/outage.ts'
+import { toFieldErrors } from '../../core/schema-errors.ts'
 import { problemCode, problemType, type ProblemCode } from '../problem-codes.ts'
 
 const TITLES: Record<number, string> = {
@@ -10,30 +11,35 @@ const TITLES: Record<number, string> = {
   422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 }
 
-type Problem = { type: string, title: string, status: number, detail?: string, code: ProblemCode, requestId: string, errors?: FieldError[] }
+type Problem = {
+  type: string, title: string, status: number, detail?: string, code: ProblemCode, requestId: string,
+  errors?: FieldError[], errorsOmitted?: number,
+}
 
-/** Sends a problem document; whatever code it is given, the one it sends is in the documented set. */
-export function sendProblem (reply: FastifyReply, status: number, fields: { code?: string | undefined, detail?: string, errors?: FieldError[] }) {
+type ProblemFields = { code?: string | undefined, detail?: string, errors?: FieldError[] }
+
+/**
+ * A problem document: whatever code it is given, the one it carries is in the documented set,
+ * and a list of field errors is cut to MAX_FIELD_ERRORS, saying how many went.
+ */
+export function problemDocument (status: number, fields: ProblemFields, requestId: string): Problem {
+  const { errors, code: _code, ...rest } = fields
   const code = problemCode(fields.code, status)
-  const problem: Problem = {
-    type: problemType(code),
-    title: TITLES[status] ?? 'Error',
-    status,
-    requestId: String(reply.request.id),
-    ...fields,
-    code,
+  const problem: Problem = { type: problemType(code), title: TITLES[status] ?? 'Error', status, requestId, ...rest, code }
+  if (errors) {
+    problem.errors = errors.slice(0, MAX_FIELD_ERRORS)
+    if (errors.length > MAX_FIELD_ERRORS) problem.errorsOmitted = errors.length - MAX_FIELD_ERRORS
   }
-  return reply.code(status).type('application/problem+json; charset=utf-8').send(problem)
+  return problem
+}
+
+export function sendProblem (reply: FastifyReply, status: number, fields: ProblemFields) {
+  return reply.code(status).type('application/problem+json; charset=utf-8').send(problemDocument(status, fields, String(reply.request.id)))
 }
 
 function fieldErrors (err: FastifyError): FieldError[] {
   const context = err.validationContext === 'body' ? '' : `/${err.validationContext ?? 'request'}`
-  return (err.validation ?? []).map((v) => {
-    const missing = (v.params as { missingProperty?: string }).missingProperty
-    const extra = (v.params as { additionalProperty?: string }).additionalProperty
-    const leaf = missing ? `/${missing}` : extra ? `/${extra}` : ''
-    return { path: `${context}${v.instancePath}${leaf}` || '/', message: v.message ?? 'is invalid' }
-  })
+  return toFieldErrors(err.validation ?? [], context)
 }
 
 /**
@@ -66,7 +72,7 @@ export default fp(async function problemDetails (app: FastifyInstance) {
     if (err.validation) {
       return sendProblem(reply, 400, { code: 'VALIDATION', detail: 'The request does not match the schema', errors: fieldErrors(err) })
     }
-    if (isOutage(err)) {
+    if (isUnavailable(err)) {
       request.log.warn({ err }, 'dependency unavailable')
       reply.header('retry-after', '5')
       return sendProblem(reply, 503, { code: 'UNAVAILABLE', detail: 'A backing service is unavailable; try again later' })

@@ -23,6 +23,7 @@ export const ProblemSchema = Type.Object({
     }),
     message: Type.String(),
   }))),
+  errorsOmitted: Type.Optional(Type.Integer({ minimum: 1, description: 'How many more field errors there were than `errors` lists' })),
 }, {
   $id: 'Problem',
   title: 'Problem',

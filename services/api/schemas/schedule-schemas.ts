@@ -35,7 +35,7 @@ export const CreateScheduleSchema = Type.Object({
   paused: Type.Optional(Type.Boolean()),
   startAt: Type.Optional(Nullable(DateTime)),
   endAt: Type.Optional(Nullable(DateTime)),
-}, { additionalProperties: false, $id: 'CreateSchedule', title: 'CreateSchedule' })
+}, { additionalProperties: false, title: 'CreateSchedule' })
 
 export const UpdateScheduleSchema = Type.Object({
   name: Type.Optional(Name),

@@ -12,10 +12,38 @@ import { OutboundError } from './outbound-error.ts'
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number]
 export type AllowedHosts = { names: string[], ranges: Range[] }
 
-/** Public unicast only. */
+/**
+ * Public unicast only: loopback, private, link-local (cloud metadata), CGNAT and the like are
+ * refused. An IPv6 address that carries an IPv4 address (IPv4-compatible ::a.b.c.d, mapped
+ * ::ffff:a.b.c.d, translated ::ffff:0:a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo
+ * 2001::/32) is judged by the IPv4 address it reaches, so ::127.0.0.1 is loopback.
+ */
 export function isPublicAddress (address: string): boolean {
   if (!ipaddr.isValid(address)) return false
-  return ipaddr.process(address).range() === 'unicast'
+  const parsed = ipaddr.parse(address)
+  if (parsed.kind() === 'ipv4') return parsed.range() === 'unicast'
+  const embedded = embeddedIpv4(parsed as ipaddr.IPv6)
+  if (embedded) return embedded.every((v4) => v4.range() === 'unicast')
+  return parsed.range() === 'unicast'
+}
+
+const v4 = (high: number, low: number): ipaddr.IPv4 =>
+  new ipaddr.IPv4([high >> 8, high & 0xff, low >> 8, low & 0xff])
+
+/** The IPv4 addresses an IPv6 address embeds, or undefined when it embeds none. */
+function embeddedIpv4 (address: ipaddr.IPv6): ipaddr.IPv4[] | undefined {
+  const p = address.parts
+  const zeros = (from: number, to: number) => p.slice(from, to).every((x) => x === 0)
+  // ::a.b.c.d (not :: nor ::1), ::ffff:a.b.c.d and ::ffff:0:a.b.c.d
+  if (zeros(0, 6) && (p[6] !== 0 || p[7]! > 1)) return [v4(p[6]!, p[7]!)]
+  if (zeros(0, 5) && p[5] === 0xffff) return [v4(p[6]!, p[7]!)]
+  if (zeros(0, 4) && p[4] === 0xffff && p[5] === 0) return [v4(p[6]!, p[7]!)]
+  // NAT64, the well-known prefix; the local-use prefix 64:ff9b:1::/48 is refused by range.
+  if (p[0] === 0x64 && p[1] === 0xff9b && zeros(2, 6)) return [v4(p[6]!, p[7]!)]
+  if (p[0] === 0x2002) return [v4(p[1]!, p[2]!)]
+  // Teredo: the server at bits 32-63, the client's address inverted in the last 32 bits.
+  if (p[0] === 0x2001 && p[1] === 0) return [v4(p[2]!, p[3]!), v4(p[6]! ^ 0xffff, p[7]! ^ 0xffff)]
+  return undefined
 }
 
 /**

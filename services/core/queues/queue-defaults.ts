@@ -1,4 +1,4 @@
-import type { QueueConcurrency } from '../config.ts'
+import { ConfigError, type QueueConcurrency } from '../config.ts'
 
 // Concurrency of a queue when TASKLANE_QUEUES does not set one. `default` runs short local
 // work; `http` waits on the network, so it can run many at once cheaply.
@@ -10,7 +10,7 @@ export function resolveQueueConcurrency (configured: readonly QueueConcurrency[]
   const selected = configured.length > 0 ? configured : known.map((name) => ({ name, concurrency: 0 }))
   return selected.map(({ name, concurrency }) => {
     if (!known.includes(name)) {
-      throw new Error(`TASKLANE_QUEUES names queue "${name}", but the known queues are: ${known.join(', ')}`)
+      throw new ConfigError(`TASKLANE_QUEUES names queue "${name}", but the known queues are: ${known.join(', ')}`)
     }
     return { name, concurrency: concurrency || (DEFAULT_CONCURRENCY[name] ?? FALLBACK_CONCURRENCY) }
   })

@@ -27,7 +27,9 @@ export const httpType = defineTaskType({
   payloadSchema: Type.Object({
     method: Type.Union(HTTP_METHODS.map((m) => Type.Literal(m))),
     url: Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 8192 }),
-    headers: Type.Optional(Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String({ maxLength: 8192 }))),
+    // additionalProperties false: without it a name that breaks the pattern is simply not checked.
+    headers: Type.Optional(Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String({ maxLength: 8192, pattern: '^[^\\r\\n\\x00]*$' }),
+      { additionalProperties: false })),
     body: Type.Optional(Type.Unknown()),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
     expectStatus: Type.Optional(Type.Union([

@@ -1,5 +1,6 @@
 import { Compile } from 'typebox/compile'
-import type { FieldError } from '../errors.ts'
+import { MAX_FIELD_ERRORS, type FieldError } from '../errors.ts'
+import { toFieldErrors } from '../schema-errors.ts'
 import type { TaskTypeDefinition } from './task-type.ts'
 
 type Entry = { definition: TaskTypeDefinition, validator: ReturnType<typeof Compile> }
@@ -21,10 +22,7 @@ export function createTaskTypeRegistry (definitions: readonly TaskTypeDefinition
     validatePayload (name: string, payload: unknown, pathPrefix = '/payload'): FieldError[] {
       const entry = entries.get(name)
       if (!entry || entry.validator.Check(payload)) return []
-      return entry.validator.Errors(payload).slice(0, 20).map((e) => ({
-        path: `${pathPrefix}${e.instancePath}`,
-        message: e.message,
-      }))
+      return toFieldErrors(entry.validator.Errors(payload), pathPrefix).slice(0, MAX_FIELD_ERRORS)
     },
   }
 }

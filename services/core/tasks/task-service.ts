@@ -1,8 +1,10 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/db-client.ts'
 import type { NewTaskRow, TaskRow } from '../db/schema.ts'
-import { IdempotencyConflictError, PayloadTooLargeError, TaskNotFoundError, UnknownTaskTypeError, ValidationError, type FieldError } from '../errors.ts'
+import { IdempotencyConflictError, PayloadTooLargeError, TaskConflictError, TaskNotFoundError, UnknownTaskTypeError, ValidationError, type FieldError } from '../errors.ts'
+import { isStorableDate, STORABLE_DATE_MESSAGE } from '../db/timestamp-text.ts'
 import { newTaskId, isUuid } from '../ids.ts'
+import { MAX_JSON_DEPTH, valueTooDeep } from '../json-depth.ts'
 import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
 import type { SecretBox } from '../secrets/secret-box.ts'
@@ -41,15 +43,23 @@ export type TaskServiceDeps = {
   events?: { created?: (tasks: readonly { type: string, queue: string }[]) => void }
 }
 
+// How often a create retries an insert whose idempotency key was freed under it.
+const IDEMPOTENT_INSERT_ROUNDS = 3
+
 /** The one place where tasks are accepted: validated, recorded in Postgres, then dispatched. */
 export function createTaskService (deps: TaskServiceDeps) {
   const repo = createTaskRepository(deps.db)
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
-    hash: string | null = idempotencyKey ? requestHash(input) : null, origin?: TaskOrigin): NewTaskRow {
+    batchHash?: string | null, origin?: TaskOrigin): NewTaskRow {
     const type = deps.taskTypes.get(input.type)
     if (!type) throw new UnknownTaskTypeError(input.type)
     const payload = input.payload ?? {}
+    // Before anything that walks the payload recursively (stringify, hash, storability check).
+    if (valueTooDeep(payload, MAX_JSON_DEPTH - 1)) {
+      throw new ValidationError([{ path: '/payload', message: `nests deeper than ${MAX_JSON_DEPTH - 1} levels` }])
+    }
+    const hash = batchHash !== undefined ? batchHash : idempotencyKey ? requestHash(input) : null
     const size = Buffer.byteLength(JSON.stringify(payload))
     if (size > deps.config.TASKLANE_MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(size, deps.config.TASKLANE_MAX_PAYLOAD_BYTES)
     const errors = deps.taskTypes.validatePayload(type.name, payload)
@@ -59,7 +69,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       errors.push({ path: '/delayMs', message: 'give runAt or delayMs, not both' })
     }
     const runAt = input.runAt !== undefined ? new Date(input.runAt) : new Date(now.getTime() + (input.delayMs ?? 0))
-    if (Number.isNaN(runAt.getTime())) errors.push({ path: '/runAt', message: 'must be an RFC 3339 date-time' })
+    if (!isStorableDate(runAt)) errors.push({ path: input.runAt !== undefined ? '/runAt' : '/delayMs', message: STORABLE_DATE_MESSAGE })
     if (errors.length > 0) throw new ValidationError(errors)
     return {
       id: newTaskId(),
@@ -111,17 +121,22 @@ export function createTaskService (deps: TaskServiceDeps) {
     async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
       Promise<{ task: TaskView, replayed: boolean }> {
       const row = buildRow(tenant, input, idempotencyKey, new Date())
-      const [inserted] = await repo.insert([row])
-      if (inserted) {
-        deps.events?.created?.([inserted])
-        await dispatch([inserted])
-        return { task: toTaskView(inserted), replayed: false }
+      // The insert can lose to an earlier request with the same idempotency key whose task is
+      // deleted before the lookup below: then the key is free again and the insert is retried.
+      for (let round = 1; ; round++) {
+        const [inserted] = await repo.insert([row])
+        if (inserted) {
+          deps.events?.created?.([inserted])
+          await dispatch([inserted])
+          return { task: toTaskView(inserted), replayed: false }
+        }
+        const existing = idempotencyKey ? await repo.findByIdempotencyKey(tenant, idempotencyKey) : undefined
+        if (existing) {
+          if (existing.requestHash !== row.requestHash) throw new IdempotencyConflictError()
+          return { task: toTaskView(existing), replayed: true }
+        }
+        if (round >= IDEMPOTENT_INSERT_ROUNDS) throw new TaskConflictError('Another request with this Idempotency-Key is being created and deleted at the same time; try again')
       }
-      // The insert lost to an earlier request with the same idempotency key.
-      const existing = idempotencyKey ? await repo.findByIdempotencyKey(tenant, idempotencyKey) : undefined
-      if (!existing) throw new Error('task insert returned no row')
-      if (existing.requestHash !== row.requestHash) throw new IdempotencyConflictError()
-      return { task: toTaskView(existing), replayed: true }
     },
 
     /**
@@ -132,12 +147,11 @@ export function createTaskService (deps: TaskServiceDeps) {
     async createBatch (tenant: string, inputs: readonly CreateTaskInput[], idempotencyKey: string | null = null):
       Promise<{ tasks: TaskView[], replayed: boolean }> {
       const now = new Date()
-      const hash = idempotencyKey ? requestHash({ tasks: inputs }) : null
       const errors: FieldError[] = []
       const rows: NewTaskRow[] = []
       inputs.forEach((input, i) => {
         try {
-          rows.push(buildRow(tenant, input, idempotencyKey ? `${idempotencyKey}/${i}` : null, now, hash))
+          rows.push(buildRow(tenant, input, idempotencyKey ? `${idempotencyKey}/${i}` : null, now, null))
         } catch (err) {
           if (err instanceof ValidationError) errors.push(...err.errors.map((e) => ({ path: `/tasks/${i}${e.path}`, message: e.message })))
           else if (err instanceof UnknownTaskTypeError) errors.push({ path: `/tasks/${i}/type`, message: err.message })
@@ -149,6 +163,9 @@ export function createTaskService (deps: TaskServiceDeps) {
         const bad = new Set(errors.map((e) => e.path.split('/')[2])).size
         throw new ValidationError(errors, `${bad} of ${inputs.length} tasks are invalid; none was stored`)
       }
+      // Hashed once the inputs are known to be sane (the hash walks them recursively).
+      const hash = idempotencyKey ? requestHash({ tasks: inputs }) : null
+      for (const row of rows) row.requestHash = hash
       // One statement, so all or nothing; undefined when some keys were taken: this is a
       // replay (or a reused key), and nothing was kept.
       const inserted = await repo.insertAll(rows)

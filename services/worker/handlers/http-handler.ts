@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import type { OutboundClient } from '../../core/outbound/outbound-client.ts'
 import { OutboundError } from '../../core/outbound/outbound-error.ts'
+import { jsonTextTooDeep } from '../../core/json-depth.ts'
 import type { TaskHandler } from '../task-handler.ts'
 import { PermanentTaskError, RetryableTaskError } from '../task-handler.ts'
 
@@ -17,8 +18,9 @@ type HttpPayload = {
 // runner's signal ends it then).
 const NO_TIMEOUT_MS = 2_147_483_647
 
+/** JSON when it says so and parses; otherwise, or when it nests too deep to store, the text. */
 function parseBody (text: string, contentType: string | undefined, truncated: boolean): unknown {
-  if (!truncated && contentType?.includes('json')) {
+  if (!truncated && contentType?.includes('json') && !jsonTextTooDeep(text)) {
     try { return JSON.parse(text) } catch { /* not JSON after all: keep the text */ }
   }
   return text

@@ -1,12 +1,22 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { isStorableDate, STORABLE_DATE_MESSAGE } from '../../../core/db/timestamp-text.ts'
+import { ValidationError } from '../../../core/errors.ts'
 import type { CreateTaskInput } from '../../../core/tasks/task-service.ts'
 import { problems, RATE_LIMIT_HEADERS } from '../../schemas/problem-schema.ts'
 import {
   AttemptSchema, CreateBatchSchema, LIST_LIMIT_DEFAULT, CreateTaskSchema, IdempotencyKeyHeaders, ListTasksQuery, TaskIdParams, TaskItemsSchema,
   TaskPageSchema, TaskRef,
 } from '../../schemas/task-schemas.ts'
+
+/** A date filter Postgres can compare with: beyond years 0001-9999 it would be a 500, not a 400. */
+function queryDate (text: string | undefined, name: string): Date | undefined {
+  if (text === undefined) return undefined
+  const date = new Date(text)
+  if (!isStorableDate(date)) throw new ValidationError([{ path: `/querystring/${name}`, message: STORABLE_DATE_MESSAGE }])
+  return date
+}
 
 export default async function taskRoutes (fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -47,8 +57,8 @@ export default async function taskRoutes (fastify: FastifyInstance) {
       type: q.type,
       queue: q.queue,
       tag: q.tag,
-      createdAfter: q.createdAfter ? new Date(q.createdAfter) : undefined,
-      createdBefore: q.createdBefore ? new Date(q.createdBefore) : undefined,
+      createdAfter: queryDate(q.createdAfter, 'createdAfter'),
+      createdBefore: queryDate(q.createdBefore, 'createdBefore'),
       limit: q.limit ?? LIST_LIMIT_DEFAULT,
       cursor: q.cursor,
     })
