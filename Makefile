@@ -2,13 +2,14 @@
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 SHELL := /bin/bash
 
-.PHONY: help install dev test typecheck bench soak up down images image-check k8s services tools
+.PHONY: help install dev test typecheck bench soak soak-growth up down images image-check k8s services tools
 
 help:
 	@echo "make dev     run migrations, the API and a worker against local Postgres and Redis"
 	@echo "make test    install from the lockfile and run every test"
 	@echo "make bench   run the benchmark and print its figures"
 	@echo "make soak    20 minutes at a fixed rate: RSS and tasks table every minute, flat or not (SOAK_ARGS=\"--duration 5m\")"
+	@echo "make soak-growth  purge 1,000,000 finished tasks under load, then a steady run with short retention"
 	@echo "make up      start the compose stack (needs Docker)    make down  stop it"
 	@echo "make images  build both images (Docker, else podman)   make k8s   render every overlay"
 	@echo "make image-check  build both images with podman and run them against local Postgres and Redis"
@@ -41,6 +42,8 @@ bench: install services
 
 soak: install services
 	node bench/soak.ts $(SOAK_ARGS)
+soak-growth: install services
+	node bench/growth-drill.ts
 
 up:
 	docker compose up -d --build

@@ -4,6 +4,7 @@ import type { BenchStack, ServiceProcess } from './bench-stack.ts'
 import { runLoad, type LoadResult, type Percentiles } from './http-load.ts'
 import { runPacedLoad } from './paced-load.ts'
 import { createCpuMeter } from './proc-stats.ts'
+import { measureTableWrites, type TableWrites } from './table-writes.ts'
 import { createTaskReadout, type Window } from './task-readout.ts'
 
 export type Route = 'single' | 'batch'
@@ -32,6 +33,8 @@ export type DrainFigures = {
   completed: number
   tasksPerSec: number
   cpuSecPer1kTasks: { worker: number, postgres: number, redis: number }
+  /** Rows and index entries Postgres wrote per task, created and drained (pg_stat_user_tables deltas); not in smoke runs. */
+  writes: TableWrites | null
 }
 
 const ECHO = { type: 'echo', payload: { message: 'hello', n: 42 } }
@@ -100,6 +103,8 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
      * the batch route first, then one worker process drains them.
      */
     async drain (count: number): Promise<DrainFigures> {
+      // Reading settled statistics waits for the backends' reports (seconds): not worth it in a smoke run.
+      const writes = options.smoke ? undefined : await measureTableWrites(stack.sql)
       const batches = Math.ceil(count / 1_000)
       for (let i = 0; i < batches; i++) {
         const res = await fetch(`${apiUrl}/v1/tasks/batch`, {
@@ -127,8 +132,10 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
       const [workerCpu, postgresCpu] = await Promise.all(Object.values(meters).map((m) => m.stop()))
       const after = await counters(stack)
       workerPeakRss.push((await worker.stop()) ?? 0)
+      const written = writes ? await writes(done) : null
       await reset()
       return {
+        writes: written,
         tasks: count,
         completed: done,
         tasksPerSec: Math.round(done / seconds),

@@ -1,6 +1,7 @@
 import type { CreateFigures, DrainFigures, EndToEndFigures } from './bench-phases.ts'
 import type { Percentiles } from './http-load.ts'
 import type { RawBullmqResult } from './raw-bullmq.ts'
+import { formatTableWrites } from './table-writes.ts'
 
 export type BenchResult = {
   bench: 'tasklane'
@@ -60,6 +61,7 @@ export function formatReport (r: BenchResult): string {
   if (r.drain) {
     const d = r.drain
     out.push(`Worker drain (${d.tasks} tasks created first, 1 worker): ${d.tasksPerSec} tasks/s${r.rawBullmq ? ` (${Math.round((d.tasksPerSec / r.rawBullmq.drainPerSec) * 100)}% of raw BullMQ)` : ''}; CPU s per 1,000 tasks: worker ${d.cpuSecPer1kTasks.worker}, Postgres ${d.cpuSecPer1kTasks.postgres}, Redis ${d.cpuSecPer1kTasks.redis}`)
+    if (d.writes) out.push(formatTableWrites(d.writes))
   }
   if (r.rawBullmq) {
     out.push(`Raw BullMQ, same Redis: bulk add ${r.rawBullmq.addPerSec} jobs/s; one Worker, no-op processor, concurrency ${r.rawBullmq.concurrency}: ${r.rawBullmq.drainPerSec} jobs/s (${r.rawBullmq.jobs} jobs); CPU s per 1,000 jobs: worker ${r.rawBullmq.cpuSecPer1kJobs.worker}, Redis ${r.rawBullmq.cpuSecPer1kJobs.redis}`)

@@ -55,3 +55,13 @@ t.test('both processes stop at start with one clear line naming the variable', a
     t.notMatch(run.stderr, /\n\s+at /, 'no stack trace')
   }
 })
+
+t.test('retention and TTL durations are a number and a unit (s, m, h, d)', async (t) => {
+  const config = loadConfig({ TASKLANE_RETENTION_COMPLETED: '90s', TASKLANE_RETENTION_FAILED: '15m', TASKLANE_IDEMPOTENCY_TTL: '2h' })
+  t.same(config.retentionMs, { completed: 90_000, failed: 900_000, cancelled: 7 * 86_400_000 })
+  t.equal(config.idempotencyTtlMs, 7_200_000)
+  t.equal(loadConfig({}).idempotencyTtlMs, 86_400_000, 'default 24h')
+  for (const bad of ['7', '1w', '-1d', '1.5h', 'd']) {
+    t.throws(() => loadConfig({ TASKLANE_RETENTION_FAILED: bad }), /TASKLANE_RETENTION_FAILED must be a number and a unit/, bad)
+  }
+})

@@ -93,7 +93,7 @@ t.test('a worker without the handler hands the job back; a worker with it runs t
   const transitions = transitionsOf(h)
   const finished: string[] = []
   const start = (handlers: ReturnType<typeof createHandlers>['handlers'], workerId: string) => {
-    const runner = createTaskRunner({ transitions, handlers, workerId, log, events: { finished: (_task, outcome) => { finished.push(`${workerId}:${outcome}`) } } })
+    const runner = createTaskRunner({ transitions, handlers, workerId, log, maxResultBytes: h.config.TASKLANE_MAX_RESULT_BYTES, events: { finished: (_task, outcome) => { finished.push(`${workerId}:${outcome}`) } } })
     const workers = createWorkers({ config: h.config, queues: [{ name: 'default', concurrency: 2 }], processor: runner, log, workerId })
     t.teardown(() => workers.close(true))
     return workers
@@ -119,7 +119,7 @@ t.test('an outcome the transitions refuse is neither logged as final nor counted
   const transitions = transitionsOf(h)
   const finished: string[] = []
   const runner = createTaskRunner({
-    transitions, handlers: createHandlers(h.config).handlers, workerId: 'w1', log, events: { finished: (_task, outcome) => { finished.push(outcome) } },
+    transitions, handlers: createHandlers(h.config).handlers, workerId: 'w1', log, maxResultBytes: h.config.TASKLANE_MAX_RESULT_BYTES, events: { finished: (_task, outcome) => { finished.push(outcome) } },
   })
   const workers = createWorkers({ config: h.config, queues: [{ name: 'default', concurrency: 2 }], processor: runner, log, workerId: 'w1' })
   t.teardown(() => workers.close(true))

@@ -76,6 +76,17 @@ const EnvSchema = Type.Object({
   // loop off in that process); a due time later than the grace counts as missed when catching up.
   TASKLANE_SCHEDULER_MAX_SLEEP_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000 }),
   TASKLANE_SCHEDULE_MISFIRE_GRACE_MS: Type.Integer({ default: 5000, minimum: 0 }),
+  // Data lifecycle: how long finished tasks and idempotency keys are kept, and the result cap.
+  // Durations are a number and a unit (s, m, h, d); see parseDuration.
+  TASKLANE_RETENTION_COMPLETED: Type.String({ default: '7d' }),
+  TASKLANE_RETENTION_FAILED: Type.String({ default: '30d' }),
+  TASKLANE_RETENTION_CANCELLED: Type.String({ default: '7d' }),
+  TASKLANE_IDEMPOTENCY_TTL: Type.String({ default: '24h' }),
+  TASKLANE_MAX_RESULT_BYTES: Type.Integer({ default: 1_048_576, minimum: 16 }),
+  // The purger: 0 turns it off in that process. Each batch is one short delete statement.
+  TASKLANE_PURGE_INTERVAL_MS: Type.Integer({ default: 15_000, minimum: 0 }),
+  TASKLANE_PURGE_BATCH_SIZE: Type.Integer({ default: 1000, minimum: 1, maximum: 10_000 }),
+  TASKLANE_PURGE_MAX_PER_PASS: Type.Integer({ default: 200_000, minimum: 1 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -95,6 +106,9 @@ export type Config = Readonly<Env & {
   allowedHosts: AllowedHosts
   /** Parsed TASKLANE_NOTIFY_RETRY_DELAYS, in milliseconds. */
   notifyRetryDelays: readonly number[]
+  /** The retention variables and the idempotency TTL, in milliseconds. */
+  retentionMs: Readonly<Record<'completed' | 'failed' | 'cancelled', number>>
+  idempotencyTtlMs: number
 }>
 
 export type BootstrapKey = { tenant: string, key: string }
@@ -139,6 +153,16 @@ function retryDelaysOf (raw: string): number[] {
   try { return parseRetryDelays(raw) } catch (err) { throw new ConfigError(`TASKLANE_NOTIFY_RETRY_DELAYS: ${(err as Error).message}`) }
 }
 
+const DURATION = /^([0-9]{1,9})(s|m|h|d)$/
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+
+/** "90s", "15m", "24h", "7d" in milliseconds; anything else is a ConfigError naming the variable. */
+export function parseDuration (name: string, raw: string): number {
+  const match = DURATION.exec(raw.trim())
+  if (!match) throw new ConfigError(`invalid configuration: ${name} must be a number and a unit (s, m, h, d), e.g. 90s, 15m, 24h, 7d`)
+  return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]
+}
+
 /** "X must be equal to constant" says little: name the values X may take. */
 function withChoices (message: string): string {
   const name = message.split(' ')[0] ?? ''
@@ -167,5 +191,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: Object.freeze(parseApiKeys(parsed.TASKLANE_API_KEYS)),
     allowedHosts: allowedHostsOf(parsed.TASKLANE_WEBHOOK_ALLOWED_HOSTS),
     notifyRetryDelays: Object.freeze(retryDelaysOf(parsed.TASKLANE_NOTIFY_RETRY_DELAYS)),
+    retentionMs: Object.freeze({
+      completed: parseDuration('TASKLANE_RETENTION_COMPLETED', parsed.TASKLANE_RETENTION_COMPLETED),
+      failed: parseDuration('TASKLANE_RETENTION_FAILED', parsed.TASKLANE_RETENTION_FAILED),
+      cancelled: parseDuration('TASKLANE_RETENTION_CANCELLED', parsed.TASKLANE_RETENTION_CANCELLED),
+    }),
+    idempotencyTtlMs: parseDuration('TASKLANE_IDEMPOTENCY_TTL', parsed.TASKLANE_IDEMPOTENCY_TTL),
   })
 }

@@ -6,6 +6,7 @@ import { createJobProbe, type JobPresence } from '../core/queues/job-probe.ts'
 import type { QueueRegistry } from '../core/queues/queue-registry.ts'
 import { createTaskRecoveryRepository, FIRST_ID } from '../core/tasks/task-recovery-repository.ts'
 import type { TaskTransitions, UnfinishedTask } from '../core/tasks/transitions.ts'
+import { createLockedLoop } from './locked-loop.ts'
 
 export const REPAIR_REASONS = ['queued_job_missing', 'queued_job_finished', 'running_worker_lost', 'failed_worker_lost'] as const
 export type RepairReason = typeof REPAIR_REASONS[number]
@@ -116,71 +117,43 @@ export function createReconciler (deps: {
     cursors[status] = after
   }
 
-  // The lock is a session lock on a pooled client of one connection, not a transaction
-  // (sql.begin) held open around the scans: postgres.js (3.4.9) writes the transaction's
-  // commit or rollback on its pinned connection even after that connection's backend was
-  // terminated mid-pass, and a write to the closed socket throws from a setImmediate
-  // (porsager/postgres#1208), an uncaught exception that stopped the worker. Pooled
-  // statements reconnect instead. A backend killed mid-pass takes the lock with it, as the
-  // transaction did; the repairs are conditional, so an overlapping pass changes nothing twice.
-  const lockKey = RECONCILER_LOCK_KEY.toString()
+  const emptyReport = (): PassReport => ({ active: false, checked: 0, repaired: { queued_job_missing: 0, queued_job_finished: 0, running_worker_lost: 0, failed_worker_lost: 0 } })
 
-  /** One pass, if no other replica is in one; the lock is given back at the end of the pass. */
-  async function runOnce (): Promise<PassReport> {
-    const report: PassReport = { active: false, checked: 0, repaired: { queued_job_missing: 0, queued_job_finished: 0, running_worker_lost: 0, failed_worker_lost: 0 } }
-    try {
-      const [row] = await deps.lockSql<{ locked: boolean }[]>`select pg_try_advisory_lock(${lockKey}::bigint) as locked`
-      if (row?.locked) {
-        report.active = true
-        try {
-          // The scans use the pool, so the lock's connection stays free for the unlock.
-          await scan('queued', report)
-          await scan('running', report)
-        } finally {
-          await deps.lockSql`select pg_advisory_unlock(${lockKey}::bigint)`
-        }
+  // One pass at a time across replicas: see locked-loop.ts for the lock. The repairs are
+  // conditional, so a pass overlapping another (a backend killed mid-pass) changes nothing twice.
+  const loop = createLockedLoop<PassReport>({
+    name: 'reconciler',
+    intervalMs: config.TASKLANE_RECONCILER_INTERVAL_MS,
+    lockSql: deps.lockSql,
+    lockKey: RECONCILER_LOCK_KEY,
+    log,
+    async pass () {
+      const report = { ...emptyReport(), active: true }
+      await scan('queued', report)
+      await scan('running', report)
+      return report
+    },
+    passed (result, report) {
+      passesTotal.inc({ result })
+      if (!report) return
+      for (const reason of REPAIR_REASONS) {
+        if (report.repaired[reason] > 0) repairedTotal.inc({ reason }, report.repaired[reason])
       }
-    } catch (err) {
-      passesTotal.inc({ result: 'error' })
-      throw err
-    }
-    passesTotal.inc({ result: report.active ? 'done' : 'skipped' })
-    for (const reason of REPAIR_REASONS) {
-      if (report.repaired[reason] > 0) repairedTotal.inc({ reason }, report.repaired[reason])
-    }
-    const total = REPAIR_REASONS.reduce((sum, reason) => sum + report.repaired[reason], 0)
-    if (total > 0) log.warn({ repaired: report.repaired, checked: report.checked }, 'reconciler repaired tasks')
-    else if (report.active) log.debug({ checked: report.checked }, 'reconciler pass found nothing to repair')
-    return report
-  }
-
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<unknown> = Promise.resolve()
-  let stopped = true
-
-  function schedule (): void {
-    if (stopped) return
-    timer = setTimeout(() => {
-      running = runOnce()
-        .catch((err) => log.warn({ err }, 'reconciler pass failed; trying again at the next interval'))
-        .finally(schedule)
-    }, config.TASKLANE_RECONCILER_INTERVAL_MS)
-  }
+      const total = REPAIR_REASONS.reduce((sum, reason) => sum + report.repaired[reason], 0)
+      if (total > 0) log.warn({ repaired: report.repaired, checked: report.checked }, 'reconciler repaired tasks')
+      else log.debug({ checked: report.checked }, 'reconciler pass found nothing to repair')
+    },
+  })
 
   return {
-    runOnce,
+    /** One pass, if no other replica is in one (`active: false` when another was). */
+    async runOnce (): Promise<PassReport> {
+      return (await loop.runOnce()) ?? emptyReport()
+    },
     /** Starts passes every interval (an interval of 0 leaves the reconciler off). */
-    start (): void {
-      if (config.TASKLANE_RECONCILER_INTERVAL_MS === 0 || !stopped) return
-      stopped = false
-      schedule()
-    },
+    start: loop.start,
     /** No new pass starts; resolves once the current one is over. */
-    async stop (): Promise<void> {
-      stopped = true
-      clearTimeout(timer)
-      await running
-    },
+    stop: loop.stop,
   }
 }
 

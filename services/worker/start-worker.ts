@@ -5,6 +5,7 @@ import { createDbClient } from '../core/db/db-client.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics/metrics-registry.ts'
 import { registerQueueMetrics } from '../core/metrics/queue-metrics.ts'
+import { registerTableSizeMetrics } from '../core/metrics/table-size-metrics.ts'
 import { resolveQueueConcurrency } from '../core/queues/queue-defaults.ts'
 import { createQueueRegistry } from '../core/queues/queue-registry.ts'
 import { createRedisConnection } from '../core/queues/redis-connection.ts'
@@ -24,6 +25,7 @@ import { secretSealing } from '../core/notifications/secret-sealing.ts'
 import { createConfiguredOutboundClient } from '../core/outbound/outbound-client.ts'
 import { createWebhookMetrics } from '../core/outbound/webhook-metrics.ts'
 import { createOpsServer } from './ops-server.ts'
+import { createPurger } from './purger.ts'
 import { createReconciler } from './reconciler.ts'
 import { createTaskRunner } from './task-runner.ts'
 import { createWorkerMetrics } from './worker-metrics.ts'
@@ -58,6 +60,7 @@ export async function startWorker (config: Config, log: Logger) {
   const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
   const runner = createTaskRunner({
     transitions, handlers: handlers.handlers, workerId, log, events: metrics.events, openPayload: secrets.openFields,
+    maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
   const cancels = await startCancelListener({
@@ -75,6 +78,11 @@ export async function startWorker (config: Config, log: Logger) {
   const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes, config, log, secrets })
   const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })
   scheduleLoop.start()
+  // The purger holds its own advisory lock on its own connection, like the reconciler.
+  const purgerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:purger` })
+  const purger = createPurger({ sql: database.sql, db: database.db, lockSql: purgerLock.sql, config, registry, log })
+  purger.start()
+  registerTableSizeMetrics({ registry, sql: database.sql, log })
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -84,7 +92,7 @@ export async function startWorker (config: Config, log: Logger) {
     readiness.startDraining()
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
-    await Promise.all([reconciler.stop(), scheduleLoop.stop(), notifications.stop()])
+    await Promise.all([reconciler.stop(), scheduleLoop.stop(), purger.stop(), notifications.stop()])
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
@@ -101,7 +109,7 @@ export async function startWorker (config: Config, log: Logger) {
     await handlers.close()
     await outbound.close()
     redis.disconnect()
-    await Promise.all([database.close(), reconcilerLock.close()])
+    await Promise.all([database.close(), reconcilerLock.close(), purgerLock.close()])
   }
 
   return {
@@ -109,6 +117,7 @@ export async function startWorker (config: Config, log: Logger) {
     opsPort,
     registry,
     reconciler,
+    purger,
     /** Idempotent: a second call (a second signal, a test teardown) waits for the first. */
     stop (graceMs = config.TASKLANE_SHUTDOWN_GRACE_MS): Promise<void> {
       stopping ??= drainAndClose(graceMs)

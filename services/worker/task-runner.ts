@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.ts'
 import { retryOnOutage } from '../core/retry-on-outage.ts'
 import { TaskTimeoutError, toTaskError } from '../core/tasks/attempt-outcome.ts'
 import { toStorable } from '../core/tasks/storable-json.ts'
+import { assertResultFits, ResultTooLargeError } from '../core/tasks/result-limit.ts'
 import type { TaskTransitions } from '../core/tasks/transitions.ts'
 import { PermanentTaskError, type TaskHandler } from './task-handler.ts'
 
@@ -51,6 +52,8 @@ export function createTaskRunner (deps: {
   handlers: Map<string, TaskHandler<unknown>>
   workerId: string
   log: Logger
+  /** TASKLANE_MAX_RESULT_BYTES: a bigger result fails the attempt permanently. */
+  maxResultBytes: number
   events?: RunnerEvents
   /** The payload as the handler needs it: sealed secret fields opened. */
   openPayload?: (payload: unknown) => unknown
@@ -113,6 +116,7 @@ export function createTaskRunner (deps: {
       // Checked without recursion before anything walks the result (toStorable, the driver).
       if (valueTooDeep(value)) throw new PermanentTaskError(`the result nests deeper than ${MAX_JSON_DEPTH} levels`, 'RESULT_TOO_DEEP')
       const result = toStorable(value)
+      assertResultFits(result, deps.maxResultBytes)
       const durationMs = elapsed()
       if (await retryOnOutage(() => transitions.complete(taskId, attempt, { result, durationMs }))) {
         log.info({ outcome: 'completed', durationMs }, 'attempt finished')
@@ -138,9 +142,9 @@ export function createTaskRunner (deps: {
         deps.events?.finished?.(task, 'cancelled', durationMs)
         return null
       }
-      const timedOut = timeout.aborted && !(caught instanceof PermanentTaskError)
-      const err = timedOut ? new TaskTimeoutError(task.timeoutMs) : caught
-      const failure = { error: toTaskError(err), retryable: !(err instanceof PermanentTaskError), durationMs }
+      const permanent = caught instanceof PermanentTaskError || caught instanceof ResultTooLargeError
+      const err = timeout.aborted && !permanent ? new TaskTimeoutError(task.timeoutMs) : caught
+      const failure = { error: toTaskError(err), retryable: !permanent, durationMs }
       const decided = await retryOnOutage(() => transitions.failAttempt(task, failure))
       if (!decided) {
         log.info({ durationMs, err }, 'attempt failed after the task moved on; nothing was recorded')

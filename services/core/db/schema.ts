@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskStatus } from '../tasks/task-view.ts'
-import { bigserial, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { bigint, bigserial, boolean, check, index, integer, jsonb, pgTable, primaryKey, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 const tz = { withTimezone: true, mode: 'date' } as const
 
@@ -45,9 +45,12 @@ export const tasks = pgTable('tasks', {
   index('tasks_tenant_status_id_idx').on(t.tenant, t.status, t.id.desc()),
   index('tasks_tenant_type_id_idx').on(t.tenant, t.type, t.id.desc()),
   index('tasks_tenant_queue_id_idx').on(t.tenant, t.queue, t.id.desc()),
-  // The reconciler scans the unfinished work only.
-  index('tasks_unfinished_idx').on(t.status, t.updatedAt).where(sql`status in ('queued', 'running')`),
+  // The reconciler scans the unfinished work only, in id order. updated_at is left out of every
+  // index so that the updates which touch neither status nor an indexed column (progress) are HOT.
+  index('tasks_unfinished_idx').on(t.status, t.id).where(sql`status in ('queued', 'running')`),
   uniqueIndex('tasks_tenant_idempotency_key_idx').on(t.tenant, t.idempotencyKey).where(sql`idempotency_key is not null`),
+  check('tasks_status_check', sql`${t.status} in ('queued', 'running', 'completed', 'failed', 'cancelled')`),
+  check('tasks_priority_check', sql`${t.priority} in ('critical', 'high', 'normal', 'low')`),
   // `?tag=x` is `tags @> array[x]`, which a GIN index answers.
   index('tasks_tags_idx').using('gin', t.tags),
   // One task per schedule and due time, whatever number of replicas fire it.
@@ -95,6 +98,34 @@ export const taskAttempts = pgTable('task_attempts', {
   durationMs: integer('duration_ms'),
 }, (t) => [
   uniqueIndex('task_attempts_task_attempt_idx').on(t.taskId, t.attempt),
+  check('task_attempts_outcome_check', sql`${t.outcome} in ('running', 'completed', 'failed', 'cancelled', 'lost', 'released')`),
+])
+
+/**
+ * Task counts per tenant, type and status, kept by a statement trigger on tasks (see the
+ * migration that creates task_counts_maintain): GET /v1/stats sums these rows instead of
+ * counting tasks. Each backend writes its own slot (its pid modulo 16), so concurrent
+ * writers of one tenant and type rarely wait on the same counter row.
+ */
+export const taskCounts = pgTable('task_counts', {
+  tenant: text('tenant').notNull(),
+  type: text('type').notNull(),
+  status: text('status').$type<TaskStatus>().notNull(),
+  slot: smallint('slot').notNull(),
+  count: bigint('count', { mode: 'number' }).notNull(),
+}, (t) => [primaryKey({ columns: [t.tenant, t.type, t.status, t.slot] })])
+
+/**
+ * Per-tenant limits that an operator sets; a null column means "the deployment's default".
+ * Further limits (concurrency, creation rate) are added as columns.
+ */
+export const tenantLimits = pgTable('tenant_limits', {
+  tenant: text('tenant').primaryKey(),
+  retentionDays: integer('retention_days'),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+}, (t) => [
+  check('tenant_limits_retention_days_check', sql`${t.retentionDays} is null or ${t.retentionDays} between 1 and 36500`),
 ])
 
 // API keys are stored only as SHA-256 hashes of high-entropy keys; the key itself is shown once.
@@ -137,7 +168,11 @@ export const notificationOutbox = pgTable('notification_outbox', {
   endpointId: uuid('endpoint_id').notNull().references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
   event: text('event').notNull(),
   createdAt: timestamp('created_at', tz).notNull().defaultNow(),
-})
+}, (t) => [
+  // The sender takes the oldest first; a purged task's rows go by its id (the cascade).
+  index('notification_outbox_created_idx').on(t.createdAt, t.id),
+  index('notification_outbox_task_idx').on(t.taskId),
+])
 
 export const webhookDeliveries = pgTable('webhook_deliveries', {
   id: bigserial('id', { mode: 'number' }).primaryKey(),
@@ -162,3 +197,4 @@ export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect
 export type ScheduleRow = typeof schedules.$inferSelect
 export type NewScheduleRow = typeof schedules.$inferInsert
+export type TenantLimitsRow = typeof tenantLimits.$inferSelect

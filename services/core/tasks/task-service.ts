@@ -35,7 +35,7 @@ export type TaskServiceDeps = {
   db: Db
   queues: Pick<QueueRegistry, 'enqueue'>
   taskTypes: TaskTypeRegistry
-  config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES'>
+  config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES' | 'idempotencyTtlMs'>
   log: Logger
   /** Seals the payload fields a type lists in `secretFields` before they are stored. */
   secrets: Pick<SecretBox, 'sealFields'>
@@ -124,7 +124,11 @@ export function createTaskService (deps: TaskServiceDeps) {
       // The insert can lose to an earlier request with the same idempotency key whose task is
       // deleted before the lookup below: then the key is free again and the insert is retried.
       for (let round = 1; ; round++) {
-        const [inserted] = await repo.insert([row])
+        let [inserted] = await repo.insert([row])
+        // A key older than TASKLANE_IDEMPOTENCY_TTL is free again: the request makes a new task.
+        if (!inserted && idempotencyKey && await repo.freeExpiredKeys(tenant, [idempotencyKey], deps.config.idempotencyTtlMs) > 0) {
+          [inserted] = await repo.insert([row])
+        }
         if (inserted) {
           deps.events?.created?.([inserted])
           await dispatch([inserted])
@@ -141,8 +145,8 @@ export function createTaskService (deps: TaskServiceDeps) {
 
     /**
      * Up to 1000 tasks, all validated before any is stored, inserted in one statement and
-     * enqueued in bulk. With an Idempotency-Key, item i is stored under `<key>/<i>` and every
-     * item carries the hash of the whole batch, so a replay returns the original tasks.
+     * enqueued in bulk. With an Idempotency-Key, item i is stored under `batchItemKey(key, i)`
+     * and every item carries the hash of the whole batch, so a replay returns the original tasks.
      */
     async createBatch (tenant: string, inputs: readonly CreateTaskInput[], idempotencyKey: string | null = null):
       Promise<{ tasks: TaskView[], replayed: boolean }> {
@@ -151,7 +155,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       const rows: NewTaskRow[] = []
       inputs.forEach((input, i) => {
         try {
-          rows.push(buildRow(tenant, input, idempotencyKey ? `${idempotencyKey}/${i}` : null, now, null))
+          rows.push(buildRow(tenant, input, idempotencyKey ? batchItemKey(idempotencyKey, i) : null, now, null))
         } catch (err) {
           if (err instanceof ValidationError) errors.push(...err.errors.map((e) => ({ path: `/tasks/${i}${e.path}`, message: e.message })))
           else if (err instanceof UnknownTaskTypeError) errors.push({ path: `/tasks/${i}/type`, message: err.message })
@@ -168,7 +172,11 @@ export function createTaskService (deps: TaskServiceDeps) {
       for (const row of rows) row.requestHash = hash
       // One statement, so all or nothing; undefined when some keys were taken: this is a
       // replay (or a reused key), and nothing was kept.
-      const inserted = await repo.insertAll(rows)
+      let inserted = await repo.insertAll(rows)
+      const keys = rows.map((r) => r.idempotencyKey!)
+      if (!inserted && idempotencyKey && await repo.freeExpiredKeys(tenant, keys, deps.config.idempotencyTtlMs) > 0) {
+        inserted = await repo.insertAll(rows)
+      }
       if (inserted) {
         const order = new Map(rows.map((r, i) => [r.id, i]))
         inserted.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
@@ -176,7 +184,7 @@ export function createTaskService (deps: TaskServiceDeps) {
         await dispatch(inserted)
         return { tasks: inserted.map(toTaskView), replayed: false }
       }
-      const existing = await repo.findByIdempotencyKeys(tenant, rows.map((r) => r.idempotencyKey!))
+      const existing = await repo.findByIdempotencyKeys(tenant, keys)
       if (existing.length !== rows.length || existing.some((r) => r.requestHash !== hash)) throw new IdempotencyConflictError()
       return { tasks: existing.map(toTaskView), replayed: true }
     },
@@ -206,3 +214,9 @@ export function createTaskService (deps: TaskServiceDeps) {
 }
 
 export type TaskService = ReturnType<typeof createTaskService>
+
+/**
+ * The key item `i` of a batch is stored under. A client's key is visible ASCII without spaces
+ * (the header schema), so a key with a space is never one a single create could take.
+ */
+export const batchItemKey = (key: string, i: number): string => `${key} ${i}`

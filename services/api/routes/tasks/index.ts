@@ -89,7 +89,7 @@ export default async function taskRoutes (fastify: FastifyInstance) {
       tags: ['tasks'], operationId: 'createTaskBatch', summary: 'Create up to 1000 tasks, all or nothing',
       description: 'Every task is validated before any is stored; one bad task rejects the batch, with an error ' +
         'per bad field whose path starts with `/tasks/<index>`. The tasks are stored in one transaction and enqueued in bulk. ' +
-        'With `Idempotency-Key`, a replay returns the original tasks (item i is stored under the key `<key>/<i>`).',
+        'With `Idempotency-Key`, a replay returns the original tasks (item i is stored under the key `<key> <i>`: a space, which no client key contains). A key is honoured for `TASKLANE_IDEMPOTENCY_TTL`, then free again.',
       headers: IdempotencyKeyHeaders,
       body: CreateBatchSchema,
       response: {
