@@ -13,6 +13,8 @@ Phases, in order:
   raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
   create    POST /v1/tasks and POST /v1/tasks/batch (100 echo tasks each), API alone, no workers
   drain     the worker side alone, like raw BullMQ: tasks created through the batch route
+  pull      the same number of tasks of a registered pull type, leased (50 a request) and
+            completed over HTTP by the TypeScript client
             first, then one worker process runs them all
   rate      POST /v1/tasks at a fixed, evenly paced rate with 1 worker: pickup and end-to-end
             latency
@@ -27,7 +29,7 @@ tasks completed, of Postgres and Redis by the mean of the two. Peak RSS is VmHWM
 
 Options:
   --smoke                a few seconds of everything, for the test suite (figures meaningless)
-  --phases LIST          comma list of raw,create,drain,rate,e2e (default: all)
+  --phases LIST          comma list of raw,create,drain,pull,rate,e2e (default: all)
   --duration SEC         measured window of each e2e phase (default 20)
   --warmup SEC           load before each e2e window opens (default 3)
   --create-duration SEC  each create phase (default 10)
@@ -78,7 +80,7 @@ export type BenchOptions = {
   help: boolean
 }
 
-const PHASES = ['raw', 'create', 'drain', 'rate', 'e2e']
+const PHASES = ['raw', 'create', 'drain', 'pull', 'rate', 'e2e']
 
 function positive (name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback

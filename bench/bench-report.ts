@@ -2,6 +2,7 @@ import type { CreateFigures, DrainFigures, EndToEndFigures } from './bench-phase
 import type { Percentiles } from './http-load.ts'
 import type { RawBullmqResult } from './raw-bullmq.ts'
 import { formatTableWrites } from './table-writes.ts'
+import type { PullFigures } from './pull-phase.ts'
 
 export type BenchResult = {
   bench: 'tasklane'
@@ -12,6 +13,7 @@ export type BenchResult = {
   rawBullmq: RawBullmqResult | null
   create: { single: CreateFigures | null, batch: CreateFigures | null }
   drain: DrainFigures | null
+  pull?: PullFigures | null
   fixedRate: (EndToEndFigures & { targetPerSec: number }) | null
   endToEnd: EndToEndFigures[]
   peakRssMb: { api: number | null, worker: number | null }
@@ -57,6 +59,9 @@ export function formatReport (r: BenchResult): string {
       flows.map((f) => [f.label, f.workers, f.cpuSecPer1kTasks.api, f.cpuSecPer1kTasks.worker, f.cpuSecPer1kTasks.postgres, f.cpuSecPer1kTasks.redis,
         f.cpuSecPer1kTasks.loadGenerator, f.perTask.postgresCommits, f.perTask.redisCommands]),
     ), '')
+  }
+  if (r.pull) {
+    out.push(`Pull workers (${r.pull.tasks} tasks created first, leased ${r.pull.leaseMax} a request and completed over HTTP by the TypeScript client): ${r.pull.tasksPerSec} tasks/s`)
   }
   if (r.drain) {
     const d = r.drain

@@ -5,6 +5,7 @@ import { createBenchPhases } from './bench-phases.ts'
 import { formatReport, type BenchResult } from './bench-report.ts'
 import { createBenchStack } from './bench-stack.ts'
 import { runRawBullmq } from './raw-bullmq.ts'
+import { runPullPhase } from './pull-phase.ts'
 
 let options: BenchOptions
 try {
@@ -84,6 +85,12 @@ try {
   if (options.phases.has('drain') && batch) {
     progress(`drain: ${options.drainTasks} tasks, 1 worker`)
     result.drain = await phases.drain(options.drainTasks)
+  }
+  if (options.phases.has('pull') && batch) {
+    progress(`pull: ${options.drainTasks} tasks, the TypeScript client leasing 50 a request`)
+    result.pull = await runPullPhase({ apiUrl: `http://127.0.0.1:${api.port}`, sql: stack.sql, count: options.drainTasks })
+    await stack.dropPrefix(prefix)
+    await stack.resetTables()
   }
   if (options.phases.has('rate')) {
     progress(`fixed rate: ${options.rate} tasks/s, 1 worker, ${options.rateDurationSec} s`)

@@ -138,7 +138,7 @@ t.test('queue gauges read BullMQ at scrape time in one round trip: states, backl
   const send = redis.sendCommand.bind(redis)
   redis.sendCommand = ((...args: Parameters<typeof send>) => { commands++; return send(...args) }) as typeof send
   const registry = new Registry()
-  registerQueueMetrics({ registry, redis, prefix: h.config.TASKLANE_QUEUE_PREFIX, queues: ['default', 'http'], log: h.app.log as unknown as Logger })
+  registerQueueMetrics({ registry, redis, prefix: h.config.TASKLANE_QUEUE_PREFIX, queues: () => ['default', 'http'], log: h.app.log as unknown as Logger })
   const read = async () => parseMetrics(await registry.metrics())
 
   let samples = await read()

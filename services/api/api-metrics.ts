@@ -10,9 +10,9 @@ import type { TaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
  * counter and (registered by the http-metrics plugin) request durations. Served on
  * METRICS_PORT by the metrics listener, never on the public port.
  */
-export function createApiMetrics (deps: { redis: Redis, prefix: string, taskTypes: TaskTypeRegistry, log: Logger }) {
+export function createApiMetrics (deps: { redis: Redis, prefix: string, taskTypes: TaskTypeRegistry, queues: () => readonly string[], log: Logger }) {
   const registry = createMetricsRegistry({ service: 'tasklane-api' })
-  registerQueueMetrics({ registry, redis: deps.redis, prefix: deps.prefix, queues: deps.taskTypes.queues(), log: deps.log })
+  registerQueueMetrics({ registry, redis: deps.redis, prefix: deps.prefix, queues: deps.queues, log: deps.log })
   const created = new Counter({
     name: 'tasklane_tasks_created_total',
     help: 'Tasks accepted and stored (idempotent replays are not counted)',

@@ -5,6 +5,9 @@ import type { DbClient } from '../core/db/db-client.ts'
 import type { QueueRegistry } from '../core/queues/queue-registry.ts'
 import type { Readiness } from '../core/readiness.ts'
 import type { TaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import type { TaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
+import type { TaskTypeService } from '../core/task-types/task-type-service.ts'
+import type { LeaseService } from '../core/leases/lease-service.ts'
 import type { TaskService } from '../core/tasks/task-service.ts'
 import type { QueueService } from '../core/queues/queue-service.ts'
 import type { TaskControlService } from '../core/tasks/task-control-service.ts'
@@ -21,6 +24,12 @@ export type AppDeps = {
   redis: Redis
   queues: QueueRegistry
   taskTypes: TaskTypeRegistry
+  /** Built-in and registered types in memory, kept current by LISTEN/NOTIFY; started by its plugin. */
+  taskTypeCatalog: TaskTypeCatalog
+  /** Registering, replacing and deleting a tenant's types. */
+  taskTypeService: TaskTypeService
+  /** Pull workers' leases; its expiry sweeper is started by its plugin. */
+  leases: LeaseService
   tasks: TaskService
   /** Cancel, retry, delete and stats of a tenant's tasks. */
   taskControl: TaskControlService

@@ -4,6 +4,8 @@ import { ProblemSchema } from './schemas/problem-schema.ts'
 import { CreateTaskSchema, TaskSchema } from './schemas/task-schemas.ts'
 import { QueueSchema } from './schemas/queue-schemas.ts'
 import { ScheduleSchema } from './schemas/schedule-schemas.ts'
+import { TaskTypeSchema } from './schemas/task-type-schemas.ts'
+import { LeaseSchema } from './schemas/lease-schemas.ts'
 import type { AppDeps } from './app-deps.ts'
 import appServices from './plugins/app-services.ts'
 import authentication, { adminOnlyRoutes } from './plugins/authentication.ts'
@@ -17,9 +19,11 @@ import problemDetails from './plugins/problem-details.ts'
 import requestGuard from './plugins/request-guard.ts'
 import securityHeaders from './plugins/security-headers.ts'
 import taskRateLimit from './plugins/task-rate-limit.ts'
+import pullRuntime from './plugins/pull-runtime.ts'
 import healthRoutes from './routes/health/index.ts'
 import taskTypeRoutes from './routes/task-types/index.ts'
 import taskRoutes from './routes/tasks/index.ts'
+import leaseRoutes from './routes/leases/index.ts'
 import taskEventRoutes from './routes/task-events/index.ts'
 import queueRoutes from './routes/queues/index.ts'
 import queueControlRoutes from './routes/queue-control/index.ts'
@@ -37,6 +41,8 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   app.addSchema(CreateTaskSchema)
   app.addSchema(QueueSchema)
   app.addSchema(ScheduleSchema)
+  app.addSchema(TaskTypeSchema)
+  app.addSchema(LeaseSchema)
 
   // First, so its timing hooks see every request, the 404s and 405s included.
   await app.register(httpMetrics, { registry: deps.metrics.registry })
@@ -47,6 +53,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(securityHeaders)
   await app.register(openapi)
   await app.register(appServices, deps)
+  await app.register(pullRuntime)
   // Protection, in the order a request meets it: shed load, check the request, authenticate, then
   // rate-limit creation per tenant (a route hook, so after authentication).
   await app.register(loadShedding, deps)
@@ -58,6 +65,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(healthRoutes)
   await app.register(taskTypeRoutes)
   await app.register(taskRoutes)
+  await app.register(leaseRoutes)
   await app.register(taskEventRoutes)
   await app.register(queueRoutes)
   await app.register(statsRoutes)

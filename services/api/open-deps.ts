@@ -13,11 +13,17 @@ import { createQueueService } from '../core/queues/queue-service.ts'
 import { createTaskControlService } from '../core/tasks/task-control-service.ts'
 import { createTaskEventHub } from '../core/tasks/task-event-hub.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
+import { createJsonSchemaValidator } from '../core/task-types/json-schema-validator.ts'
+import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
+import { createTaskTypeService } from '../core/task-types/task-type-service.ts'
+import { createPullDispatcher } from '../core/leases/pull-dispatcher.ts'
+import { createLeaseService } from '../core/leases/lease-service.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createNotificationRepository } from '../core/notifications/notification-repository.ts'
 import { createNotificationService } from '../core/notifications/notification-service.ts'
 import { secretSealing } from '../core/notifications/secret-sealing.ts'
 import { openScheduling } from '../core/schedules/open-scheduling.ts'
+import { createDependentsDispatch } from '../core/dependencies/dependents-dispatch.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -28,15 +34,29 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   redis.on('error', (err) => log.warn({ err }, 'redis connection error'))
   const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
   const queues = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
-  const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, log })
+  const validator = createJsonSchemaValidator()
+  const taskTypeCatalog = createTaskTypeCatalog({ sql: database.sql, builtins: taskTypes, validator, log })
+  taskTypeCatalog.onQueues((names) => { for (const name of names) queues.add(name) })
+  const taskTypeService = createTaskTypeService({ sql: database.sql, builtins: taskTypes, catalog: taskTypeCatalog, validator, queues, log })
+  const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, queues: () => taskTypeCatalog.queues(), log })
   const secrets = createSecretBox(config)
   if (!secrets.encrypts) log.warn('TASKLANE_ENCRYPTION_KEY is not set: secret payload fields are stored unencrypted (still masked on read)')
-  const tasks = createTaskService({ db: database.db, queues, taskTypes, config, log, secrets, events: { created: metrics.tasksCreated } })
+  const tasks = createTaskService({ db: database.db, queues, taskTypes: taskTypeCatalog, config, log, secrets, events: { created: metrics.tasksCreated } })
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
-  const transitions = createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS })
-  const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log })
+  const transitions = createTaskTransitions(database.sql, {
+    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents: createDependentsDispatch({ queues, events: publisher, log }),
+  })
+  // Leasing blocks on nothing (non-blocking fetches), but BullMQ's Worker wants a connection
+  // that retries forever, as consumers have.
+  const pullConnection = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:pull')
+  pullConnection.on('error', (err) => log.warn({ err }, 'redis pull connection error'))
+  const dispatcher = createPullDispatcher({ connection: pullConnection, prefix: config.TASKLANE_QUEUE_PREFIX, queues, log })
+  const leases = createLeaseService({
+    sql: database.sql, transitions, catalog: taskTypeCatalog, dispatcher, queues, events: publisher, registry: metrics.registry, log,
+  })
+  const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log, leases })
   const queueControl = createQueueService({ queues })
   // Its own connection: a subscribed connection can do nothing else.
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
@@ -46,11 +66,15 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const { schedules, scheduleLoop } = openScheduling({ db: database.db, tasks, config, registry: metrics.registry, log })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
+    config, database, redis, queues, taskTypes, taskTypeCatalog, taskTypeService, leases, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
     schedules, scheduleLoop, notifications,
     async close () {
       await scheduleLoop.stop()
       taskEvents.close()
+      await leases.stop()
+      await dispatcher.close()
+      pullConnection.disconnect()
+      await taskTypeCatalog.close()
       await queues.close()
       redis.disconnect()
       await database.close()

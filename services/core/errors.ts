@@ -34,3 +34,9 @@ export const JsonTooDeepError = createError<[number]>('TASKLANE_JSON_TOO_DEEP',
   'The JSON body nests deeper than %d levels', 400)
 export const UnsupportedCharsetError = createError<[string]>('TASKLANE_UNSUPPORTED_CHARSET',
   'The body is declared as charset "%s"; send UTF-8 (or no charset)', 415)
+export const TaskTypeNotFoundError = createError<[string]>('TASKLANE_TASK_TYPE_NOT_FOUND', 'Task type %s was not found', 404)
+export const BuiltinTaskTypeError = createError<[string]>('TASKLANE_BUILTIN_TASK_TYPE', '"%s" is a built-in task type and cannot be changed', 409)
+export const TaskTypeLimitError = createError<[number]>('TASKLANE_TASK_TYPE_LIMIT', 'A tenant may register at most %d task types; delete one first', 409)
+export const NotWebhookTypeError = createError<[string]>('TASKLANE_NOT_WEBHOOK_TYPE', 'Task type %s has no webhook executor, so no signing secret', 409)
+/** Fencing: a lease that expired, ended, or is unknown (another tenant's included). */
+export const LeaseLostError = createError<[string]>('TASKLANE_LEASE_LOST', '%s', 409)

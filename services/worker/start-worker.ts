@@ -2,6 +2,8 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../core/config.ts'
 import { createDbClient } from '../core/db/db-client.ts'
+import { createDependencyRepository } from '../core/dependencies/dependency-repository.ts'
+import { createDependentsDispatch } from '../core/dependencies/dependents-dispatch.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics/metrics-registry.ts'
 import { registerQueueMetrics } from '../core/metrics/queue-metrics.ts'
@@ -12,6 +14,8 @@ import { createRedisConnection } from '../core/queues/redis-connection.ts'
 import { createReadiness } from '../core/readiness.ts'
 import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import { createJsonSchemaValidator } from '../core/task-types/json-schema-validator.ts'
+import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
 import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
 import { createTaskService } from '../core/tasks/task-service.ts'
@@ -27,6 +31,7 @@ import { createWebhookMetrics } from '../core/outbound/webhook-metrics.ts'
 import { createOpsServer } from './ops-server.ts'
 import { createPurger } from './purger.ts'
 import { createReconciler } from './reconciler.ts'
+import type { TaskHandler } from './task-handler.ts'
 import { createTaskRunner } from './task-runner.ts'
 import { createWorkerMetrics } from './worker-metrics.ts'
 import { createWorkers } from './workers.ts'
@@ -35,8 +40,11 @@ import { createWorkers } from './workers.ts'
 // connections close anyway (then the locks expire and the stalled check hands them over).
 const RELEASE_WAIT_MS = 3_000
 
-/** Opens connections and starts consuming; `stop` drains within the grace period, then closes. */
-export async function startWorker (config: Config, log: Logger) {
+/**
+ * Opens connections and starts consuming; `stop` drains within the grace period, then closes.
+ * `handlers` (by type name) run instead of the built-in ones, for a process embedding the worker.
+ */
+export async function startWorker (config: Config, log: Logger, options: { handlers?: ReadonlyMap<string, TaskHandler<unknown>> } = {}) {
   const workerId = config.TASKLANE_WORKER_ID || `${hostname()}-${process.pid}`
   const taskTypes = createTaskTypeRegistry(builtinTaskTypes)
   const queues = resolveQueueConcurrency(config.queues, taskTypes.queues())
@@ -49,17 +57,28 @@ export async function startWorker (config: Config, log: Logger) {
   redis.on('error', (err) => log.debug({ err }, 'redis ops connection error'))
   const readiness = createReadiness({ sql: database.sql, redis })
   const registry = createMetricsRegistry({ service: 'tasklane-worker' })
-  registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: taskTypes.queues(), log })
+  // Registered types' queues (pull workers' among them) appear while the process runs: the
+  // catalog tells the metrics and the reconciler's producers about each.
+  const catalog = createTaskTypeCatalog({ sql: database.sql, builtins: taskTypes, validator: createJsonSchemaValidator(), log })
+  await catalog.start()
+  registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: () => catalog.queues(), log })
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
   // One outbound client per process: the http type, webhook executors and notifications share its policy and sockets.
   const outbound = createConfiguredOutboundClient(config)
   const webhookMetrics = createWebhookMetrics(registry)
   const handlers = createHandlers(config, outbound)
+  for (const [type, handler] of options.handlers ?? []) handlers.handlers.set(type, handler)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const secrets = createSecretBox(config)
-  const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS }), taskEvents)
+  // The reconciler and the tasks a finished dependency unblocks enqueue through the fail-fast
+  // connection: a pass during a Redis outage fails at once and the next one tries again.
+  const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
+  catalog.onQueues((names) => { for (const name of names) producers.add(name) })
+  const dependents = createDependentsDispatch({ queues: producers, events: taskEvents, log })
+  const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents }), taskEvents)
   const runner = createTaskRunner({
-    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events, openPayload: secrets.openFields,
+    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events,
+    dependencies: createDependencyRepository(database.sql).results, openPayload: secrets.openFields,
     maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
@@ -67,15 +86,12 @@ export async function startWorker (config: Config, log: Logger) {
     subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:cancel`),
     prefix: config.TASKLANE_QUEUE_PREFIX, workers: workers.workers, log,
   })
-  // The reconciler enqueues through the fail-fast connection: a pass during a Redis outage
-  // fails at once and the next one tries again.
-  const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
   const notifications = startNotifications({ config, sql: database.sql, openSecret: secretSealing(secrets).open, producer: redis, outbound, metrics: webhookMetrics, registry, log, workerId })
   // Schedules fire from every worker too, through the same create path as the API's.
-  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes, config, log, secrets })
+  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes: catalog, config, log, secrets })
   const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })
   scheduleLoop.start()
   // The purger holds its own advisory lock on its own connection, like the reconciler.
@@ -104,6 +120,7 @@ export async function startWorker (config: Config, log: Logger) {
       }
     }
     await producers.close()
+    await catalog.close()
     cancels.close()
     await ops.close()
     await handlers.close()

@@ -1,9 +1,12 @@
+import type { DependencyResults } from '../core/dependencies/dependency-repository.ts'
 import type { Logger } from '../core/log.ts'
 
 export type TaskContext<P = unknown> = {
   taskId: string
   attempt: number
   payload: P
+  /** The task's direct dependencies by id, with their results (empty for a task without any). */
+  dependencies: DependencyResults
   /** Fires on timeout, on cancel, and when the worker gives the task up at shutdown. */
   signal: AbortSignal
   /** Records progress (0..100 or an object) on the task, visible to clients. */

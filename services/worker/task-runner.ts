@@ -6,6 +6,7 @@ import { retryOnOutage } from '../core/retry-on-outage.ts'
 import { TaskTimeoutError, toTaskError } from '../core/tasks/attempt-outcome.ts'
 import { toStorable } from '../core/tasks/storable-json.ts'
 import { assertResultFits, ResultTooLargeError } from '../core/tasks/result-limit.ts'
+import type { DependencyResults } from '../core/dependencies/dependency-repository.ts'
 import type { TaskTransitions } from '../core/tasks/transitions.ts'
 import { PermanentTaskError, type TaskHandler } from './task-handler.ts'
 
@@ -55,6 +56,8 @@ export function createTaskRunner (deps: {
   /** TASKLANE_MAX_RESULT_BYTES: a bigger result fails the attempt permanently. */
   maxResultBytes: number
   events?: RunnerEvents
+  /** The results of each task's direct dependencies (see dependency-repository.ts). */
+  dependencies?: (taskIds: readonly string[]) => Promise<Map<string, DependencyResults>>
   /** The payload as the handler needs it: sealed secret fields opened. */
   openPayload?: (payload: unknown) => unknown
 }) {
@@ -108,8 +111,12 @@ export function createTaskRunner (deps: {
     const elapsed = () => Math.round(performance.now() - startedAt)
 
     try {
+      // Loaded after the claim: every dependency has finished by then, results included.
+      const dependencies = task.dependencyCount > 0 && deps.dependencies
+        ? (await retryOnOutage(() => deps.dependencies!([taskId]))).get(taskId) ?? {}
+        : {}
       const work = handler({
-        taskId, attempt, payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, signal, log,
+        taskId, attempt, payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, dependencies, signal, log,
         progress: async (value) => { await transitions.setProgress(taskId, attempt, value) },
       })
       const value = await untilAborted(work, signal)
@@ -118,7 +125,7 @@ export function createTaskRunner (deps: {
       const result = toStorable(value)
       assertResultFits(result, deps.maxResultBytes)
       const durationMs = elapsed()
-      if (await retryOnOutage(() => transitions.complete(taskId, attempt, { result, durationMs }))) {
+      if (await retryOnOutage(() => transitions.complete(taskId, attempt, { result, durationMs, hasDependents: task.hasDependents }))) {
         log.info({ outcome: 'completed', durationMs }, 'attempt finished')
         deps.events?.finished?.(task, 'completed', durationMs)
       } else {

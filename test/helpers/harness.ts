@@ -35,9 +35,9 @@ export async function startHarness (t: Teardown, options: { env?: Record<string,
     deps,
     app,
     sql: deps.database.sql,
-    async startWorker (env: Record<string, string> = {}) {
+    async startWorker (env: Record<string, string> = {}, workerOptions: Parameters<typeof startWorker>[2] = {}) {
       const workerConfig = testConfig(database.url, redisUrl, { ...options.env, ...env, TASKLANE_QUEUE_PREFIX: config.TASKLANE_QUEUE_PREFIX })
-      const worker = await startWorker(workerConfig, testLogger(workerConfig, 'tasklane-worker'))
+      const worker = await startWorker(workerConfig, testLogger(workerConfig, 'tasklane-worker'), workerOptions)
       workers.push(worker)
       return worker
     },

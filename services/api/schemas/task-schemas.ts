@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { BackoffSchema, PRIORITIES } from '../../core/task-types/task-type.ts'
+import { DEPENDENCY_FAILURE_POLICIES, MAX_DEPENDENCIES } from '../../core/dependencies/dependency-policy.ts'
 import { ATTEMPT_OUTCOMES, type AttemptOutcome } from '../../core/tasks/task-view.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
@@ -15,10 +16,15 @@ export const TagsSchema = Type.Array(Type.String({ minLength: 1, maxLength: 64 }
 
 export const TaskErrorSchema = Type.Object({ message: Type.String(), code: Type.String() })
 
+const DependencyFailurePolicySchema = Type.Union(DEPENDENCY_FAILURE_POLICIES.map((p) => Type.Literal(p)), {
+  description: 'When a dependency ends failed or cancelled: `fail` ends this task failed (code DEPENDENCY_FAILED), `run` runs it anyway',
+})
+
 export const TaskSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   type: Type.String(),
-  queue: Type.String(),
+  typeVersion: Type.Integer({ description: 'the version of the type the payload was validated against' }),
+  queue: Type.String({ description: 'a registered type\'s queue is `<tenant>/<queue>`' }),
   status: TaskStatusSchema,
   priority: PrioritySchema,
   payload: Type.Unknown(),
@@ -37,15 +43,18 @@ export const TaskSchema = Type.Object({
   tags: Type.Array(Type.String()),
   scheduleId: Nullable(Type.String({ format: 'uuid', description: 'The schedule that made the task' })),
   scheduledFor: Nullable(Type.String({ format: 'date-time', description: 'The due time the schedule made the task for' })),
+  dependsOn: Type.Array(Type.String({ format: 'uuid' }), { description: 'The tasks this one waits for, in id order' }),
+  blockedBy: Type.Array(Type.String({ format: 'uuid' }), { description: 'Those of `dependsOn` not finished yet; dispatch waits until none is left' }),
+  onDependencyFailure: DependencyFailurePolicySchema,
 }, {
   $id: 'Task',
   title: 'Task',
   examples: [{
-    id: '0193b5a2-7c1e-7d3a-9f4b-2e8c6a1d0f57', type: 'http', queue: 'http', status: 'queued', priority: 'normal',
+    id: '0193b5a2-7c1e-7d3a-9f4b-2e8c6a1d0f57', type: 'http', typeVersion: 1, queue: 'http', status: 'queued', priority: 'normal',
     payload: { method: 'POST', url: 'https://example.com/hook', headers: { authorization: '********' } },
     result: null, error: null, progress: 0, attempts: 0, maxAttempts: 3, runAt: '2026-01-05T09:30:00.000Z', timeoutMs: 30000,
     idempotencyKey: null, createdAt: '2026-01-05T09:30:00.000Z', startedAt: null, finishedAt: null, updatedAt: '2026-01-05T09:30:00.000Z',
-    tags: [], scheduleId: null, scheduledFor: null,
+    tags: [], scheduleId: null, scheduledFor: null, dependsOn: [], blockedBy: [], onDependencyFailure: 'fail',
   }],
 })
 
@@ -61,6 +70,12 @@ export const CreateTaskSchema = Type.Object({
   backoff: Type.Optional(BackoffSchema),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
   tags: Type.Optional(TagsSchema),
+  dependsOn: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 36 }), {
+    maxItems: MAX_DEPENDENCIES,
+    description: 'Task ids of your own tasks, or in a batch `"#<index>"` for an earlier item of the same batch. ' +
+      'The task is dispatched once all of them have completed, and its executor receives their results.',
+  })),
+  onDependencyFailure: Type.Optional(DependencyFailurePolicySchema),
 }, {
   additionalProperties: false,
   $id: 'CreateTask',

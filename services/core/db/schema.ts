@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
 import type { TaskStatus } from '../tasks/task-view.ts'
+import type { DependencyFailurePolicy } from '../dependencies/dependency-policy.ts'
 import { bigint, bigserial, boolean, check, index, integer, jsonb, pgTable, primaryKey, smallint, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 const tz = { withTimezone: true, mode: 'date' } as const
@@ -30,6 +31,8 @@ export const tasks = pgTable('tasks', {
   leaseId: uuid('lease_id'),
   /** Attempts that ended because their worker vanished; past TASKLANE_MAX_LOST_ATTEMPTS the task fails. */
   lostAttempts: integer('lost_attempts').notNull().default(0),
+  /** The version of the registered type the payload was validated against (1 for built-ins). */
+  typeVersion: integer('type_version').notNull().default(1),
   cancelRequestedAt: timestamp('cancel_requested_at', tz),
   createdAt: timestamp('created_at', tz).notNull().defaultNow(),
   startedAt: timestamp('started_at', tz),
@@ -39,6 +42,13 @@ export const tasks = pgTable('tasks', {
   /** The schedule that made the task, and the due time it was made for (null otherwise). */
   scheduleId: uuid('schedule_id'),
   scheduledFor: timestamp('scheduled_for', tz),
+  // Dependencies (see task_dependencies): how many the task has, how many it still waits for
+  // (a queued task is dispatched only at 0), what it does when one fails, and whether other
+  // tasks wait for this one (so the finish of a task without dependents skips the lookup).
+  dependencyCount: smallint('dependency_count').notNull().default(0),
+  blockedCount: integer('blocked_count').notNull().default(0),
+  onDependencyFailure: text('on_dependency_failure').$type<DependencyFailurePolicy>().notNull().default('fail'),
+  hasDependents: boolean('has_dependents').notNull().default(false),
 }, (t) => [
   // UUIDv7 ids are time-ordered, so "newest first" is "id descending" within a tenant.
   index('tasks_tenant_id_idx').on(t.tenant, t.id.desc()),
@@ -98,7 +108,7 @@ export const taskAttempts = pgTable('task_attempts', {
   durationMs: integer('duration_ms'),
 }, (t) => [
   uniqueIndex('task_attempts_task_attempt_idx').on(t.taskId, t.attempt),
-  check('task_attempts_outcome_check', sql`${t.outcome} in ('running', 'completed', 'failed', 'cancelled', 'lost', 'released')`),
+  check('task_attempts_outcome_check', sql`${t.outcome} in ('running', 'completed', 'failed', 'cancelled', 'lost', 'released', 'timed_out')`),
 ])
 
 /**
@@ -126,6 +136,16 @@ export const tenantLimits = pgTable('tenant_limits', {
   updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
 }, (t) => [
   check('tenant_limits_retention_days_check', sql`${t.retentionDays} is null or ${t.retentionDays} between 1 and 36500`),
+])
+
+// One row per edge "task_id waits for depends_on_id". Deleting either task removes the edge.
+export const taskDependencies = pgTable('task_dependencies', {
+  taskId: uuid('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+  dependsOnId: uuid('depends_on_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+}, (t) => [
+  primaryKey({ columns: [t.taskId, t.dependsOnId] }),
+  // A finishing task finds its dependents through this one.
+  index('task_dependencies_depends_on_idx').on(t.dependsOnId),
 ])
 
 // API keys are stored only as SHA-256 hashes of high-entropy keys; the key itself is shown once.
@@ -189,6 +209,51 @@ export const webhookDeliveries = pgTable('webhook_deliveries', {
   index('webhook_deliveries_task_idx').on(t.taskId, t.id),
 ])
 
+// A tenant's own task types. A deleted type keeps its row (deleted_at set) so that the tasks
+// already created can still be leased and checked against its result schema; a new PUT
+// revives it with the next version.
+export const taskTypes = pgTable('task_types', {
+  tenant: text('tenant').notNull(),
+  name: text('name').notNull(),
+  version: integer('version').notNull(),
+  queue: text('queue').notNull(),
+  description: text('description').notNull().default(''),
+  payloadSchema: jsonb('payload_schema'),
+  resultSchema: jsonb('result_schema'),
+  defaults: jsonb('defaults').notNull(),
+  concurrency: integer('concurrency'),
+  rateLimit: jsonb('rate_limit'),
+  executor: jsonb('executor').notNull(),
+  /** Webhook types: the key that signs requests, and the one it replaced until it retires. */
+  signingSecret: text('signing_secret'),
+  previousSigningSecret: text('previous_signing_secret'),
+  previousSecretExpiresAt: timestamp('previous_secret_expires_at', tz),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
+  deletedAt: timestamp('deleted_at', tz),
+}, (t) => [
+  primaryKey({ columns: [t.tenant, t.name] }),
+])
+
+// A pull worker's hold on one attempt. The lease id is the fencing token (and the BullMQ lock
+// token of the job); only a lease that has not ended, for the attempt the task is on, may
+// record anything.
+export const taskLeases = pgTable('task_leases', {
+  leaseId: uuid('lease_id').primaryKey(),
+  taskId: uuid('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+  tenant: text('tenant').notNull(),
+  attempt: integer('attempt').notNull(),
+  workerId: text('worker_id').notNull(),
+  visibilityMs: integer('visibility_ms').notNull(),
+  expiresAt: timestamp('expires_at', tz).notNull(),
+  deadline: timestamp('deadline', tz).notNull(),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+  endedAt: timestamp('ended_at', tz),
+}, (t) => [
+  index('task_leases_open_idx').on(t.expiresAt).where(sql`ended_at is null`),
+  index('task_leases_task_idx').on(t.taskId),
+])
+
 export type TaskRow = typeof tasks.$inferSelect
 export type NewTaskRow = typeof tasks.$inferInsert
 export type TaskAttemptRow = typeof taskAttempts.$inferSelect
@@ -198,3 +263,5 @@ export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect
 export type ScheduleRow = typeof schedules.$inferSelect
 export type NewScheduleRow = typeof schedules.$inferInsert
 export type TenantLimitsRow = typeof tenantLimits.$inferSelect
+export type TaskTypeRow = typeof taskTypes.$inferSelect
+export type TaskLeaseRow = typeof taskLeases.$inferSelect

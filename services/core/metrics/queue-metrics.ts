@@ -14,11 +14,13 @@ export const QUEUE_STATES = ['waiting', 'prioritized', 'delayed', 'active', 'fai
  * BullMQ 6 has no separate paused list: a paused queue's jobs stay where they are. `paused`
  * therefore reports the ready jobs (waiting + prioritized) of a paused queue, and 0 otherwise;
  * it overlaps those two states rather than adding to them.
+ *
+ * `queues` is asked at every scrape: registered types add queues while the process runs.
  */
-export function registerQueueMetrics (deps: { registry: Registry, redis: Redis, prefix: string, queues: readonly string[], log: Logger }) {
+export function registerQueueMetrics (deps: { registry: Registry, redis: Redis, prefix: string, queues: () => readonly string[], log: Logger }) {
   let inFlight: Promise<QueueSnapshot[] | undefined> | undefined
   const read = (): Promise<QueueSnapshot[] | undefined> => {
-    inFlight ??= readQueueSnapshots(deps.redis, deps.prefix, deps.queues)
+    inFlight ??= readQueueSnapshots(deps.redis, deps.prefix, deps.queues())
       .catch((err: unknown) => {
         deps.log.warn({ err }, 'queue metrics unavailable: Redis did not answer')
         return undefined

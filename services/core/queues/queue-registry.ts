@@ -15,14 +15,22 @@ export class RedisUnavailableError extends Error {
   }
 }
 
-/** One BullMQ Queue per Tasklane queue name, sharing one producer connection. */
+/**
+ * One BullMQ Queue per Tasklane queue name, sharing one producer connection. The built-in
+ * queues exist from the start; registered types' queues are added as they appear.
+ */
 export function createQueueRegistry (deps: { connection: Redis, prefix: string, names: readonly string[], log: Logger }) {
   const queues = new Map<string, Queue<JobData>>()
-  for (const name of deps.names) {
-    const queue = new Queue<JobData>(name, { connection: deps.connection, prefix: deps.prefix })
+
+  function add (name: string): Queue<JobData> {
+    let queue = queues.get(name)
+    if (queue) return queue
+    queue = new Queue<JobData>(name, { connection: deps.connection, prefix: deps.prefix })
     queue.on('error', (err) => deps.log.warn({ err, queue: name }, 'queue error'))
     queues.set(name, queue)
+    return queue
   }
+  for (const name of deps.names) add(name)
 
   function get (name: string): Queue<JobData> {
     const queue = queues.get(name)
@@ -52,6 +60,8 @@ export function createQueueRegistry (deps: { connection: Redis, prefix: string, 
   return {
     names: (): string[] => [...queues.keys()],
     get,
+    /** Makes a queue known (idempotent): a registered type's, when its type appears. */
+    add,
     has: (name: string): boolean => queues.has(name),
     /**
      * Enqueues tasks, one addBulk per queue. Enqueues made while others are on the wire

@@ -35,7 +35,9 @@ export function createQueueService (deps: { queues: Pick<QueueRegistry, 'names' 
 
   return {
     info,
-    list: (): Promise<QueueInfo[]> => Promise.all(deps.queues.names().map(info)),
+    /** Every queue, or the named ones that exist (a tenant sees the built-ins' and its own). */
+    list: (names?: readonly string[]): Promise<QueueInfo[]> =>
+      Promise.all((names ?? deps.queues.names()).filter((n) => deps.queues.has(n)).map(info)),
     /** Stops dispatch on every worker; jobs already running finish. */
     async pause (name: string): Promise<QueueInfo> {
       await queue(name).pause()

@@ -12,6 +12,8 @@ import { conflictMessage, isAllowed, type TaskAction } from './task-states.ts'
 import { statusEventOf } from './task-status-event.ts'
 import { toTaskView, type TaskStatus, type TaskView } from './task-view.ts'
 import type { TaskTransitions } from './transitions.ts'
+import type postgres from 'postgres'
+import { createDependencyRepository } from '../dependencies/dependency-repository.ts'
 
 export type TaskControlDeps = {
   db: Db
@@ -19,6 +21,8 @@ export type TaskControlDeps = {
   queues: Pick<QueueRegistry, 'enqueue' | 'get'>
   events: Pick<TaskEventPublisher, 'publish' | 'requestCancel'>
   log: Logger
+  /** Ends a task a pull worker holds as cancelled at once (its worker hears it by heartbeat). */
+  leases?: { cancelLeased: (taskId: string) => Promise<TaskView | undefined> }
 }
 
 // A job whose worker is still handing it back to BullMQ is locked and cannot be removed yet.
@@ -29,6 +33,11 @@ const REMOVE_PAUSE_MS = 100
 export function createTaskControlService (deps: TaskControlDeps) {
   const control = createTaskControlRepository(deps.db)
   const tasks = createTaskRepository(deps.db)
+  const dependencies = createDependencyRepository((deps.db as Db & { $client: postgres.Sql }).$client)
+
+  async function view (row: TaskRow): Promise<TaskView> {
+    return toTaskView(row, row.dependencyCount > 0 ? (await dependencies.views([row.id])).get(row.id) : undefined)
+  }
 
   async function find (tenant: string, id: string): Promise<TaskRow> {
     const row = isUuid(id) ? await tasks.findById(tenant, id) : undefined
@@ -69,7 +78,7 @@ export function createTaskControlService (deps: TaskControlDeps) {
       const row = await deps.transitions.cancel(tenant, id)
       if (!row) {
         const current = await find(tenant, id)
-        if (current.status === 'cancelled') return toTaskView(current)
+        if (current.status === 'cancelled') return view(current)
         return refuse('cancel', tenant, id)
       }
       if (row.status === 'cancelled') {
@@ -77,10 +86,12 @@ export function createTaskControlService (deps: TaskControlDeps) {
         // A worker that takes the job before it is gone finds the task cancelled and skips it.
         if (!(await removeJob(row.queue, id))) deps.log.warn({ taskId: id }, 'the job of a cancelled task is still in its queue')
       } else {
+        const leased = await deps.leases?.cancelLeased(id)
+        if (leased) return leased
         const listeners = await deps.events.requestCancel(id)
         if (listeners === 0) deps.log.warn({ taskId: id }, 'no worker heard the cancel request; the task stops at its next claim')
       }
-      return toTaskView(row)
+      return view(row)
     },
 
     /** Failed or cancelled back to queued, with a fresh attempt budget and a new job. */
@@ -92,13 +103,16 @@ export function createTaskControlService (deps: TaskControlDeps) {
       const row = await deps.transitions.retry(tenant, id)
       if (!row) return refuse('retry', tenant, id)
       if (!removed) deps.log.warn({ taskId: id }, 'the old job is still in its queue; the reconciler will enqueue the retry')
-      try {
-        await deps.queues.enqueue([row])
-      } catch (err) {
-        deps.log.warn({ err, taskId: id }, 'enqueue failed; the task is queued and will be enqueued by the reconciler')
+      // A task that waits for dependencies again is enqueued when the last one completes.
+      if (row.blockedCount === 0) {
+        try {
+          await deps.queues.enqueue([row])
+        } catch (err) {
+          deps.log.warn({ err, taskId: id }, 'enqueue failed; the task is queued and will be enqueued by the reconciler')
+        }
       }
       await deps.events.publish(id, statusEventOf(row))
-      return toTaskView(row)
+      return view(row)
     },
 
     /** Deletes a terminal task and its attempts. */

@@ -17,6 +17,8 @@ export type TaskStatusEvent = {
   startedAt?: string | null
   finishedAt?: string | null
   updatedAt: string
+  /** Set when a dependency of this task finished: how many it still waits for (the stream re-reads `blockedBy`). */
+  blockedCount?: number
 }
 export type TaskProgressEvent = { kind: 'progress', progress: unknown, updatedAt: string }
 export type TaskEvent = TaskStatusEvent | TaskProgressEvent

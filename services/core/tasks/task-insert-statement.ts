@@ -31,7 +31,7 @@ export const isUniqueViolation = (err: unknown): boolean => (err as { code?: unk
  * `fail`, such a row fails the whole statement with a unique violation. Returns the stored
  * row, or undefined, for each input row.
  */
-export function createTaskInsertStatement (sql: postgres.Sql, onConflict: OnConflict = 'skip') {
+export function createTaskInsertStatement (sql: Pick<postgres.Sql, 'unsafe'>, onConflict: OnConflict = 'skip') {
   const statements = new Map<string, string>()
 
   async function insertGroup (keys: string[], rows: NewTaskRow[]): Promise<Map<string, TaskRow>> {

@@ -9,8 +9,13 @@ import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
 import type { SecretBox } from '../secrets/secret-box.ts'
 import type { Backoff, Priority } from '../task-types/task-type.ts'
-import type { TaskTypeRegistry } from '../task-types/task-type-registry.ts'
+import type { TaskTypeCatalog } from '../task-types/task-type-catalog.ts'
 import { decodeIdCursor, encodeIdCursor } from '../id-cursor.ts'
+import type postgres from 'postgres'
+import type { DependencyFailurePolicy } from '../dependencies/dependency-policy.ts'
+import { parseDependsOn, type DependencyRef } from '../dependencies/dependency-refs.ts'
+import { createDependencyRepository, type DependencyView } from '../dependencies/dependency-repository.ts'
+import { createDependentInsert } from '../dependencies/dependent-insert.ts'
 import { requestHash } from './request-hash.ts'
 import { findUnstorable } from './storable-json.ts'
 import { createTaskRepository, type TaskFilters } from './task-repository.ts'
@@ -26,6 +31,9 @@ export type CreateTaskInput = {
   backoff?: Backoff
   timeoutMs?: number
   tags?: string[]
+  /** Task ids of the tenant, or (in a batch) "#n" for an earlier item. */
+  dependsOn?: string[]
+  onDependencyFailure?: DependencyFailurePolicy
 }
 
 /** Where a task came from when a schedule made it. */
@@ -34,7 +42,8 @@ export type TaskOrigin = { scheduleId: string, scheduledFor: Date }
 export type TaskServiceDeps = {
   db: Db
   queues: Pick<QueueRegistry, 'enqueue'>
-  taskTypes: TaskTypeRegistry
+  /** Built-in and registered types: creating a task reads no table. */
+  taskTypes: Pick<TaskTypeCatalog, 'resolve' | 'validatePayload'>
   config: Pick<Config, 'TASKLANE_MAX_PAYLOAD_BYTES' | 'idempotencyTtlMs'>
   log: Logger
   /** Seals the payload fields a type lists in `secretFields` before they are stored. */
@@ -49,10 +58,19 @@ const IDEMPOTENT_INSERT_ROUNDS = 3
 /** The one place where tasks are accepted: validated, recorded in Postgres, then dispatched. */
 export function createTaskService (deps: TaskServiceDeps) {
   const repo = createTaskRepository(deps.db)
+  const client = (deps.db as Db & { $client: postgres.Sql }).$client
+  const dependencies = createDependencyRepository(client)
+  const dependents = createDependentInsert(client)
+
+  /** Views of stored rows; only tasks with dependencies cost a lookup. */
+  async function views (rows: TaskRow[]): Promise<TaskView[]> {
+    const found = await dependencies.views(rows.filter((r) => r.dependencyCount > 0).map((r) => r.id))
+    return rows.map((row) => toTaskView(row, found.get(row.id)))
+  }
 
   function buildRow (tenant: string, input: CreateTaskInput, idempotencyKey: string | null, now: Date,
     batchHash?: string | null, origin?: TaskOrigin): NewTaskRow {
-    const type = deps.taskTypes.get(input.type)
+    const type = deps.taskTypes.resolve(tenant, input.type)
     if (!type) throw new UnknownTaskTypeError(input.type)
     const payload = input.payload ?? {}
     // Before anything that walks the payload recursively (stringify, hash, storability check).
@@ -62,7 +80,7 @@ export function createTaskService (deps: TaskServiceDeps) {
     const hash = batchHash !== undefined ? batchHash : idempotencyKey ? requestHash(input) : null
     const size = Buffer.byteLength(JSON.stringify(payload))
     if (size > deps.config.TASKLANE_MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(size, deps.config.TASKLANE_MAX_PAYLOAD_BYTES)
-    const errors = deps.taskTypes.validatePayload(type.name, payload)
+    const errors = deps.taskTypes.validatePayload(tenant, type, payload)
     const unstorable = findUnstorable(payload, '/payload')
     if (unstorable) errors.push(unstorable)
     if (input.runAt !== undefined && input.delayMs !== undefined) {
@@ -76,6 +94,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       tenant,
       type: type.name,
       queue: type.queue,
+      typeVersion: type.version,
       status: 'queued',
       priority: input.priority ?? type.defaults.priority,
       payload: deps.secrets.sealFields(payload, type.secretFields),
@@ -86,6 +105,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       runAt,
       idempotencyKey,
       requestHash: hash,
+      ...(input.onDependencyFailure ? { onDependencyFailure: input.onDependencyFailure } : {}),
       createdAt: now,
       updatedAt: now,
       tags: input.tags ?? [],
@@ -93,8 +113,13 @@ export function createTaskService (deps: TaskServiceDeps) {
     }
   }
 
-  /** Dispatch failures are not the client's problem: the row is stored and the reconciler re-enqueues it. */
-  async function dispatch (rows: TaskRow[]): Promise<void> {
+  /**
+   * Dispatch failures are not the client's problem: the row is stored and the reconciler
+   * re-enqueues it. Tasks still waiting for dependencies (or failed by one) stay out of Redis.
+   */
+  async function dispatch (stored: TaskRow[]): Promise<void> {
+    const rows = stored.filter((r) => r.status === 'queued' && r.blockedCount === 0)
+    if (rows.length === 0) return
     try {
       await deps.queues.enqueue(rows)
     } catch (err) {
@@ -121,23 +146,33 @@ export function createTaskService (deps: TaskServiceDeps) {
     async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
       Promise<{ task: TaskView, replayed: boolean }> {
       const row = buildRow(tenant, input, idempotencyKey, new Date())
+      const { refs, errors } = parseDependsOn(input.dependsOn, null, '/dependsOn')
+      if (errors.length > 0) throw new ValidationError(errors)
       // The insert can lose to an earlier request with the same idempotency key whose task is
       // deleted before the lookup below: then the key is free again and the insert is retried.
       for (let round = 1; ; round++) {
-        let [inserted] = await repo.insert([row])
+        const insert = async (): Promise<{ rows: TaskRow[], view?: DependencyView } | undefined> => {
+          if (refs.length === 0) {
+            const [inserted] = await repo.insert([row])
+            return inserted ? { rows: [inserted] } : undefined
+          }
+          const stored = await dependents.store(tenant, [row], [refs], () => '/dependsOn')
+          return stored ? { rows: stored.rows, view: stored.views.get(row.id) } : undefined
+        }
+        let inserted = await insert()
         // A key older than TASKLANE_IDEMPOTENCY_TTL is free again: the request makes a new task.
         if (!inserted && idempotencyKey && await repo.freeExpiredKeys(tenant, [idempotencyKey], deps.config.idempotencyTtlMs) > 0) {
-          [inserted] = await repo.insert([row])
+          inserted = await insert()
         }
         if (inserted) {
-          deps.events?.created?.([inserted])
-          await dispatch([inserted])
-          return { task: toTaskView(inserted), replayed: false }
+          deps.events?.created?.(inserted.rows)
+          await dispatch(inserted.rows)
+          return { task: toTaskView(inserted.rows[0]!, inserted.view), replayed: false }
         }
         const existing = idempotencyKey ? await repo.findByIdempotencyKey(tenant, idempotencyKey) : undefined
         if (existing) {
           if (existing.requestHash !== row.requestHash) throw new IdempotencyConflictError()
-          return { task: toTaskView(existing), replayed: true }
+          return { task: (await views([existing]))[0]!, replayed: true }
         }
         if (round >= IDEMPOTENT_INSERT_ROUNDS) throw new TaskConflictError('Another request with this Idempotency-Key is being created and deleted at the same time; try again')
       }
@@ -153,7 +188,11 @@ export function createTaskService (deps: TaskServiceDeps) {
       const now = new Date()
       const errors: FieldError[] = []
       const rows: NewTaskRow[] = []
+      const refs: DependencyRef[][] = []
       inputs.forEach((input, i) => {
+        const parsed = parseDependsOn(input.dependsOn, i, `/tasks/${i}/dependsOn`)
+        refs.push(parsed.refs)
+        errors.push(...parsed.errors)
         try {
           rows.push(buildRow(tenant, input, idempotencyKey ? batchItemKey(idempotencyKey, i) : null, now, null))
         } catch (err) {
@@ -170,29 +209,36 @@ export function createTaskService (deps: TaskServiceDeps) {
       // Hashed once the inputs are known to be sane (the hash walks them recursively).
       const hash = idempotencyKey ? requestHash({ tasks: inputs }) : null
       for (const row of rows) row.requestHash = hash
-      // One statement, so all or nothing; undefined when some keys were taken: this is a
-      // replay (or a reused key), and nothing was kept.
-      let inserted = await repo.insertAll(rows)
+      // One statement (or, with dependencies, one transaction), so all or nothing; undefined
+      // when some keys were taken: this is a replay (or a reused key), and nothing was kept.
+      const withGraph = refs.some((list) => list.length > 0)
+      let graph: Awaited<ReturnType<typeof dependents.store>>
+      const insertAll = async (): Promise<TaskRow[] | undefined> => {
+        if (!withGraph) return repo.insertAll(rows)
+        graph = await dependents.store(tenant, rows, refs, (i) => `/tasks/${i}/dependsOn`)
+        return graph?.rows
+      }
+      let inserted = await insertAll()
       const keys = rows.map((r) => r.idempotencyKey!)
       if (!inserted && idempotencyKey && await repo.freeExpiredKeys(tenant, keys, deps.config.idempotencyTtlMs) > 0) {
-        inserted = await repo.insertAll(rows)
+        inserted = await insertAll()
       }
       if (inserted) {
         const order = new Map(rows.map((r, i) => [r.id, i]))
         inserted.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
         deps.events?.created?.(inserted)
         await dispatch(inserted)
-        return { tasks: inserted.map(toTaskView), replayed: false }
+        return { tasks: inserted.map((row) => toTaskView(row, graph?.views.get(row.id))), replayed: false }
       }
       const existing = await repo.findByIdempotencyKeys(tenant, keys)
       if (existing.length !== rows.length || existing.some((r) => r.requestHash !== hash)) throw new IdempotencyConflictError()
-      return { tasks: existing.map(toTaskView), replayed: true }
+      return { tasks: await views(existing), replayed: true }
     },
 
     async get (tenant: string, id: string): Promise<TaskView> {
       const row = isUuid(id) ? await repo.findById(tenant, id) : undefined
       if (!row) throw new TaskNotFoundError(id)
-      return toTaskView(row)
+      return (await views([row]))[0]!
     },
 
     async list (tenant: string, filters: Omit<TaskFilters, 'beforeId'> & { cursor?: string | undefined }) {
@@ -201,7 +247,7 @@ export function createTaskService (deps: TaskServiceDeps) {
       const page = rows.slice(0, filters.limit)
       const last = page.at(-1)
       return {
-        items: page.map(toTaskView),
+        items: await views(page),
         nextCursor: rows.length > filters.limit && last ? encodeIdCursor(last.id) : null,
       }
     },

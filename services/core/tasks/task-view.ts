@@ -1,4 +1,5 @@
 import type { TaskAttemptRow, TaskRow } from '../db/schema.ts'
+import { NO_DEPENDENCIES, type DependencyView } from '../dependencies/dependency-repository.ts'
 import { maskSealed } from '../secrets/secret-box.ts'
 
 export type TaskStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled'
@@ -7,16 +8,17 @@ export const isTerminal = (status: string): boolean => (TERMINAL_STATUSES as rea
 
 export type TaskError = { message: string, code: string }
 
-export const ATTEMPT_OUTCOMES = ['running', 'completed', 'failed', 'cancelled', 'lost', 'released'] as const
+export const ATTEMPT_OUTCOMES = ['running', 'completed', 'failed', 'cancelled', 'lost', 'released', 'timed_out'] as const
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
 export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null)
 
-/** The public shape of a task, as the contract describes it. */
-export function toTaskView (row: TaskRow) {
+/** The public shape of a task, as the contract describes it; `dependencies` from the dependency repository. */
+export function toTaskView (row: TaskRow, dependencies: DependencyView = NO_DEPENDENCIES) {
   return {
     id: row.id,
     type: row.type,
+    typeVersion: row.typeVersion,
     queue: row.queue,
     status: row.status as TaskStatus,
     priority: row.priority,
@@ -37,6 +39,9 @@ export function toTaskView (row: TaskRow) {
     tags: row.tags ?? [],
     scheduleId: row.scheduleId ?? null,
     scheduledFor: iso(row.scheduledFor ?? null),
+    dependsOn: dependencies.dependsOn,
+    blockedBy: dependencies.blockedBy,
+    onDependencyFailure: row.onDependencyFailure,
   }
 }
 export type TaskView = ReturnType<typeof toTaskView>

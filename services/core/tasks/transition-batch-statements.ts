@@ -55,7 +55,8 @@ const claimSql = (input: string, maxLost: string) => `
       worker_id = i.worker_id, lease_id = i.lease_id, started_at = now(), updated_at = now()
     from input i
     where t.id = i.id and t.status in ('queued', 'running') and t.cancel_requested_at is null
-      and t.lease_id is distinct from i.lease_id
+      and t.lease_id is distinct from i.lease_id and t.blocked_count = 0
+      and not (t.has_dependents and t.status = 'running' and t.lost_attempts + 1 >= ${maxLost})
     returning t.*
   ), lost as (
     update task_attempts a set outcome = 'lost', finished_at = now(),
@@ -73,9 +74,16 @@ const claimSql = (input: string, maxLost: string) => `
   from tasks t join input i on t.id = i.id
   where t.status = 'running' and t.lease_id = i.lease_id`
 
+// A task still waiting for dependencies is not claimed (it has no job, unless one was left
+// from before a retry made it wait again). A task others depend on is never ended failed by a
+// claim: the reconciler's requeueLost ends it, in a transaction that also settles its
+// dependents.
+//
 // JSON goes in as text and is cast in SQL; absent values stay SQL NULL (a JSON null would
-// survive the coalesce on `error`).
-const finishSql = (input: string) => `
+// survive the coalesce on `error`). The batched finish leaves tasks others depend on alone:
+// those end in a transaction of their own that also settles their dependents
+// (transitions.ts), which the caller falls back to.
+const finishSql = (input: string, batched = true) => `
   with input as (
     ${input}
   ), finished as (
@@ -85,20 +93,25 @@ const finishSql = (input: string) => `
            finished_at = now(), updated_at = now()
     from input i
     where t.id = i.id and t.status = 'running' and t.attempts = i.attempt
-      and (i.lease_id is null or t.lease_id = i.lease_id)
-    returning t.id, t.tenant, t.type, t.status, t.tags, i.attempt, i.outcome, i.error, i.duration_ms
+      and (i.lease_id is null or t.lease_id = i.lease_id) ${batched ? 'and not t.has_dependents' : ''}
+    returning t.id, t.tenant, t.type, t.status, t.tags, i.attempt, i.outcome, i.error, i.duration_ms, t.has_dependents
   ), ${owedNotificationsCte('finished')}
   update task_attempts a set outcome = f.outcome, finished_at = now(), duration_ms = f.duration_ms, error = f.error::jsonb
   from finished f
   where a.task_id = f.id and a.attempt = f.attempt
-  returning a.task_id as id`
+  returning a.task_id as id, f.has_dependents as "hasDependents"`
 
 const CLAIM_MANY = claimSql('select * from unnest($1::uuid[], $2::text[], $3::uuid[]) as i(id, worker_id, lease_id)', '$4::int')
 const CLAIM_ONE = claimSql('select $1::uuid as id, $2::text as worker_id, $3::uuid as lease_id', '$4::int')
 const FINISH_MANY = finishSql(`select * from unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[])
     as i(id, attempt, lease_id, outcome, result, error, duration_ms)`)
-const FINISH_ONE = finishSql(`select $1::uuid as id, $2::int as attempt, $3::uuid as lease_id, $4::text as outcome, $5::text as result,
-    $6::text as error, $7::int as duration_ms`)
+const ONE_FINISH_INPUT = `select $1::uuid as id, $2::int as attempt, $3::uuid as lease_id, $4::text as outcome, $5::text as result,
+    $6::text as error, $7::int as duration_ms`
+const FINISH_ONE = finishSql(ONE_FINISH_INPUT)
+/** The finish of one task whatever its dependents; tells whether it has any. */
+const FINISH_ONE_ANY = finishSql(ONE_FINISH_INPUT, false)
+const finishParams = (i: FinishInput): unknown[] =>
+  [i.taskId, i.attempt, i.leaseId ?? null, i.outcome, i.outcome === 'completed' ? json(i.result) : null, json(i.error), i.durationMs]
 
 const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
 const columns = <T> (inputs: T[], value: (input: T) => unknown): unknown => (inputs.length === 1 ? value(inputs[0]!) : inputs.map(value))
@@ -122,7 +135,13 @@ export function createTransitionBatchStatements (sql: postgres.Sql, options: { m
       })
     },
 
-    /** Whether each input's attempt was closed (false: the task moved on without it). */
+    /** The finish of one task others may depend on, in the caller's transaction: undefined when it moved on. */
+    async finishOne (tx: Pick<postgres.Sql, 'unsafe'>, input: FinishInput): Promise<{ hasDependents: boolean } | undefined> {
+      const [row] = await tx.unsafe<{ hasDependents: boolean }[]>(FINISH_ONE_ANY, finishParams(input) as never[])
+      return row
+    },
+
+    /** Whether each input's attempt was closed (false: the task moved on without it, or others depend on it). */
     async finish (inputs: FinishInput[]): Promise<boolean[]> {
       const one = inputs.length === 1
       const rows = await sql.unsafe<{ id: string }[]>(one ? FINISH_ONE : FINISH_MANY, [

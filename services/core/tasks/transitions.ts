@@ -1,9 +1,14 @@
 import type postgres from 'postgres'
 import type { TaskRow } from '../db/schema.ts'
+import { recountBlocked, reviveDependents, type FinishedTask } from '../dependencies/dependency-transitions.ts'
+import { NO_DEPENDENTS, type DependentsDispatch } from '../dependencies/dependents-dispatch.ts'
+import { createDependentsTransaction, retryOnDeadlock } from '../dependencies/dependents-transaction.ts'
+import { TaskConflictError } from '../errors.ts'
 import { createWriteBatcher } from '../write-batcher.ts'
 import { decideFailure } from './attempt-outcome.ts'
 import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type FinishInput } from './transition-batch-statements.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
+import { createLeaseStatements } from './lease-statements.ts'
 import { ALLOWED_FROM } from './task-states.ts'
 import type { TaskError } from './task-view.ts'
 import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
@@ -48,19 +53,57 @@ export function createFailAttempt (writes: FailWrites) {
   }
 }
 
-export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAttempts: number }) {
+/**
+ * `dependents` is told, once a transaction that changed tasks depending on the one it ended
+ * (or retried) has committed, what changed: it enqueues those now ready and tells their
+ * streams. A process that dies before it does leaves ready queued tasks without a job, which
+ * the reconciler enqueues.
+ */
+export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAttempts: number, dependents?: DependentsDispatch }) {
   // The claims and finishes of the attempts a process runs at once share multi-row statements
   // (one round trip and one commit), each row keeping its own conditions.
   const batches = createTransitionBatchStatements(sql, options)
   const claimBatched = createWriteBatcher({ run: batches.claim, key: (i: ClaimInput) => i.taskId })
   const finishBatched = createWriteBatcher({ run: batches.finish, key: (i: FinishInput) => i.taskId })
+  const leases = createLeaseStatements(sql)
 
-  async function one (text: string, params: unknown[]): Promise<TaskRow | undefined> {
-    const rows = await sql.unsafe(text, params as never[])
+  async function one (text: string, params: unknown[], tx: Pick<postgres.Sql, 'unsafe'> = sql): Promise<TaskRow | undefined> {
+    const rows = await tx.unsafe(text, params as never[])
     return rows[0] ? toTaskRow(rows[0]) : undefined
   }
 
+  const withDependents = createDependentsTransaction(sql, options.dependents)
+  const endedIfDependents = (row: TaskRow | undefined) =>
+    ({ value: row, ended: row?.hasDependents ? { id: row.id, status: row.status as FinishedTask['status'] } : undefined })
+
+  /** The batched finish, or (for a task others depend on, which it leaves alone) the finish with its dependents. */
+  async function finish (input: FinishInput & { hasDependents?: boolean }): Promise<boolean> {
+    if (!input.hasDependents && await finishBatched(input)) return true
+    return withDependents(async (tx) => {
+      const row = await batches.finishOne(tx, input)
+      return { value: row !== undefined, ended: row?.hasDependents ? { id: input.taskId, status: input.outcome } : undefined }
+    })
+  }
+
   const transitions = {
+    /**
+     * A pull worker's lease (lease-statements.ts): a queued task of the tenant becomes running
+     * on a new attempt held by the lease (tasks.lease_id), which expires unless extended.
+     */
+    claimLease: leases.claim,
+    /** Extends a live lease, never past the attempt's deadline, and records progress. */
+    extendLease: leases.extend,
+    /**
+     * Ends a lease and its attempt and moves the task: completed, failed, queued for a retry,
+     * or cancelled. `scope` says whether the lease must be live (a worker's call), expired
+     * (the sweeper: the attempt is lost, or timed out past its deadline) or either (a cancel).
+     */
+    endLease: leases.end,
+    /** Leases past their expiry that the sweeper has not ended yet. */
+    expiredLeases: leases.listExpired,
+    closeLease: leases.close,
+    openLeaseOf: leases.openLeaseOf,
+
     /**
      * Queued (or running on a worker that vanished) becomes running with the next attempt,
      * held by `leaseId`. Undefined when the task is missing, terminal or being cancelled;
@@ -71,14 +114,17 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
       return claimBatched(input)
     },
 
-    /** The attempt produced its result: the task is completed. False when it moved on without this attempt. */
-    complete (taskId: string, attempt: number, fields: { result: unknown, durationMs: number, leaseId?: string | null }): Promise<boolean> {
-      return finishBatched({ taskId, attempt, outcome: 'completed', ...fields })
+    /**
+     * The attempt produced its result: the task is completed. False when it moved on without this attempt.
+     * `hasDependents` (as the claim saw it) skips the batched statement, which would leave such a task alone.
+     */
+    complete (taskId: string, attempt: number, fields: { result: unknown, durationMs: number, leaseId?: string | null, hasDependents?: boolean }): Promise<boolean> {
+      return finish({ taskId, attempt, outcome: 'completed', ...fields })
     },
 
     /** The attempt failed and no retry follows: the task is failed. */
     fail (taskId: string, attempt: number, fields: { error: TaskError, durationMs: number, leaseId?: string | null }): Promise<boolean> {
-      return finishBatched({ taskId, attempt, outcome: 'failed', ...fields })
+      return finish({ taskId, attempt, outcome: 'failed', ...fields })
     },
 
     /** The attempt failed with attempts left: back to queued, due again at `runAt`. */
@@ -108,7 +154,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * the ordinary failure path.
      */
     finishCancelled (taskId: string, attempt: number, fields: { durationMs: number }): Promise<TaskRow | undefined> {
-      return one(`
+      return withDependents(async (tx) => endedIfDependents(await one(`
         with cancelled as (
           update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
           where id = $1 and status = 'running' and attempts = $2 and cancel_requested_at is not null
@@ -117,7 +163,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           update task_attempts set outcome = 'cancelled', finished_at = now(), duration_ms = $3
           where task_id = (select id from cancelled) and attempt = $2
         ), ${owedNotificationsCte('cancelled')}
-        select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs])
+        select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs], tx)))
     },
 
     /**
@@ -125,7 +171,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * (or whose worker vanished): the task ends cancelled instead of staying unfinished.
      */
     settleCancelRequested (taskId: string): Promise<TaskRow | undefined> {
-      return one(`
+      return withDependents(async (tx) => endedIfDependents(await one(`
         with cancelled as (
           update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
           where id = $1 and status in ('queued', 'running') and cancel_requested_at is not null
@@ -135,7 +181,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int
           from cancelled c where a.task_id = c.id and a.outcome = 'running'
         ), ${owedNotificationsCte('cancelled')}
-        select ${TASK_RETURNING} from cancelled`, [taskId])
+        select ${TASK_RETURNING} from cancelled`, [taskId], tx)))
     },
 
     async setProgress (taskId: string, attempt: number, progress: unknown): Promise<boolean> {
@@ -170,7 +216,8 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * failed when it has lost its worker TASKLANE_MAX_LOST_ATTEMPTS times.
      */
     async requeueLost (taskId: string, attempt: number, olderThanMs: number): Promise<{ outcome: 'requeued', task: UnfinishedTask } | { outcome: 'worker_lost' } | undefined> {
-      const rows = await sql.unsafe<(UnfinishedTask & { status: string })[]>(`
+      const rows = await withDependents(async (tx) => {
+        const rows = await tx.unsafe<(UnfinishedTask & { status: string, hasDependents: boolean })[]>(`
         with requeued as (
           update tasks set
             status = case when lost_attempts + 1 >= $4 then 'failed' else 'queued' end,
@@ -187,11 +234,14 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = ${LOST_ERROR}::jsonb
           from requeued r where a.task_id = r.id and a.outcome = 'running'
         ), ${owedNotificationsCte('requeued')}
-        select ${UNFINISHED_COLUMNS}, status from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
+        select ${UNFINISHED_COLUMNS}, status, has_dependents as "hasDependents" from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
+        const gaveUp = rows[0]?.status === 'failed' && rows[0].hasDependents
+        return { value: rows, ended: gaveUp ? { id: taskId, status: 'failed' as const } : undefined }
+      })
       const row = rows[0]
       if (!row) return undefined
       if (row.status === 'failed') return { outcome: 'worker_lost' }
-      const { status: _status, ...task } = row
+      const { status: _status, hasDependents: _hasDependents, ...task } = row
       return { outcome: 'requeued', task: withDate(task) }
     },
 
@@ -203,7 +253,8 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
     cancel (tenant: string, id: string): Promise<TaskRow | undefined> {
       // The outbox reads the row as it was before this statement, so only the cancel that
       // ended a queued task owes a notification (a running one owes it when its executor stops).
-      return one(`
+      return withDependents(async (tx) => {
+        const row = await one(`
         with cancelled as (
           update tasks set status = case when status = 'queued' then 'cancelled' else status end,
                  finished_at = case when status = 'queued' then now() else finished_at end,
@@ -211,21 +262,40 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           where tenant = $1 and id = $2 and status = any($3::text[])
           returning *
         ), ${owedNotificationsCte('cancelled', "exists (select 1 from tasks b where b.id = s.id and b.status = 'queued')")}
-        select ${TASK_RETURNING} from cancelled`, [tenant, id, ALLOWED_FROM.cancel])
+        select ${TASK_RETURNING} from cancelled`, [tenant, id, ALLOWED_FROM.cancel], tx)
+        // Only a task cancelled at once has ended; a running one ends when its executor stops.
+        return row?.status === 'cancelled' ? endedIfDependents(row) : { value: row }
+      })
     },
 
     /**
      * The client's retry: failed or cancelled back to queued with a fresh attempt budget.
      * Attempt numbers keep counting (the history stays whole), so the budget moves up:
      * `maxAttempts - attemptBase` attempts again, and the lost-worker count starts over.
+     * A task with dependencies waits again for those not completed (one whose failed dependency
+     * would fail it at once is a conflict: retry that one first); dependents the failure had
+     * failed come back to waiting, in the same transaction.
      */
-    retry (tenant: string, id: string): Promise<TaskRow | undefined> {
-      return one(`
-        update tasks set status = 'queued', max_attempts = attempts + (max_attempts - attempt_base),
-               attempt_base = attempts, lost_attempts = 0, cancel_requested_at = null, result = null, progress = null,
-               worker_id = null, finished_at = null, run_at = now(), updated_at = now()
-        where tenant = $1 and id = $2 and status = any($3::text[])
-        returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.retry])
+    async retry (tenant: string, id: string): Promise<TaskRow | undefined> {
+      const { row, revived } = await retryOnDeadlock(() => sql.begin(async (tx) => {
+        const row = await one(`
+          update tasks set status = 'queued', max_attempts = attempts + (max_attempts - attempt_base),
+                 attempt_base = attempts, lost_attempts = 0, cancel_requested_at = null, result = null, progress = null,
+                 worker_id = null, finished_at = null, run_at = now(), updated_at = now()
+          where tenant = $1 and id = $2 and status = any($3::text[])
+          returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.retry], tx)
+        if (!row) return { row, revived: [] }
+        if (row.dependencyCount > 0) {
+          const { blockedCount, doomed } = await recountBlocked(tx, id)
+          if (doomed) throw new TaskConflictError('A dependency of this task is failed or cancelled; retry that one first (its dependents come back with it)')
+          row.blockedCount = blockedCount
+        }
+        return { row, revived: row.hasDependents ? await reviveDependents(tx, [id]) : [] }
+      }))
+      if (options.dependents && revived.length > 0) {
+        await options.dependents({ ...NO_DEPENDENTS, waiting: revived.map((r) => ({ id: r.id, blockedCount: r.blockedCount })) })
+      }
+      return row
     },
 
     /** The client's delete of a terminal task; its attempts go with it (foreign key cascade). */

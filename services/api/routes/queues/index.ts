@@ -3,7 +3,10 @@ import { Type } from 'typebox'
 import { problems } from '../../schemas/problem-schema.ts'
 import { QueueRef } from '../../schemas/queue-schemas.ts'
 
-/** GET /v1/queues: what every queue holds now, from BullMQ. Reading only; control is in queue-control. */
+/**
+ * GET /v1/queues: what every queue the tenant may see holds now (the built-ins' and its own
+ * registered types'), from BullMQ. Reading only; control is in queue-control.
+ */
 export default async function queueRoutes (app: FastifyInstance) {
   app.get('/v1/queues', {
     schema: {
@@ -11,5 +14,5 @@ export default async function queueRoutes (app: FastifyInstance) {
       description: 'As BullMQ sees them now; shared by every tenant.',
       response: { 200: Type.Object({ items: Type.Array(QueueRef) }), ...problems(401, 503) },
     },
-  }, async () => ({ items: await app.deps.queueControl.list() }))
+  }, async (request) => ({ items: await app.deps.queueControl.list(app.deps.taskTypeCatalog.queuesOf(request.tenant)) }))
 }

@@ -53,7 +53,7 @@ export function createEventStream (deps: {
     if (closed) return
     if (!view) return close()
     const changed = last
-      ? view.status !== last.status || view.attempts !== last.attempts
+      ? view.status !== last.status || view.attempts !== last.attempts || view.blockedBy.length !== last.blockedBy.length
       : deps.since === undefined || eventId(view.updatedAt) > deps.since
     last = view
     if (changed) frame('status', view.updatedAt, statusFrame(view))
@@ -84,7 +84,8 @@ export function createEventStream (deps: {
           return
         }
         // The terminal event is Postgres' final word (result included), not the notification.
-        if (isTerminal(event.status) || !last) return status(await deps.read())
+        // So is the list a dependency's end shortened (the event carries only its length).
+        if (isTerminal(event.status) || !last || event.blockedCount !== undefined) return status(await deps.read())
         const { kind: _kind, ...fields } = event
         status({ ...last, ...fields } as TaskView)
       })

@@ -11,7 +11,8 @@ import { createStreamSlots } from './stream-slots.ts'
 
 const DESCRIPTION = `Server-Sent Events. The first event is the task as it is now; then an \`event: status\`
 (data: the task without its \`payload\`) for every status change and an \`event: progress\` (data: \`{ id, progress }\`)
-for every progress report, as they happen on any worker. A \`: heartbeat\` comment keeps idle connections open, and
+for every progress report, as they happen on any worker. A task waiting for dependencies gets a status event (still
+\`queued\`, with a shorter \`blockedBy\`) each time one of them finishes. A \`: heartbeat\` comment keeps idle connections open, and
 the task is re-read from Postgres at each heartbeat. The stream ends after the terminal status (\`completed\`, \`failed\`
 or \`cancelled\`); a task that is already terminal gets that one event and the stream ends at once.
 

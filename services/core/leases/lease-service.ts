@@ -1,0 +1,285 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type postgres from 'postgres'
+import { Counter, type Registry } from 'prom-client'
+import { LeaseLostError, ValidationError } from '../errors.ts'
+import { isUuid } from '../ids.ts'
+import type { Logger } from '../log.ts'
+import type { QueueRegistry } from '../queues/queue-registry.ts'
+import { retryOnOutage } from '../retry-on-outage.ts'
+import type { TaskTypeCatalog } from '../task-types/task-type-catalog.ts'
+import { decideFailure } from '../tasks/attempt-outcome.ts'
+import type { LeaseEnding, LeasedTask } from '../tasks/lease-statements.ts'
+import type { TaskTransitions } from '../tasks/transitions.ts'
+import type { TaskEventPublisher } from '../tasks/task-events.ts'
+import { statusEventOf } from '../tasks/task-status-event.ts'
+import { findUnstorable } from '../tasks/storable-json.ts'
+import { toTaskView, type TaskError, type TaskView } from '../tasks/task-view.ts'
+import type { PullDispatcher } from './pull-dispatcher.ts'
+
+export type LeaseRequest = { types: string[], max: number, visibilityMs: number, waitMs: number, workerId?: string | undefined }
+export type Lease = { leaseId: string, expiresAt: string, task: { id: string, type: string, payload: unknown, attempt: number, maxAttempts: number, deadline: string } }
+export type FailInput = { error: { message: string, code?: string | undefined }, retryable?: boolean | undefined, retryAfterMs?: number | undefined }
+
+export const LEASE_OUTCOMES = ['completed', 'failed', 'expired', 'cancelled'] as const
+// How often a long poll looks again when nothing was ready, and how long past its expiry a
+// lease is left before the sweeper ends it (the job's lock outlives it by a round trip).
+const POLL_MS = 100
+const SWEEP_GRACE_MS = 250
+const SWEEP_BATCH = 200
+const REMOVE_TRIES = 20
+// Tasks of other types of a shared queue that one lease round may pass over.
+const MAX_FOREIGN = 50
+
+const lost = (detail = 'The lease expired, ended, or is not known') => new LeaseLostError(detail)
+
+/**
+ * Pull workers over HTTP: leases taken from BullMQ (the only dispatcher) and recorded in
+ * Postgres (the truth), heartbeats, completes and fails fenced by the lease id, and the
+ * sweeper that ends expired leases and puts their tasks back by the retry policy.
+ */
+export function createLeaseService (deps: {
+  sql: postgres.Sql
+  transitions: Pick<TaskTransitions, 'claimLease' | 'extendLease' | 'endLease' | 'expiredLeases' | 'closeLease' | 'openLeaseOf'>
+  catalog: Pick<TaskTypeCatalog, 'registered' | 'validateResult'>
+  dispatcher: PullDispatcher
+  queues: Pick<QueueRegistry, 'enqueue'>
+  events: Pick<TaskEventPublisher, 'publish'>
+  registry: Registry
+  log: Logger
+  maxResultBytes?: number
+}) {
+  const transitions = {
+    claim: deps.transitions.claimLease,
+    extend: deps.transitions.extendLease,
+    end: deps.transitions.endLease,
+    listExpired: deps.transitions.expiredLeases,
+    close: deps.transitions.closeLease,
+    openLeaseOf: deps.transitions.openLeaseOf,
+  }
+  const leasesTotal = new Counter({
+    name: 'tasklane_leases_total',
+    help: 'Pull-worker leases ended, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [deps.registry],
+  })
+  for (const outcome of LEASE_OUTCOMES) leasesTotal.inc({ outcome }, 0)
+
+  function pullQueues (tenant: string, types: string[]): Map<string, Set<string>> {
+    const byQueue = new Map<string, Set<string>>()
+    const errors = types.flatMap((name, i) => {
+      const type = deps.catalog.registered(tenant, name)
+      if (!type || type.executor.kind !== 'pull') return [{ path: `/types/${i}`, message: `"${name}" is not one of this tenant's pull task types` }]
+      byQueue.set(type.internalQueue, (byQueue.get(type.internalQueue) ?? new Set()).add(name))
+      return []
+    })
+    if (errors.length > 0) throw new ValidationError(errors, 'Leases are only for task types with a pull executor')
+    return byQueue
+  }
+
+  /** A job whose task could not be claimed: ended in Redis when the task is over, else handed back. */
+  async function settleUnclaimed (queue: string, taskId: string, token: string): Promise<void> {
+    const [row] = await deps.sql<{ status: string, cancel: boolean }[]>`
+      select status, cancel_requested_at is not null as cancel from tasks where id = ${taskId}`
+    if (row?.status === 'queued' && row.cancel) {
+      await deps.sql`update tasks set status = 'cancelled', finished_at = now(), updated_at = now()
+        where id = ${taskId} and status = 'queued' and cancel_requested_at is not null`
+    }
+    if (!row || row.status !== 'running') await deps.dispatcher.finish(queue, taskId, token)
+    // Running on an older lease that has not been swept yet: try again after it is.
+    else await deps.dispatcher.delay(queue, taskId, token, Date.now() + 1_000)
+  }
+
+  async function takeOne (tenant: string, queue: string, names: Set<string>, request: LeaseRequest, workerId: string,
+    foreign: { id: string, token: string }[]): Promise<Lease | undefined | 'empty'> {
+    const leaseId = randomUUID()
+    const job = await deps.dispatcher.take(queue, leaseId, request.visibilityMs)
+    if (!job) return 'empty'
+    const taskId = job.id!
+    if (!names.has(job.name)) {
+      // Another type of a shared queue, which this worker did not ask for: held until the end
+      // of the round (so it is not taken again), then handed back.
+      foreign.push({ id: taskId, token: leaseId })
+      return undefined
+    }
+    let task: LeasedTask | undefined
+    try {
+      task = await transitions.claim({ taskId, tenant, leaseId, workerId, visibilityMs: request.visibilityMs })
+    } catch (err) {
+      await deps.dispatcher.delay(queue, taskId, leaseId, Date.now()).catch(() => {})
+      throw err
+    }
+    if (!task) {
+      await settleUnclaimed(queue, taskId, leaseId)
+      return undefined
+    }
+    // The lock expires with the lease (it was set for the requested visibility), or at the deadline.
+    if (task.expiresAt.getTime() - Date.now() < request.visibilityMs) {
+      await deps.dispatcher.extend(queue, taskId, leaseId, task.expiresAt.getTime() - Date.now())
+    }
+    void deps.events.publish(taskId, { kind: 'status', status: 'running', attempts: task.attempt, updatedAt: new Date().toISOString() })
+    return {
+      leaseId,
+      expiresAt: task.expiresAt.toISOString(),
+      task: { id: task.id, type: task.type, payload: task.payload, attempt: task.attempt, maxAttempts: task.maxAttempts, deadline: task.deadline.toISOString() },
+    }
+  }
+
+  async function end (tenant: string, leaseId: string, ending: LeaseEnding, outcome: typeof LEASE_OUTCOMES[number] | null,
+    scope: 'live' | 'expired' | 'any' = 'live'): Promise<TaskView | undefined> {
+    const row = await transitions.end(tenant, leaseId, scope, ending)
+    if (!row) return undefined
+    if (outcome) leasesTotal.inc({ outcome })
+    void deps.events.publish(row.id, statusEventOf(row))
+    // Redis follows Postgres: the job is done, or waits out the retry's backoff.
+    await retryOnOutage(() => ending.status === 'queued'
+      ? deps.dispatcher.delay(row.queue, row.id, leaseId, row.runAt.getTime())
+      : deps.dispatcher.finish(row.queue, row.id, leaseId)).catch((err: unknown) =>
+      deps.log.warn({ err, taskId: row.id }, 'the job of an ended lease could not be moved; its lock expires'))
+    return toTaskView(row)
+  }
+
+  /** Retried with the task's backoff while attempts are left and the error may pass (decideFailure), else failed. */
+  function retryOrFail (attempt: number, maxAttempts: number, backoff: Parameters<typeof decideFailure>[0]['backoff'], error: TaskError,
+    retryable: boolean, outcome: string, retryAfterMs?: number): LeaseEnding {
+    const decision = decideFailure({ attempts: attempt, maxAttempts, backoff }, retryAfterMs === undefined ? { error, retryable } : { error, retryable, retryAfterMs })
+    return decision.kind === 'retry'
+      ? { status: 'queued', outcome, error: decision.error, runAt: decision.runAt }
+      : { status: 'failed', outcome, error: decision.error }
+  }
+
+  async function taskOfLease (tenant: string, leaseId: string) {
+    const [row] = await deps.sql<{ type: string, attempt: number, maxAttempts: number, backoff: { type: 'exponential' | 'fixed', delayMs: number } }[]>`
+      select t.type, l.attempt, t.max_attempts as "maxAttempts", t.backoff from task_leases l join tasks t on t.id = l.task_id
+      where l.lease_id = ${leaseId} and l.tenant = ${tenant}`
+    return row
+  }
+
+  /** Ends expired leases: the attempt is lost (or timed out past its deadline) and the task retried or failed. */
+  async function sweep (): Promise<number> {
+    let ended = 0
+    for (const lease of await transitions.listExpired(SWEEP_GRACE_MS, SWEEP_BATCH)) {
+      if (!lease.onAttempt) { await transitions.close(lease.leaseId); continue }
+      const error: TaskError = lease.timedOut
+        ? { message: 'the attempt did not finish before its deadline', code: 'TIMEOUT' }
+        : { message: 'the lease expired without a heartbeat', code: 'LEASE_EXPIRED' }
+      const ending = retryOrFail(lease.attempt, lease.maxAttempts, lease.backoff, error, true, lease.timedOut ? 'timed_out' : 'lost')
+      const row = await transitions.end(lease.tenant, lease.leaseId, 'expired', ending)
+      if (!row) continue
+      leasesTotal.inc({ outcome: 'expired' })
+      ended++
+      void deps.events.publish(row.id, statusEventOf(row))
+      // The lock was set to expire with the lease; once it has, the job can be removed and
+      // added again, due when the backoff is over.
+      let removed = false
+      for (let i = 0; i < REMOVE_TRIES && !removed; i++) {
+        removed = await deps.dispatcher.removeExpired(row.queue, row.id)
+        if (!removed) await sleep(100)
+      }
+      if (!removed) deps.log.warn({ taskId: row.id }, 'the job of an expired lease is still locked; the reconciler will repair it')
+      else if (row.status === 'queued') await deps.queues.enqueue([row])
+      deps.log.info({ taskId: row.id, leaseId: lease.leaseId, outcome: ending.outcome, status: row.status }, 'lease expired')
+    }
+    return ended
+  }
+
+  let timer: NodeJS.Timeout | undefined
+  let sweeping: Promise<unknown> = Promise.resolve()
+
+  return {
+    /**
+     * Up to `max` ready tasks of the named pull types, in BullMQ's order (priority, then due
+     * time); waits up to `waitMs` for the first one. Each leased task is running on a new attempt.
+     */
+    async lease (tenant: string, request: LeaseRequest): Promise<Lease[]> {
+      const byQueue = pullQueues(tenant, request.types)
+      const workerId = request.workerId ?? 'pull-worker'
+      const deadline = Date.now() + request.waitMs
+      const items: Lease[] = []
+      for (;;) {
+        for (const [queue, names] of byQueue) {
+          const foreign: { id: string, token: string }[] = []
+          try {
+            while (items.length < request.max && foreign.length < MAX_FOREIGN) {
+              const lease = await takeOne(tenant, queue, names, request, workerId, foreign)
+              if (lease === 'empty') break
+              if (lease) items.push(lease)
+            }
+          } finally {
+            await Promise.all(foreign.map((f) => deps.dispatcher.delay(queue, f.id, f.token, Date.now())))
+          }
+        }
+        if (items.length > 0 || Date.now() + POLL_MS > deadline) return items
+        await sleep(POLL_MS)
+      }
+    },
+
+    async heartbeat (tenant: string, leaseId: string, input: { extendMs?: number | undefined, progress?: unknown }) {
+      if (!isUuid(leaseId)) throw lost()
+      const extended = await transitions.extend(tenant, leaseId, input.extendMs ?? null, input.progress)
+      if (!extended) throw lost()
+      if (!extended.cancelled) {
+        const [row] = await deps.sql<{ queue: string }[]>`select queue from tasks where id = ${extended.taskId}`
+        if (row) await deps.dispatcher.extend(row.queue, extended.taskId, leaseId, extended.expiresAt.getTime() - Date.now())
+        if (input.progress !== undefined) void deps.events.publish(extended.taskId, { kind: 'progress', progress: input.progress, updatedAt: new Date().toISOString() })
+      }
+      return { expiresAt: extended.expiresAt.toISOString(), cancelRequested: extended.cancelled }
+    },
+
+    /** Records the result; one that does not match the type's result schema fails the task (RESULT_INVALID, not retried). */
+    async complete (tenant: string, leaseId: string, result: unknown): Promise<TaskView> {
+      if (!isUuid(leaseId)) throw lost()
+      const task = await taskOfLease(tenant, leaseId)
+      if (!task) throw lost()
+      const problems = deps.catalog.validateResult(tenant, task.type, result)
+      const unstorable = findUnstorable(result, '/result')
+      if (unstorable) problems.push(unstorable)
+      const size = deps.maxResultBytes === undefined ? 0 : Buffer.byteLength(JSON.stringify(result ?? null))
+      const ending: LeaseEnding = problems.length > 0
+        ? { status: 'failed', outcome: 'failed', error: { code: 'RESULT_INVALID', message: `the result does not match the type's resultSchema: ${problems.slice(0, 5).map((p) => `${p.path} ${p.message}`).join('; ')}`.slice(0, 2_000) } }
+        : deps.maxResultBytes !== undefined && size > deps.maxResultBytes
+          ? { status: 'failed', outcome: 'failed', error: { code: 'RESULT_TOO_LARGE', message: `the result is ${size} bytes; the limit is ${deps.maxResultBytes}` } }
+          : { status: 'completed', outcome: 'completed', result: result ?? null }
+      const view = await end(tenant, leaseId, ending, ending.status === 'completed' ? 'completed' : 'failed')
+      if (!view) throw lost()
+      return view
+    },
+
+    /** Records a failure: retried with the task's backoff (or `retryAfterMs` when longer) while attempts are left. */
+    async fail (tenant: string, leaseId: string, input: FailInput): Promise<TaskView> {
+      if (!isUuid(leaseId)) throw lost()
+      const task = await taskOfLease(tenant, leaseId)
+      if (!task) throw lost()
+      const error: TaskError = { message: input.error.message.slice(0, 2_000), code: input.error.code ?? 'ERROR' }
+      const ending = retryOrFail(task.attempt, task.maxAttempts, task.backoff, error, input.retryable ?? true, 'failed', input.retryAfterMs)
+      const view = await end(tenant, leaseId, ending, 'failed')
+      if (!view) throw lost()
+      return view
+    },
+
+    /** A client cancelled a task: when a pull worker holds it, it ends cancelled at once. */
+    async cancelLeased (taskId: string): Promise<TaskView | undefined> {
+      const lease = await transitions.openLeaseOf(taskId)
+      if (!lease) return undefined
+      return end(lease.tenant, lease.leaseId, { status: 'cancelled', outcome: 'cancelled' }, 'cancelled', 'any')
+    },
+
+    sweep,
+    /** Sweeps every `intervalMs`; conditional updates keep two replicas' sweeps from ending a lease twice. */
+    start (intervalMs: number): void {
+      const tick = () => {
+        sweeping = sweep()
+          .catch((err: unknown) => deps.log.warn({ err }, 'lease sweep failed; trying again'))
+          .finally(() => { if (timer) timer = setTimeout(tick, intervalMs) })
+      }
+      timer = setTimeout(tick, intervalMs)
+    },
+    async stop (): Promise<void> {
+      clearTimeout(timer)
+      timer = undefined
+      await sweeping
+    },
+  }
+}
+
+export type LeaseService = ReturnType<typeof createLeaseService>

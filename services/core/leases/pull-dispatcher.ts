@@ -1,0 +1,75 @@
+import { Job, Worker } from 'bullmq'
+import type { Redis } from 'ioredis'
+import type { Logger } from '../log.ts'
+import type { QueueRegistry } from '../queues/queue-registry.ts'
+
+/**
+ * BullMQ's manual job processing for pull queues: one processor-less Worker per queue, made
+ * when a lease first names the queue. A job's lock token is its lease id, so every move of a
+ * leased job proves it holds the lock. BullMQ stays the only dispatcher: its priorities, and
+ * the queue's global concurrency and rate limit, decide what is handed out.
+ *
+ * No stalled check runs on these queues: the lease sweeper, from Postgres, ends expired
+ * leases and puts their jobs back with the task's backoff (BullMQ's stalled check would put
+ * them back at once, without it).
+ */
+export function createPullDispatcher (deps: {
+  connection: Redis
+  prefix: string
+  queues: Pick<QueueRegistry, 'add'>
+  log: Logger
+}) {
+  const workers = new Map<string, Worker>()
+
+  function worker (queue: string): Worker {
+    let w = workers.get(queue)
+    if (!w) {
+      w = new Worker(queue, null, { connection: deps.connection, prefix: deps.prefix, autorun: false, lockDuration: 60_000 })
+      w.on('error', (err) => deps.log.warn({ err, queue }, 'pull worker error'))
+      workers.set(queue, w)
+    }
+    return w
+  }
+
+  async function job (queue: string, id: string): Promise<Job | undefined> {
+    return (await Job.fromId(deps.queues.add(queue), id)) ?? undefined
+  }
+
+  return {
+    /** The next ready job of the queue, locked with `token` for `lockMs`; undefined when none is ready. */
+    async take (queue: string, token: string, lockMs: number): Promise<Job | undefined> {
+      const next = await worker(queue).getNextJob(token, { block: false })
+      if (!next) return undefined
+      if (lockMs !== 60_000) await next.extendLock(token, lockMs)
+      return next
+    },
+    /** Sets the lock of a leased job to expire `lockMs` from now. */
+    async extend (queue: string, id: string, token: string, lockMs: number): Promise<void> {
+      const j = await job(queue, id)
+      if (j) await j.extendLock(token, Math.max(1, lockMs))
+    },
+    /** The job is over (the task ended in Postgres): it leaves the active list and frees its slot. */
+    async finish (queue: string, id: string, token: string): Promise<void> {
+      const j = await job(queue, id)
+      if (j) await j.moveToCompleted(null, token, false)
+    },
+    /** The job waits until `at`, then is ready again (a retry, or a job handed back). */
+    async delay (queue: string, id: string, token: string, at: number): Promise<void> {
+      const j = await job(queue, id)
+      if (j) await j.moveToDelayed(at, token)
+    },
+    /**
+     * Removes the job of an expired lease, so it can be added again with its backoff. False
+     * while its lock is still held (the lock outlives the lease by a moment).
+     */
+    async removeExpired (queue: string, id: string): Promise<boolean> {
+      const q = deps.queues.add(queue)
+      return (await q.remove(id)) === 1 || !(await q.getJob(id))
+    },
+    async close (): Promise<void> {
+      await Promise.all([...workers.values()].map((w) => w.close(true)))
+    },
+  }
+}
+
+export type PullDispatcher = ReturnType<typeof createPullDispatcher>

@@ -1,0 +1,214 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { bearer } from './helpers/auth.ts'
+import { startHarness, waitFor, type Harness } from './helpers/harness.ts'
+
+const KEY_A = 'tenant-a-key-for-leases-00001'
+const KEY_B = 'tenant-b-key-for-leases-00002'
+const ENV = { TASKLANE_AUTH: 'required', TASKLANE_API_KEYS: `acme:${KEY_A},globex:${KEY_B}` }
+const A = bearer(KEY_A)
+const B = bearer(KEY_B)
+
+type Lease = { leaseId: string, expiresAt: string, task: { id: string, type: string, payload: unknown, attempt: number, maxAttempts: number, deadline: string } }
+
+async function setup (t: { teardown: (fn: () => unknown) => void }) {
+  const h = await startHarness(t, { env: ENV })
+  const put = (headers: Record<string, string>, name: string, body: object) =>
+    h.app.inject({ method: 'PUT', url: `/v1/task-types/${name}`, headers, payload: body })
+  const create = async (headers: Record<string, string>, body: object) => {
+    const res = await h.app.inject({ method: 'POST', url: '/v1/tasks', headers, payload: body })
+    if (res.statusCode !== 202) throw new Error(`create ${res.statusCode} ${res.body}`)
+    return res.json() as { id: string }
+  }
+  const lease = async (headers: Record<string, string>, body: object) => {
+    const res = await h.app.inject({ method: 'POST', url: '/v1/leases', headers, payload: body })
+    return { status: res.statusCode, body: res.json() as { items: Lease[], type?: string, errors?: { path: string }[] } }
+  }
+  const call = (headers: Record<string, string>, leaseId: string, action: string, body: object) =>
+    h.app.inject({ method: 'POST', url: `/v1/leases/${leaseId}/${action}`, headers, payload: body })
+  const get = async (id: string) => (await h.app.inject({ url: `/v1/tasks/${id}`, headers: A })).json() as { status: string, [k: string]: unknown }
+  return { h, put, create, lease, call, get }
+}
+
+const attempts = async (h: Harness, id: string) =>
+  h.sql<{ attempt: number, outcome: string, worker_id: string, error: { code: string } | null }[]>`
+    select attempt, outcome, worker_id, error from task_attempts where task_id = ${id} order by attempt`
+
+t.test('lease, heartbeat with progress, complete; a stale complete is 409 lease-lost', async (t) => {
+  const { h, put, create, lease, call, get } = await setup(t)
+  await put(A, 'resize', { executor: { kind: 'pull' }, resultSchema: { type: 'object', required: ['url'] } })
+  const task = await create(A, { type: 'resize', payload: { image: 'a.png' } })
+  const got = await lease(A, { types: ['resize'], max: 10, workerId: 'w-1', visibilityMs: 5_000 })
+  t.equal(got.status, 200, JSON.stringify(got.body))
+  t.equal(got.body.items.length, 1)
+  const item = got.body.items[0]!
+  t.match(item.task, { id: task.id, type: 'resize', payload: { image: 'a.png' }, attempt: 1, maxAttempts: 3 })
+  t.equal((await get(task.id)).status, 'running')
+  t.same((await attempts(h, task.id)).map((a) => [a.outcome, a.worker_id]), [['running', 'w-1']])
+  t.same((await lease(A, { types: ['resize'] })).body.items, [], 'a leased task is not handed out twice')
+
+  const beat = await call(A, item.leaseId, 'heartbeat', { progress: 40, extendMs: 10_000 })
+  t.equal(beat.statusCode, 200)
+  t.equal(beat.json().cancelRequested, false)
+  t.ok(new Date(beat.json().expiresAt) > new Date(item.expiresAt), 'extended')
+  t.equal((await get(task.id)).progress, 40)
+
+  t.equal((await call(B, item.leaseId, 'complete', { result: { url: 'x' } })).statusCode, 409, 'another tenant\'s lease is unknown')
+  const done = await call(A, item.leaseId, 'complete', { result: { url: 'https://cdn/a.png' } })
+  t.equal(done.statusCode, 200)
+  t.match(done.json(), { status: 'completed', result: { url: 'https://cdn/a.png' } })
+  const stale = await call(A, item.leaseId, 'complete', { result: { url: 'again' } })
+  t.equal(stale.statusCode, 409)
+  t.match(stale.json().type, /lease-lost$/)
+  t.equal((await call(A, item.leaseId, 'heartbeat', {})).statusCode, 409)
+  t.equal((await call(A, 'not-a-lease', 'fail', { error: { message: 'x' } })).statusCode, 409)
+  t.same((await get(task.id)).result, { url: 'https://cdn/a.png' }, 'recorded once')
+
+  // A result that breaks the result schema fails the task, not retried.
+  const bad = await create(A, { type: 'resize', payload: {} })
+  const l2 = (await lease(A, { types: ['resize'] })).body.items[0]!
+  t.equal(l2.task.id, bad.id)
+  const invalid = await call(A, l2.leaseId, 'complete', { result: { nope: true } })
+  t.equal(invalid.statusCode, 200)
+  t.match(invalid.json(), { status: 'failed', error: { code: 'RESULT_INVALID' } })
+})
+
+t.test('leases are only for the caller tenant\'s pull types', async (t) => {
+  const { h, put, create, lease } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  await put(B, 'job', { executor: { kind: 'pull' } })
+  await put(A, 'hook', { executor: { kind: 'webhook', url: 'https://example.com/x' } })
+  const a = await create(A, { type: 'job', payload: { tenant: 'a' } })
+  const b = await create(B, { type: 'job', payload: { tenant: 'b' } })
+  const gotB = await lease(B, { types: ['job'], max: 10 })
+  t.same(gotB.body.items.map((i) => i.task.id), [b.id], 'tenant B gets only its own task of the same-named type')
+  const gotA = await lease(A, { types: ['job'], max: 10 })
+  t.same(gotA.body.items.map((i) => i.task.id), [a.id])
+  const notPull = await lease(A, { types: ['hook'] })
+  t.equal(notPull.status, 400)
+  t.equal(notPull.body.errors![0]!.path, '/types/0')
+  t.equal((await lease(A, { types: ['echo'] })).status, 400, 'a built-in is not a pull type')
+  t.equal((await lease(B, { types: ['hook'] })).status, 400, 'another tenant\'s type is unknown')
+  const empty = await lease(A, { types: ['job'], waitMs: 300 })
+  t.same(empty.body.items, [], 'nothing ready within waitMs')
+  void h
+})
+
+t.test('long poll: a task created while a lease waits is handed out at once', async (t) => {
+  const { put, create, lease } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const waiting = lease(A, { types: ['job'], waitMs: 10_000 })
+  await sleep(300)
+  const task = await create(A, { type: 'job' })
+  const got = await waiting
+  t.same(got.body.items.map((i) => i.task.id), [task.id])
+})
+
+t.test('fail: retried with backoff while attempts are left, then failed; retryable false fails at once', async (t) => {
+  const { h, put, create, lease, call, get } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' }, defaults: { maxAttempts: 2, backoff: { type: 'fixed', delayMs: 200 } } })
+  const task = await create(A, { type: 'job' })
+  const first = (await lease(A, { types: ['job'] })).body.items[0]!
+  const failed = await call(A, first.leaseId, 'fail', { error: { message: 'boom', code: 'E_BOOM' } })
+  t.match(failed.json(), { status: 'queued', error: { code: 'E_BOOM' } })
+  const second = (await lease(A, { types: ['job'], waitMs: 5_000 })).body.items[0]!
+  t.equal(second.task.attempt, 2, 'the retry comes back after its backoff')
+  const last = await call(A, second.leaseId, 'fail', { error: { message: 'boom again' } })
+  t.match(last.json(), { status: 'failed', error: { message: 'boom again', code: 'ERROR' } })
+  t.same((await attempts(h, task.id)).map((a) => a.outcome), ['failed', 'failed'])
+
+  const once = await create(A, { type: 'job' })
+  const l = (await lease(A, { types: ['job'] })).body.items[0]!
+  t.equal(l.task.id, once.id)
+  const res = await call(A, l.leaseId, 'fail', { error: { message: 'bad input' }, retryable: false })
+  t.match(res.json(), { status: 'failed', attempts: 1 })
+})
+
+t.test('a lease that expires ends its attempt lost (LEASE_EXPIRED); the task is leased again and completed once', async (t) => {
+  const { h, put, create, lease, call, get } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' }, defaults: { backoff: { type: 'fixed', delayMs: 100 } } })
+  const task = await create(A, { type: 'job' })
+  const first = (await lease(A, { types: ['job'], visibilityMs: 1_000, workerId: 'dies' })).body.items[0]!
+  const second = (await lease(A, { types: ['job'], waitMs: 15_000, workerId: 'lives' })).body.items[0]
+  t.ok(second, 'leased again after the first lease expired')
+  t.equal(second!.task.attempt, 2)
+  t.equal((await call(A, first.leaseId, 'complete', { result: { from: 'late' } })).statusCode, 409, 'the late worker is fenced off')
+  t.equal((await call(A, second!.leaseId, 'complete', { result: { from: 'second' } })).statusCode, 200)
+  const rows = await attempts(h, task.id)
+  t.same(rows.map((a) => [a.outcome, a.worker_id, a.error?.code ?? null]), [['lost', 'dies', 'LEASE_EXPIRED'], ['completed', 'lives', null]])
+  t.same((await get(task.id)).result, { from: 'second' })
+})
+
+t.test('past the deadline the attempt ends timed_out, following the retry policy', async (t) => {
+  const { h, put, create, lease, call, get } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' }, defaults: { maxAttempts: 1, timeoutMs: 1_500 } })
+  const task = await create(A, { type: 'job' })
+  const l = (await lease(A, { types: ['job'], visibilityMs: 60_000 })).body.items[0]!
+  t.ok(new Date(l.expiresAt).getTime() <= new Date(l.task.deadline).getTime(), 'the lease never outlives the deadline')
+  const beat = await call(A, l.leaseId, 'heartbeat', { extendMs: 60_000 })
+  t.equal(beat.json().expiresAt, l.task.deadline, 'a heartbeat cannot extend past the deadline')
+  const done = await waitFor(async () => { const x = await get(task.id); return x.status === 'failed' && x }, 10_000)
+  t.match(done.error, { code: 'TIMEOUT' })
+  t.same((await attempts(h, task.id)).map((a) => a.outcome), ['timed_out'])
+})
+
+t.test('cancel ends a leased task at once; the worker hears it by heartbeat, and its complete is 409', async (t) => {
+  const { h, put, create, lease, call, get } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const task = await create(A, { type: 'job' })
+  const l = (await lease(A, { types: ['job'] })).body.items[0]!
+  const cancel = await h.app.inject({ method: 'POST', url: `/v1/tasks/${task.id}/cancel`, headers: A })
+  t.equal(cancel.statusCode, 202)
+  t.equal(cancel.json().status, 'cancelled', 'cancelled at once')
+  const beat = await call(A, l.leaseId, 'heartbeat', {})
+  t.equal(beat.statusCode, 200)
+  t.equal(beat.json().cancelRequested, true)
+  t.equal((await call(A, l.leaseId, 'complete', { result: 1 })).statusCode, 409)
+  t.same((await attempts(h, task.id)).map((a) => a.outcome), ['cancelled'])
+  // The job left BullMQ's active list, so it holds no concurrency slot.
+  const counts = await h.deps.queues.get('acme/job').getJobCounts('active')
+  t.equal(counts.active, 0)
+})
+
+t.test('the worker\'s reconciler repairs pull tasks too: a queued task whose job Redis lost is enqueued again', async (t) => {
+  const { h, put, create, lease } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const task = await create(A, { type: 'job' })
+  await h.deps.queues.get('acme/job').remove(task.id)
+  await h.sql`update tasks set updated_at = now() - interval '1 hour' where id = ${task.id}`
+  // A worker started after the type was registered learns its queue from the catalog.
+  const worker = await h.startWorker({ TASKLANE_RECONCILER_INTERVAL_MS: '0', TASKLANE_RECONCILER_MIN_AGE_MS: '1000' })
+  const report = await worker.reconciler.runOnce()
+  t.equal(report.repaired.queued_job_missing, 1)
+  t.same((await lease(A, { types: ['job'] })).body.items.map((i) => i.task.id), [task.id], 'leased after the repair')
+  // And a type registered while the worker runs reaches it too, with no restart.
+  await put(A, 'later', { executor: { kind: 'pull' } })
+  const later = await create(A, { type: 'later' })
+  await h.deps.queues.get('acme/later').remove(later.id)
+  await h.sql`update tasks set updated_at = now() - interval '1 hour' where id = ${later.id}`
+  await waitFor(async () => (await worker.reconciler.runOnce()).repaired.queued_job_missing === 1, 5_000)
+  const metrics = await worker.registry.metrics()
+  t.match(metrics, /tasklane_queue_backlog\{queue="acme\/later"[^}]*\} 1/, 'the new queue is in the worker\'s queue metrics, tenant-labelled')
+})
+
+t.test('OpenAPI describes every new route', async (t) => {
+  const { h } = await setup(t)
+  const doc = h.app.swagger() as { paths: Record<string, Record<string, unknown>> }
+  const expected = {
+    '/v1/task-types': ['get'], '/v1/task-types/{name}': ['get', 'put', 'delete'], '/v1/task-types/{name}/rotate-secret': ['post'],
+    '/v1/leases': ['post'], '/v1/leases/{leaseId}/heartbeat': ['post'], '/v1/leases/{leaseId}/complete': ['post'], '/v1/leases/{leaseId}/fail': ['post'],
+  }
+  for (const [path, methods] of Object.entries(expected)) {
+    for (const method of methods) t.ok(doc.paths[path]?.[method], `${method.toUpperCase()} ${path}`)
+  }
+})
+
+t.test('types that share a queue: a lease for one type passes over the other\'s tasks and leaves them ready', async (t) => {
+  const { put, create, lease } = await setup(t)
+  await put(A, 'first', { queue: 'shared', executor: { kind: 'pull' }, defaults: { priority: 'critical' } })
+  await put(A, 'second', { queue: 'shared', executor: { kind: 'pull' } })
+  const a = await create(A, { type: 'first' })
+  const b = await create(A, { type: 'second' })
+  t.same((await lease(A, { types: ['second'], max: 5 })).body.items.map((i) => i.task.id), [b.id], 'the other type\'s task at the head was passed over')
+  t.same((await lease(A, { types: ['first'], max: 5 })).body.items.map((i) => i.task.id), [a.id], 'and is still there for its own workers')
+})
