@@ -11,8 +11,8 @@ const B = bearer(KEY_B)
 
 type Lease = { leaseId: string, expiresAt: string, task: { id: string, type: string, payload: unknown, attempt: number, maxAttempts: number, deadline: string } }
 
-async function setup (t: { teardown: (fn: () => unknown) => void }) {
-  const h = await startHarness(t, { env: ENV })
+async function setup (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string> = {}) {
+  const h = await startHarness(t, { env: { ...ENV, ...env } })
   const put = (headers: Record<string, string>, name: string, body: object) =>
     h.app.inject({ method: 'PUT', url: `/v1/task-types/${name}`, headers, payload: body })
   const create = async (headers: Record<string, string>, body: object) => {
@@ -211,4 +211,26 @@ t.test('types that share a queue: a lease for one type passes over the other\'s 
   const b = await create(A, { type: 'second' })
   t.same((await lease(A, { types: ['second'], max: 5 })).body.items.map((i) => i.task.id), [b.id], 'the other type\'s task at the head was passed over')
   t.same((await lease(A, { types: ['first'], max: 5 })).body.items.map((i) => i.task.id), [a.id], 'and is still there for its own workers')
+})
+
+t.test('pull tasks and dependencies: a leased dependent receives its dependencies\' results; completing a pulled dependency unblocks its dependents; results over the cap fail', async (t) => {
+  const { h, put, lease, call, get } = await setup(t, { TASKLANE_MAX_RESULT_BYTES: '1000' })
+  await put(A, 'extract', { executor: { kind: 'pull' } })
+  await put(A, 'load', { executor: { kind: 'pull' } })
+  const batch = await h.app.inject({
+    method: 'POST', url: '/v1/tasks/batch', headers: A,
+    payload: { tasks: [{ type: 'extract', payload: { file: 'a.csv' } }, { type: 'load', payload: {}, dependsOn: ['#0'] }] },
+  })
+  t.equal(batch.statusCode, 202, batch.body)
+  const [extract, load] = batch.json().items as { id: string }[]
+  t.same((await lease(A, { types: ['load'] })).body.items, [], 'the dependent waits')
+  const first = (await lease(A, { types: ['extract'] })).body.items[0]!
+  t.equal(first.task.id, extract!.id)
+  t.equal((first.task as { dependencies?: unknown }).dependencies, undefined, 'a task without dependencies has none')
+  t.equal((await call(A, first.leaseId, 'complete', { result: { rows: 3 } })).statusCode, 200)
+  const second = await waitFor(async () => (await lease(A, { types: ['load'] })).body.items[0], 10_000)
+  t.equal(second.task.id, load!.id, 'completing the pulled dependency made the dependent ready')
+  t.same((second.task as { dependencies?: unknown }).dependencies, { [extract!.id]: { type: 'extract', status: 'completed', result: { rows: 3 } } })
+  t.equal((await call(A, second.leaseId, 'complete', { result: { big: 'x'.repeat(2_000) } })).statusCode, 200)
+  t.match(await get(load!.id), { status: 'failed', error: { code: 'RESULT_TOO_LARGE' } }, 'the result cap holds for pull workers too')
 })

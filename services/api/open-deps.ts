@@ -55,6 +55,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const dispatcher = createPullDispatcher({ connection: pullConnection, prefix: config.TASKLANE_QUEUE_PREFIX, queues, log })
   const leases = createLeaseService({
     sql: database.sql, transitions, catalog: taskTypeCatalog, dispatcher, queues, events: publisher, registry: metrics.registry, log,
+    maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
   })
   const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log, leases })
   const queueControl = createQueueService({ queues })

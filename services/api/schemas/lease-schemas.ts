@@ -20,6 +20,11 @@ export const LeaseSchema = Type.Object({
     attempt: Type.Integer(),
     maxAttempts: Type.Integer(),
     deadline: Type.String({ format: 'date-time', description: 'claim time + timeoutMs; no heartbeat extends a lease past it' }),
+    dependencies: Type.Optional(Type.Record(Type.String(), Type.Object({
+      type: Type.String(),
+      status: Type.String(),
+      result: Type.Unknown(),
+    }), { description: 'For a task with dependsOn: each direct dependency\'s type, status and result' })),
   }),
 }, { $id: 'Lease', title: 'Lease' })
 

@@ -8,6 +8,7 @@ import type { Logger } from '../log.ts'
 import type { QueueRegistry } from '../queues/queue-registry.ts'
 import { retryOnOutage } from '../retry-on-outage.ts'
 import type { TaskTypeCatalog } from '../task-types/task-type-catalog.ts'
+import { createDependencyRepository, type DependencyResults } from '../dependencies/dependency-repository.ts'
 import { decideFailure } from '../tasks/attempt-outcome.ts'
 import type { LeaseEnding, LeasedTask } from '../tasks/lease-statements.ts'
 import type { TaskTransitions } from '../tasks/transitions.ts'
@@ -18,7 +19,11 @@ import { toTaskView, type TaskError, type TaskView } from '../tasks/task-view.ts
 import type { PullDispatcher } from './pull-dispatcher.ts'
 
 export type LeaseRequest = { types: string[], max: number, visibilityMs: number, waitMs: number, workerId?: string | undefined }
-export type Lease = { leaseId: string, expiresAt: string, task: { id: string, type: string, payload: unknown, attempt: number, maxAttempts: number, deadline: string } }
+export type Lease = {
+  leaseId: string
+  expiresAt: string
+  task: { id: string, type: string, payload: unknown, attempt: number, maxAttempts: number, deadline: string, dependencies?: DependencyResults }
+}
 export type FailInput = { error: { message: string, code?: string | undefined }, retryable?: boolean | undefined, retryAfterMs?: number | undefined }
 
 export const LEASE_OUTCOMES = ['completed', 'failed', 'expired', 'cancelled'] as const
@@ -57,6 +62,7 @@ export function createLeaseService (deps: {
     close: deps.transitions.closeLease,
     openLeaseOf: deps.transitions.openLeaseOf,
   }
+  const dependencies = createDependencyRepository(deps.sql)
   const leasesTotal = new Counter({
     name: 'tasklane_leases_total',
     help: 'Pull-worker leases ended, by outcome',
@@ -123,6 +129,16 @@ export function createLeaseService (deps: {
       expiresAt: task.expiresAt.toISOString(),
       task: { id: task.id, type: task.type, payload: task.payload, attempt: task.attempt, maxAttempts: task.maxAttempts, deadline: task.deadline.toISOString() },
     }
+  }
+
+  /** Each leased task that depends on others gets their results, as in-process handlers do. */
+  async function withDependencies (items: Lease[]): Promise<Lease[]> {
+    const results = await dependencies.results(items.map((item) => item.task.id))
+    for (const item of items) {
+      const found = results.get(item.task.id)
+      if (found) item.task.dependencies = found
+    }
+    return items
   }
 
   async function end (tenant: string, leaseId: string, ending: LeaseEnding, outcome: typeof LEASE_OUTCOMES[number] | null,
@@ -209,7 +225,8 @@ export function createLeaseService (deps: {
             await Promise.all(foreign.map((f) => deps.dispatcher.delay(queue, f.id, f.token, Date.now())))
           }
         }
-        if (items.length > 0 || Date.now() + POLL_MS > deadline) return items
+        if (items.length > 0) return withDependencies(items)
+        if (Date.now() + POLL_MS > deadline) return items
         await sleep(POLL_MS)
       }
     },

@@ -145,8 +145,9 @@ export function createLeaseStatements (sql: postgres.Sql) {
     },
 
     /** Ends the lease and its attempt, and moves the task; undefined when the lease was not in `scope`. */
-    async end (tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding): Promise<TaskRow | undefined> {
-      const rows = await sql.unsafe(END, [leaseId, tenant, scope, ending.status, ending.outcome,
+    async end (tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding,
+      tx: Pick<postgres.Sql, 'unsafe'> = sql): Promise<TaskRow | undefined> {
+      const rows = await tx.unsafe(END, [leaseId, tenant, scope, ending.status, ending.outcome,
         ending.status === 'completed' ? json(ending.result ?? null) ?? 'null' : null, json(ending.error),
         ending.runAt ? ending.runAt.toISOString() : null])
       return rows[0] && toTaskRow(rows[0])

@@ -8,7 +8,7 @@ import { createWriteBatcher } from '../write-batcher.ts'
 import { decideFailure } from './attempt-outcome.ts'
 import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type FinishInput } from './transition-batch-statements.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
-import { createLeaseStatements } from './lease-statements.ts'
+import { createLeaseStatements, type LeaseEnding, type LeaseScope } from './lease-statements.ts'
 import { ALLOWED_FROM } from './task-states.ts'
 import type { TaskError } from './task-view.ts'
 import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
@@ -98,7 +98,12 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * or cancelled. `scope` says whether the lease must be live (a worker's call), expired
      * (the sweeper: the attempt is lost, or timed out past its deadline) or either (a cancel).
      */
-    endLease: leases.end,
+    endLease: (tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding): Promise<TaskRow | undefined> =>
+      // In the transaction that settles what depends on the task, when it ended for good.
+      withDependents(async (tx) => {
+        const row = await leases.end(tenant, leaseId, scope, ending, tx)
+        return row?.status === 'queued' || row?.status === 'running' ? { value: row } : endedIfDependents(row)
+      }),
     /** Leases past their expiry that the sweeper has not ended yet. */
     expiredLeases: leases.listExpired,
     closeLease: leases.close,
