@@ -158,7 +158,7 @@ export async function createBenchStack (options: StackOptions) {
     },
     /** Empties the task tables between phases; the processes using them are stopped first. */
     async resetTables (): Promise<void> {
-      await sql`truncate task_leases, task_dependencies, task_attempts, tasks`
+      await sql`truncate notification_outbox, webhook_deliveries, task_leases, task_dependencies, task_attempts, tasks`
     },
     /** Deletes every Redis key under a prefix (faster than obliterating a queue of 100k jobs). */
     async dropPrefix (prefix: string): Promise<void> {
