@@ -138,7 +138,7 @@ try {
   progress(`purged ${purged} rows in ${purge.seconds} s`)
 
   // The steady run starts from empty files, so the size it reaches is retention's doing alone.
-  await stack.sql`truncate task_attempts, tasks, task_counts`
+  await stack.sql`truncate notification_outbox, webhook_deliveries, task_leases, task_dependencies, task_attempts, tasks, task_counts`
   progress(`steady run: ${STEADY_SEC} s at ${RATE}/s, retention ${RETENTION}, a purge pass every 5 s`)
   const steadyLoad = pacedCreates(apiUrl)
   const samples: { sec: number, tableMb: number, indexMb: number, tasks: number }[] = []
