@@ -4,6 +4,8 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { createLogger } from '../services/core/log.ts'
 import { createHttpHandler } from '../services/worker/handlers/http-handler.ts'
+import { createAddressPolicy } from '../services/core/outbound/address-policy.ts'
+import { createOutboundClient } from '../services/core/outbound/outbound-client.ts'
 import { PermanentTaskError } from '../services/worker/task-handler.ts'
 import { bearer } from './helpers/auth.ts'
 import { startHarness } from './helpers/harness.ts'
@@ -75,8 +77,9 @@ t.test('logs redact the Authorization header and secret payload fields', async (
 })
 
 t.test('the http task refuses loopback, link-local and private targets, by literal or after DNS', async (t) => {
-  const handler = createHttpHandler({ allowPrivate: false })
-  t.teardown(() => handler.close())
+  const client = createOutboundClient(createAddressPolicy({ allowPrivate: false }))
+  const handler = createHttpHandler(client)
+  t.teardown(() => client.close())
   const targets = [
     'http://127.0.0.1/', 'http://127.0.0.1:9/', 'http://169.254.169.254/latest/meta-data/', 'http://localhost:9/', 'http://[::1]:9/',
     'http://[::ffff:127.0.0.1]:9/', 'http://0.0.0.0:9/', 'http://2130706433/', 'http://0x7f.1/', 'http://10.0.0.1/', 'http://192.168.1.1/',

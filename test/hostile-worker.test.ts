@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { createLogger } from '../services/core/log.ts'
 import { createHttpHandler } from '../services/worker/handlers/http-handler.ts'
-import { isPublicAddress } from '../services/worker/handlers/address-guard.ts'
+import { createAddressPolicy, isPublicAddress } from '../services/core/outbound/address-policy.ts'
+import { createOutboundClient } from '../services/core/outbound/outbound-client.ts'
 import { PermanentTaskError } from '../services/worker/task-handler.ts'
 import { startPrivateRedis } from './helpers/fault-tools.ts'
 import { startHarness } from './helpers/harness.ts'
@@ -38,8 +39,9 @@ t.test('the address guard judges IPv6 forms that embed an IPv4 address by that a
   const allowed = ['::8.8.8.8', '::ffff:8.8.8.8', '64:ff9b::8.8.8.8', '2002:808:808::1', '2001:0:4136:e378:8000:63bf:f7f7:f7f7', '2606:4700:4700::1111', '8.8.8.8']
   for (const address of allowed) t.ok(isPublicAddress(address), `${address} is public`)
 
-  const handler = createHttpHandler({ allowPrivate: false })
-  t.teardown(() => handler.close())
+  const client = createOutboundClient(createAddressPolicy({ allowPrivate: false }))
+  const handler = createHttpHandler(client)
+  t.teardown(() => client.close())
   for (const url of ['http://[::127.0.0.1]:9/', 'http://[64:ff9b::7f00:1]:9/', 'http://[2002:7f00:1::]:9/']) {
     const ctx = { taskId: 't', attempt: 1, payload: { method: 'GET' as const, url }, signal: AbortSignal.timeout(5_000), progress: async () => {}, dependencies: {}, log: createLogger({ LOG_LEVEL: 'silent' } as never, {}) }
     const err = await handler(ctx).then(() => undefined, (e: unknown) => e)

@@ -12,6 +12,7 @@ import type { TaskService } from '../core/tasks/task-service.ts'
 import type { QueueService } from '../core/queues/queue-service.ts'
 import type { TaskControlService } from '../core/tasks/task-control-service.ts'
 import type { TaskEventHub } from '../core/tasks/task-event-hub.ts'
+import type { NotificationService } from '../core/notifications/notification-service.ts'
 import type { ScheduleLoop } from '../core/schedules/schedule-loop.ts'
 import type { ScheduleService } from '../core/schedules/schedule-service.ts'
 import type { ApiMetrics } from './api-metrics.ts'
@@ -42,4 +43,6 @@ export type AppDeps = {
   readiness: Readiness
   apiKeys: ApiKeyService
   metrics: ApiMetrics
+  /** Notification endpoints and delivery logs. */
+  notifications: NotificationService
 }

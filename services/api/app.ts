@@ -29,6 +29,7 @@ import queueRoutes from './routes/queues/index.ts'
 import queueControlRoutes from './routes/queue-control/index.ts'
 import queueDashboard from './routes/queue-dashboard/index.ts'
 import statsRoutes from './routes/stats/index.ts'
+import webhookEndpointRoutes from './routes/webhook-endpoints/index.ts'
 import scheduleRoutes from './routes/schedules/index.ts'
 
 /** The HTTP application as a plugin: infrastructure, services, error handling, then routes. */
@@ -68,6 +69,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(taskEventRoutes)
   await app.register(queueRoutes)
   await app.register(statsRoutes)
+  await app.register(webhookEndpointRoutes)
   await app.register(scheduleRoutes)
   // Operators only: each in its own plugin, so the admin guard covers the whole of it.
   await app.register(async function adminRoutes (admin) {

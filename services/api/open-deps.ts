@@ -19,6 +19,9 @@ import { createTaskTypeService } from '../core/task-types/task-type-service.ts'
 import { createPullDispatcher } from '../core/leases/pull-dispatcher.ts'
 import { createLeaseService } from '../core/leases/lease-service.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
+import { createNotificationRepository } from '../core/notifications/notification-repository.ts'
+import { createNotificationService } from '../core/notifications/notification-service.ts'
+import { secretSealing } from '../core/notifications/secret-sealing.ts'
 import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createDependentsDispatch } from '../core/dependencies/dependents-dispatch.ts'
 import { createApiMetrics } from './api-metrics.ts'
@@ -60,11 +63,12 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
   subscriber.on('error', (err) => log.warn({ err }, 'redis subscriber connection error'))
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const notifications = createNotificationService({ repo: createNotificationRepository(database.sql), seal: secretSealing(secrets).seal, assertTask: (tenant, id) => tasks.get(tenant, id) })
   const { schedules, scheduleLoop } = openScheduling({ db: database.db, tasks, config, registry: metrics.registry, log })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {
     config, database, redis, queues, taskTypes, taskTypeCatalog, taskTypeService, leases, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
-    schedules, scheduleLoop,
+    schedules, scheduleLoop, notifications,
     async close () {
       await scheduleLoop.stop()
       taskEvents.close()

@@ -34,6 +34,7 @@ export const PROBLEM_CODES = {
   UNSUPPORTED_CHARSET: 'The body declares a charset other than UTF-8',
   SCHEDULE_NOT_FOUND: 'No such schedule for this tenant',
   SCHEDULE_NAME_TAKEN: 'The tenant has a schedule of that name already',
+  WEBHOOK_ENDPOINT_NOT_FOUND: 'No such notification endpoint for this tenant',
   INTERNAL: 'The server failed; quote `requestId` when reporting it',
   UNAVAILABLE: 'A backing service (Postgres, Redis) does not answer; see `Retry-After`',
   OVERLOADED: 'The process sheds load or is at a capacity limit; see `Retry-After`',

@@ -1,6 +1,8 @@
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { API_KEY_FORMAT, TENANT_NAME } from './auth/api-key-hash.ts'
+import { DEFAULT_RETRY_DELAYS, parseRetryDelays } from './notifications/delivery-queue.ts'
+import { parseAllowedHosts, type AllowedHosts } from './outbound/address-policy.ts'
 
 const EnvSchema = Type.Object({
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/tasklane', pattern: '^postgres(ql)?://' }),
@@ -14,6 +16,15 @@ const EnvSchema = Type.Object({
   TASKLANE_ADMIN_KEY: Type.String({ default: '', pattern: '^([\\x21-\\x7e]{16,512})?$' }),
   TASKLANE_AUTH: Type.Union([Type.Literal('required'), Type.Literal('disabled')], { default: 'required' }),
   TASKLANE_HTTP_ALLOW_PRIVATE: Type.Boolean({ default: false }),
+  // Private targets that webhooks, notifications and the http type may reach anyway: host names and CIDR ranges.
+  TASKLANE_WEBHOOK_ALLOWED_HOSTS: Type.String({ default: '' }),
+  // How many notification deliveries a worker sends at once, and how long one may take.
+  TASKLANE_NOTIFY_CONCURRENCY: Type.Integer({ default: 20, minimum: 0, maximum: 1000 }),
+  TASKLANE_NOTIFY_TIMEOUT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 120_000 }),
+  // How often the outbox sender moves owed notifications onto the delivery queue; 0 turns it off in that process.
+  TASKLANE_OUTBOX_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 0 }),
+  // The delays between a failed notification delivery and its next try.
+  TASKLANE_NOTIFY_RETRY_DELAYS: Type.String({ default: DEFAULT_RETRY_DELAYS }),
   TASKLANE_SHUTDOWN_GRACE_MS: Type.Integer({ default: 25000, minimum: 0 }),
   TASKLANE_DRAIN_DELAY_MS: Type.Integer({ default: 5000, minimum: 0 }),
   TASKLANE_BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1024 }),
@@ -91,6 +102,10 @@ export type Config = Readonly<Env & {
   queues: readonly QueueConcurrency[]
   /** Parsed TASKLANE_API_KEYS: keys stored (as hashes) at start. */
   apiKeys: readonly BootstrapKey[]
+  /** Parsed TASKLANE_WEBHOOK_ALLOWED_HOSTS. */
+  allowedHosts: AllowedHosts
+  /** Parsed TASKLANE_NOTIFY_RETRY_DELAYS, in milliseconds. */
+  notifyRetryDelays: readonly number[]
   /** The retention variables and the idempotency TTL, in milliseconds. */
   retentionMs: Readonly<Record<'completed' | 'failed' | 'cancelled', number>>
   idempotencyTtlMs: number
@@ -130,6 +145,14 @@ function parseApiKeys (raw: string): BootstrapKey[] {
   })
 }
 
+function allowedHostsOf (raw: string): AllowedHosts {
+  try { return parseAllowedHosts(raw) } catch (err) { throw new ConfigError(`TASKLANE_WEBHOOK_ALLOWED_HOSTS: ${(err as Error).message}`) }
+}
+
+function retryDelaysOf (raw: string): number[] {
+  try { return parseRetryDelays(raw) } catch (err) { throw new ConfigError(`TASKLANE_NOTIFY_RETRY_DELAYS: ${(err as Error).message}`) }
+}
+
 const DURATION = /^([0-9]{1,9})(s|m|h|d)$/
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
 
@@ -166,6 +189,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     ...parsed,
     queues: Object.freeze(parseQueues(parsed.TASKLANE_QUEUES)),
     apiKeys: Object.freeze(parseApiKeys(parsed.TASKLANE_API_KEYS)),
+    allowedHosts: allowedHostsOf(parsed.TASKLANE_WEBHOOK_ALLOWED_HOSTS),
+    notifyRetryDelays: Object.freeze(retryDelaysOf(parsed.TASKLANE_NOTIFY_RETRY_DELAYS)),
     retentionMs: Object.freeze({
       completed: parseDuration('TASKLANE_RETENTION_COMPLETED', parsed.TASKLANE_RETENTION_COMPLETED),
       failed: parseDuration('TASKLANE_RETENTION_FAILED', parsed.TASKLANE_RETENTION_FAILED),

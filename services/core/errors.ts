@@ -27,6 +27,7 @@ export class ValidationError extends Error {
 }
 export const PayloadTooLargeError = createError<[number, number]>('TASKLANE_PAYLOAD_TOO_LARGE',
   'The task payload is %d bytes; the limit is %d bytes', 413)
+export const WebhookEndpointNotFoundError = createError<[string]>('TASKLANE_WEBHOOK_ENDPOINT_NOT_FOUND', 'Webhook endpoint %s was not found', 404)
 export const ScheduleNotFoundError = createError<[string]>('TASKLANE_SCHEDULE_NOT_FOUND', 'Schedule %s was not found', 404)
 export const ScheduleNameTakenError = createError<[string]>('TASKLANE_SCHEDULE_NAME_TAKEN', 'A schedule named "%s" exists already', 409)
 export const JsonTooDeepError = createError<[number]>('TASKLANE_JSON_TOO_DEEP',

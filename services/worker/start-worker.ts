@@ -24,6 +24,10 @@ import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
+import { startNotifications } from './notifications/start-notifications.ts'
+import { secretSealing } from '../core/notifications/secret-sealing.ts'
+import { createConfiguredOutboundClient } from '../core/outbound/outbound-client.ts'
+import { createWebhookMetrics } from '../core/outbound/webhook-metrics.ts'
 import { createOpsServer } from './ops-server.ts'
 import { createPurger } from './purger.ts'
 import { createReconciler } from './reconciler.ts'
@@ -59,7 +63,10 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   await catalog.start()
   registerQueueMetrics({ registry, redis, prefix: config.TASKLANE_QUEUE_PREFIX, queues: () => catalog.queues(), log })
   const metrics = createWorkerMetrics({ registry, taskTypes, queues })
-  const handlers = createHandlers(config)
+  // One outbound client per process: the http type, webhook executors and notifications share its policy and sockets.
+  const outbound = createConfiguredOutboundClient(config)
+  const webhookMetrics = createWebhookMetrics(registry)
+  const handlers = createHandlers(config, outbound)
   for (const [type, handler] of options.handlers ?? []) handlers.handlers.set(type, handler)
   const taskEvents = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const secrets = createSecretBox(config)
@@ -82,6 +89,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   const reconcilerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}` })
   const reconciler = createReconciler({ sql: database.sql, transitions, lockSql: reconcilerLock.sql, redis, queues: producers, config, registry, log })
   reconciler.start()
+  const notifications = startNotifications({ config, sql: database.sql, openSecret: secretSealing(secrets).open, producer: redis, outbound, metrics: webhookMetrics, registry, log, workerId })
   // Schedules fire from every worker too, through the same create path as the API's.
   const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes: catalog, config, log, secrets })
   const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })
@@ -100,7 +108,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     readiness.startDraining()
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
-    await Promise.all([reconciler.stop(), scheduleLoop.stop(), purger.stop()])
+    await Promise.all([reconciler.stop(), scheduleLoop.stop(), purger.stop(), notifications.stop()])
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
@@ -116,6 +124,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     cancels.close()
     await ops.close()
     await handlers.close()
+    await outbound.close()
     redis.disconnect()
     await Promise.all([database.close(), reconcilerLock.close(), purgerLock.close()])
   }

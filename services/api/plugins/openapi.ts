@@ -30,6 +30,7 @@ const TAGS = [
   { name: 'tasks', description: 'Create, read, follow, cancel, retry and delete tasks' },
   { name: 'task types', description: 'The kinds of task this service runs, with their payload schema and defaults' },
   { name: 'schedules', description: 'Recurring tasks: cron with time zones, exactly one task per due time' },
+  { name: 'notifications', description: 'Endpoints Tasklane POSTs to when tasks end, signed per Standard Webhooks, and the log of each delivery' },
   { name: 'pull workers', description: 'Your own processes lease tasks of your pull types, heartbeat, complete and fail them' },
   { name: 'queues', description: 'Queue counts and statistics; pausing and resuming a queue needs the admin key' },
   { name: 'health', description: 'Liveness and readiness probes, without a key' },

@@ -164,6 +164,51 @@ export const apiKeys = pgTable('api_keys', {
   index('api_keys_tenant_idx').on(t.tenant),
 ])
 
+// Notifications: a tenant's endpoints, the deliveries a terminal transition owes (written in
+// the transition's own statement, so a crash cannot separate the two), and every attempt made.
+export const webhookEndpoints = pgTable('webhook_endpoints', {
+  id: uuid('id').primaryKey(),
+  tenant: text('tenant').notNull(),
+  url: text('url').notNull(),
+  events: text('events').array().notNull(),
+  /** Null matches every type (and every tag); a list matches any one of its values. */
+  types: text('types').array(),
+  tags: text('tags').array(),
+  secret: text('secret').notNull(),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+}, (t) => [
+  index('webhook_endpoints_tenant_idx').on(t.tenant, t.id),
+])
+
+export const notificationOutbox = pgTable('notification_outbox', {
+  /** The delivery's id: its `webhook-id` and its job id on the delivery queue. */
+  id: uuid('id').primaryKey(),
+  tenant: text('tenant').notNull(),
+  taskId: uuid('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+  endpointId: uuid('endpoint_id').notNull().references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+  event: text('event').notNull(),
+  createdAt: timestamp('created_at', tz).notNull().defaultNow(),
+}, (t) => [
+  // The sender takes the oldest first; a purged task's rows go by its id (the cascade).
+  index('notification_outbox_created_idx').on(t.createdAt, t.id),
+  index('notification_outbox_task_idx').on(t.taskId),
+])
+
+export const webhookDeliveries = pgTable('webhook_deliveries', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  taskId: uuid('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+  endpointId: uuid('endpoint_id').notNull(),
+  event: text('event').notNull(),
+  webhookId: text('webhook_id').notNull(),
+  attempt: integer('attempt').notNull(),
+  /** The HTTP status, or null when no answer came. */
+  status: integer('status'),
+  error: text('error'),
+  at: timestamp('at', tz).notNull().defaultNow(),
+}, (t) => [
+  index('webhook_deliveries_task_idx').on(t.taskId, t.id),
+])
+
 // A tenant's own task types. A deleted type keeps its row (deleted_at set) so that the tasks
 // already created can still be leased and checked against its result schema; a new PUT
 // revives it with the next version.
@@ -213,6 +258,8 @@ export type TaskRow = typeof tasks.$inferSelect
 export type NewTaskRow = typeof tasks.$inferInsert
 export type TaskAttemptRow = typeof taskAttempts.$inferSelect
 export type ApiKeyRow = typeof apiKeys.$inferSelect
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect
 export type ScheduleRow = typeof schedules.$inferSelect
 export type NewScheduleRow = typeof schedules.$inferInsert
 export type TenantLimitsRow = typeof tenantLimits.$inferSelect

@@ -1,6 +1,7 @@
 import type postgres from 'postgres'
 import type { TaskRow } from '../db/schema.ts'
 import { TASK_RETURNING, toTaskRow } from '../tasks/task-row-mapper.ts'
+import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
 import { DEPENDENCY_FAILED } from './dependency-policy.ts'
 
 // What a task's end (or its retry) does to the tasks that depend on it. Each function runs
@@ -37,6 +38,7 @@ const DOOMED = `(t.on_dependency_failure = 'fail' and exists (select 1 from task
 // Dependents under "fail" of failed or cancelled tasks end failed, naming the first such
 // dependency. Only waiting (queued) dependents: one that runs already is left to finish.
 const FAIL_DEPENDENTS = `
+  with failed as (
   update tasks t set status = 'failed', finished_at = now(), updated_at = now(),
          error = jsonb_build_object('code', '${DEPENDENCY_FAILED}', 'message', 'dependency ' || c.cause_id || ' is ' || c.cause_status)
   from (
@@ -46,7 +48,9 @@ const FAIL_DEPENDENTS = `
     order by e.task_id, e.depends_on_id
   ) c
   where t.id = c.dependent_id and t.status = 'queued' and t.on_dependency_failure = 'fail'
-  returning ${TASK_RETURNING}`
+  returning t.*
+  ), ${owedNotificationsCte('failed')}
+  select ${TASK_RETURNING} from failed`
 
 // One decrement per dependent for all the edges that just finished: completed ones always,
 // failed or cancelled ones for dependents under "run". A dependent reaching 0 is ready, due

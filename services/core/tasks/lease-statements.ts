@@ -1,6 +1,7 @@
 import type postgres from 'postgres'
 import type { TaskRow } from '../db/schema.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
+import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
 import type { TaskError } from './task-view.ts'
 
 // The statements of pull-worker leases, which transitions.ts names beside the other
@@ -113,7 +114,7 @@ const END = `
     update task_attempts a set outcome = $5::text, finished_at = now(),
            duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = $7::text::jsonb
     from lease where a.task_id = lease.task_id and a.attempt = lease.attempt
-  )
+  ), ${owedNotificationsCte('moved')}
   select ${TASK_RETURNING} from moved`
 
 export function createLeaseStatements (sql: postgres.Sql) {

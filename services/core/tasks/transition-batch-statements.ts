@@ -2,6 +2,7 @@ import type postgres from 'postgres'
 import type { TaskRow } from '../db/schema.ts'
 import { TASK_RETURNING, taskReturningOf, toTaskRow } from './task-row-mapper.ts'
 import type { TaskError } from './task-view.ts'
+import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
 
 // The two per-attempt writes every executor makes (claim and finish) as multi-row statements,
 // so that the attempts a worker runs at the same time share a statement, a round trip and a
@@ -62,7 +63,7 @@ const claimSql = (input: string, maxLost: string) => `
            duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = ${LOST_ERROR}::jsonb
     from claimed c
     where a.task_id = c.id and a.outcome = 'running' and (a.attempt < c.attempts or c.status = 'failed')
-  ), opened as (
+  ), ${owedNotificationsCte('claimed')}, opened as (
     insert into task_attempts (task_id, attempt, worker_id, started_at, outcome)
     select id, attempts, worker_id, started_at, 'running' from claimed where status = 'running'
     on conflict (task_id, attempt) do nothing
@@ -93,8 +94,8 @@ const finishSql = (input: string, batched = true) => `
     from input i
     where t.id = i.id and t.status = 'running' and t.attempts = i.attempt
       and (i.lease_id is null or t.lease_id = i.lease_id) ${batched ? 'and not t.has_dependents' : ''}
-    returning t.id, i.attempt, i.outcome, i.error, i.duration_ms, t.has_dependents
-  )
+    returning t.id, t.tenant, t.type, t.status, t.tags, i.attempt, i.outcome, i.error, i.duration_ms, t.has_dependents
+  ), ${owedNotificationsCte('finished')}
   update task_attempts a set outcome = f.outcome, finished_at = now(), duration_ms = f.duration_ms, error = f.error::jsonb
   from finished f
   where a.task_id = f.id and a.attempt = f.attempt

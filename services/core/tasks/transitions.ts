@@ -11,6 +11,7 @@ import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
 import { createLeaseStatements, type LeaseEnding, type LeaseScope } from './lease-statements.ts'
 import { ALLOWED_FROM } from './task-states.ts'
 import type { TaskError } from './task-view.ts'
+import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
 
 // Every change of a task's state, and of its attempts, is one of the transitions below: the
 // in-process runner, the pull and callback routes, the reconciler and the client's cancel,
@@ -166,7 +167,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
         ), closed as (
           update task_attempts set outcome = 'cancelled', finished_at = now(), duration_ms = $3
           where task_id = (select id from cancelled) and attempt = $2
-        )
+        ), ${owedNotificationsCte('cancelled')}
         select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs], tx)))
     },
 
@@ -184,7 +185,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           update task_attempts a set outcome = 'cancelled', finished_at = now(),
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int
           from cancelled c where a.task_id = c.id and a.outcome = 'running'
-        )
+        ), ${owedNotificationsCte('cancelled')}
         select ${TASK_RETURNING} from cancelled`, [taskId], tx)))
     },
 
@@ -237,7 +238,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           update task_attempts a set outcome = 'lost', finished_at = now(),
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = ${LOST_ERROR}::jsonb
           from requeued r where a.task_id = r.id and a.outcome = 'running'
-        )
+        ), ${owedNotificationsCte('requeued')}
         select ${UNFINISHED_COLUMNS}, status, has_dependents as "hasDependents" from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
         const gaveUp = rows[0]?.status === 'failed' && rows[0].hasDependents
         return { value: rows, ended: gaveUp ? { id: taskId, status: 'failed' as const } : undefined }
@@ -255,13 +256,18 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * The row lock orders this against a claim, which skips tasks with a cancel request.
      */
     cancel (tenant: string, id: string): Promise<TaskRow | undefined> {
+      // The outbox reads the row as it was before this statement, so only the cancel that
+      // ended a queued task owes a notification (a running one owes it when its executor stops).
       return withDependents(async (tx) => {
         const row = await one(`
-        update tasks set status = case when status = 'queued' then 'cancelled' else status end,
-               finished_at = case when status = 'queued' then now() else finished_at end,
-               cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-        where tenant = $1 and id = $2 and status = any($3::text[])
-        returning ${TASK_RETURNING}`, [tenant, id, ALLOWED_FROM.cancel], tx)
+        with cancelled as (
+          update tasks set status = case when status = 'queued' then 'cancelled' else status end,
+                 finished_at = case when status = 'queued' then now() else finished_at end,
+                 cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+          where tenant = $1 and id = $2 and status = any($3::text[])
+          returning *
+        ), ${owedNotificationsCte('cancelled', "exists (select 1 from tasks b where b.id = s.id and b.status = 'queued')")}
+        select ${TASK_RETURNING} from cancelled`, [tenant, id, ALLOWED_FROM.cancel], tx)
         // Only a task cancelled at once has ended; a running one ends when its executor stops.
         return row?.status === 'cancelled' ? endedIfDependents(row) : { value: row }
       })
