@@ -7,7 +7,7 @@ import type { Logger } from '../core/log.ts'
 import { createTaskPurgeRepository, FINISHED_STATUSES, type FinishedStatus } from '../core/tasks/task-purge-repository.ts'
 import { FIRST_ID } from '../core/tasks/task-recovery-repository.ts'
 import { createTenantLimitsRepository } from '../core/tenants/tenant-limits-repository.ts'
-import { createLockedLoop } from './locked-loop.ts'
+import { createPassLoop } from '../core/pass-loop.ts'
 
 // Any constant works, as long as every replica uses it and it differs from the reconciler's.
 export const PURGER_LOCK_KEY = 7_325_811_906_114n
@@ -50,19 +50,12 @@ export function createPurger (deps: {
     labelNames: ['status'] as const,
     registers: [deps.registry],
   })
-  const passesTotal = new Counter({
-    name: 'tasklane_purger_passes_total',
-    help: 'Purger passes, by result (done; skipped: another replica held the lock; error)',
-    labelNames: ['result'] as const,
-    registers: [deps.registry],
-  })
   const caughtUpAt = new Gauge({
     name: 'tasklane_purger_caught_up_timestamp_seconds',
     help: 'When a pass of this replica last ended with nothing past retention left (0: not yet)',
     registers: [deps.registry],
   })
   for (const status of FINISHED_STATUSES) purgedTotal.inc({ status }, 0)
-  for (const result of ['done', 'skipped', 'error']) passesTotal.inc({ result }, 0)
   caughtUpAt.set(0)
 
   // Where each tenant's and status's sweep resumes; passes start at a different pair each time,
@@ -98,16 +91,15 @@ export function createPurger (deps: {
     return report
   }
 
-  return createLockedLoop({
+  return createPassLoop({
     name: 'purger',
+    what: 'Purger passes',
     intervalMs: config.TASKLANE_PURGE_INTERVAL_MS,
-    lockSql: deps.lockSql,
-    lockKey: PURGER_LOCK_KEY,
+    lock: { sql: deps.lockSql, key: PURGER_LOCK_KEY },
     pass,
+    registry: deps.registry,
     log,
-    passed (result, report) {
-      passesTotal.inc({ result })
-      if (!report) return
+    passed (report) {
       if (report.caughtUp) caughtUpAt.set(Date.now() / 1000)
       const purged = FINISHED_STATUSES.reduce((sum, s) => sum + report.purged[s], 0)
       if (purged > 0 || !report.caughtUp) log.info({ purged: report.purged, scanned: report.scanned, caughtUp: report.caughtUp }, 'purger pass')

@@ -6,7 +6,7 @@ import { createJobProbe, type JobPresence } from '../core/queues/job-probe.ts'
 import type { QueueRegistry } from '../core/queues/queue-registry.ts'
 import { createTaskRecoveryRepository, FIRST_ID } from '../core/tasks/task-recovery-repository.ts'
 import type { TaskTransitions, UnfinishedTask } from '../core/tasks/transitions.ts'
-import { createLockedLoop } from './locked-loop.ts'
+import { createPassLoop } from '../core/pass-loop.ts'
 
 export const REPAIR_REASONS = ['queued_job_missing', 'queued_job_finished', 'running_worker_lost', 'failed_worker_lost'] as const
 export type RepairReason = typeof REPAIR_REASONS[number]
@@ -46,14 +46,7 @@ export function createReconciler (deps: {
     labelNames: ['reason'] as const,
     registers: [deps.registry],
   })
-  const passesTotal = new Counter({
-    name: 'tasklane_reconciler_passes_total',
-    help: 'Reconciler passes, by result (done; skipped: another replica held the lock; error)',
-    labelNames: ['result'] as const,
-    registers: [deps.registry],
-  })
   for (const reason of REPAIR_REASONS) repairedTotal.inc({ reason }, 0)
-  for (const result of ['done', 'skipped', 'error']) passesTotal.inc({ result }, 0)
 
   // Where each scan resumes, so a huge backlog is covered over several passes.
   const cursors = { queued: FIRST_ID, running: FIRST_ID }
@@ -119,13 +112,14 @@ export function createReconciler (deps: {
 
   const emptyReport = (): PassReport => ({ active: false, checked: 0, repaired: { queued_job_missing: 0, queued_job_finished: 0, running_worker_lost: 0, failed_worker_lost: 0 } })
 
-  // One pass at a time across replicas: see locked-loop.ts for the lock. The repairs are
+  // One pass at a time across replicas: see pass-loop.ts for the lock. The repairs are
   // conditional, so a pass overlapping another (a backend killed mid-pass) changes nothing twice.
-  const loop = createLockedLoop<PassReport>({
+  const loop = createPassLoop<PassReport>({
     name: 'reconciler',
+    what: 'Reconciler passes',
     intervalMs: config.TASKLANE_RECONCILER_INTERVAL_MS,
-    lockSql: deps.lockSql,
-    lockKey: RECONCILER_LOCK_KEY,
+    lock: { sql: deps.lockSql, key: RECONCILER_LOCK_KEY },
+    registry: deps.registry,
     log,
     async pass () {
       const report = { ...emptyReport(), active: true }
@@ -133,9 +127,7 @@ export function createReconciler (deps: {
       await scan('running', report)
       return report
     },
-    passed (result, report) {
-      passesTotal.inc({ result })
-      if (!report) return
+    passed (report) {
       for (const reason of REPAIR_REASONS) {
         if (report.repaired[reason] > 0) repairedTotal.inc({ reason }, report.repaired[reason])
       }
@@ -151,7 +143,7 @@ export function createReconciler (deps: {
       return (await loop.runOnce()) ?? emptyReport()
     },
     /** Starts passes every interval (an interval of 0 leaves the reconciler off). */
-    start: loop.start,
+    start: () => loop.start(),
     /** No new pass starts; resolves once the current one is over. */
     stop: loop.stop,
   }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { createPassLoop } from '../pass-loop.ts'
 import type { Config } from '../config.ts'
 import type { Db } from '../db/db-client.ts'
 import type { Logger } from '../log.ts'
@@ -43,12 +44,6 @@ export function createScheduleLoop (deps: {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [deps.registry],
   })
-  const passes = new Counter({
-    name: 'tasklane_schedule_passes_total',
-    help: 'Passes of the schedule loop, by result (done, error)',
-    labelNames: ['result'] as const,
-    registers: [deps.registry],
-  })
   // Read at scrape time from Postgres, so it shows a schedule that nobody fires (every loop
   // stuck or stopped) as well as one fired late; the alert compares it with 1.
   let lastOverdue = 0
@@ -71,76 +66,46 @@ export function createScheduleLoop (deps: {
     },
   })
   for (const outcome of OUTCOMES) runs.inc({ outcome }, 0)
-  for (const result of ['done', 'error']) passes.inc({ result }, 0)
 
   /** One pass: fires what is due; resolves with the report and how long to sleep. */
-  async function runOnce (): Promise<SchedulePassReport & { sleepMs: number }> {
+  async function pass (): Promise<SchedulePassReport & { sleepMs: number }> {
     const report: SchedulePassReport = { due: 0, outcomes: { created: 0, skipped_overlap: 0, missed: 0 } }
-    let nearest
-    try {
-      nearest = await repo.nearest(PER_PASS)
-      for (const { id, inMs } of nearest) {
-        if (inMs > 0) break
-        report.due++
-        const fired = await deps.fire(id)
-        for (const outcome of fired?.outcomes ?? []) report.outcomes[outcome]++
-        for (const task of fired?.tasks ?? []) lag.observe(Math.max(0, task.createdAt.getTime() - task.scheduledFor!.getTime()) / 1000)
-      }
-    } catch (err) {
-      passes.inc({ result: 'error' })
-      throw err
+    const nearest = await repo.nearest(PER_PASS)
+    for (const { id, inMs } of nearest) {
+      if (inMs > 0) break
+      report.due++
+      const fired = await deps.fire(id)
+      for (const outcome of fired?.outcomes ?? []) report.outcomes[outcome]++
+      for (const task of fired?.tasks ?? []) lag.observe(Math.max(0, task.createdAt.getTime() - task.scheduledFor!.getTime()) / 1000)
     }
-    passes.inc({ result: 'done' })
-    for (const outcome of OUTCOMES) if (report.outcomes[outcome] > 0) runs.inc({ outcome }, report.outcomes[outcome])
-    log.debug({ ...report }, 'schedule pass')
     const future = nearest.find((n) => n.inMs > 0)
     // A full page of due schedules: more may be due, go on at once.
     const sleepMs = report.due === PER_PASS ? 0 : Math.min(maxSleepMs, future ? Math.ceil(future.inMs) + 1 : maxSleepMs)
     return { ...report, sleepMs }
   }
 
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<unknown> = Promise.resolve()
-  let busy = false
-  let wakeAfterPass = false
-  let stopped = true
-
-  function schedule (ms: number): void {
-    if (stopped) return
-    clearTimeout(timer)
-    timer = setTimeout(() => {
-      busy = true
-      running = runOnce()
-        .then((report) => report.sleepMs)
-        .catch((err) => { log.warn({ err }, 'schedule pass failed; trying again'); return maxSleepMs })
-        .then((sleepMs) => {
-          busy = false
-          schedule(wakeAfterPass ? 0 : sleepMs)
-          wakeAfterPass = false
-        })
-    }, ms)
-  }
+  const loop = createPassLoop({
+    name: 'schedule',
+    what: 'Passes of the schedule loop',
+    intervalMs: maxSleepMs,
+    nextDelayMs: (report) => report.sleepMs,
+    pass,
+    passed (report) {
+      for (const outcome of OUTCOMES) if (report.outcomes[outcome] > 0) runs.inc({ outcome }, report.outcomes[outcome])
+      log.debug({ due: report.due, outcomes: report.outcomes }, 'schedule pass')
+    },
+    registry: deps.registry,
+    log,
+  })
 
   return {
-    runOnce,
+    /** One pass: what it fired and how long the loop would sleep after it. */
+    runOnce: async () => (await loop.runOnce())!,
     /** Starts the loop (a max sleep of 0 leaves it off in this process). */
-    start (): void {
-      if (maxSleepMs === 0 || !stopped) return
-      stopped = false
-      schedule(0)
-    },
+    start: () => loop.start(0),
     /** A schedule changed in this process: look again now instead of at the end of the sleep. */
-    wake (): void {
-      if (stopped) return
-      // A pass in progress may have read the due times before the change: look once more after it.
-      if (busy) wakeAfterPass = true
-      else schedule(0)
-    },
-    async stop (): Promise<void> {
-      stopped = true
-      clearTimeout(timer)
-      await running
-    },
+    wake: loop.wake,
+    stop: loop.stop,
   }
 }
 

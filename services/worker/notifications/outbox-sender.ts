@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq'
 import { Counter, type Registry } from 'prom-client'
+import { createPassLoop } from '../../core/pass-loop.ts'
 import type { Logger } from '../../core/log.ts'
 import { deliveryJobOptions, type DeliveryJob } from '../../core/notifications/delivery-queue.ts'
 import type { NotificationRepository } from '../../core/notifications/notification-repository.ts'
@@ -24,18 +25,11 @@ export function createOutboxSender (deps: {
   log: Logger
 }) {
   const { log } = deps
-  const passes = new Counter({
-    name: 'tasklane_outbox_passes_total',
-    help: 'Passes of the notification outbox sender, by result (done, error)',
-    labelNames: ['result'] as const,
-    registers: [deps.registry],
-  })
   const handed = new Counter({
     name: 'tasklane_outbox_handed_over_total',
     help: 'Owed notifications moved from the outbox onto the delivery queue',
     registers: [deps.registry],
   })
-  for (const result of ['done', 'error']) passes.inc({ result }, 0)
 
   /** Hands over everything owed now, in batches; returns how many deliveries were queued. */
   async function pass (): Promise<number> {
@@ -60,34 +54,22 @@ export function createOutboxSender (deps: {
     return moved
   }
 
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<void> | undefined
-  let stopped = false
-  async function tick (): Promise<void> {
-    const started = Date.now()
-    try {
-      const moved = await pass()
-      passes.inc({ result: 'done' })
+  const loop = createPassLoop({
+    name: 'outbox',
+    what: 'Passes of the notification outbox sender',
+    intervalMs: deps.intervalMs,
+    pass,
+    passed (moved) {
       handed.inc(moved)
-      if (moved > 0) log.info({ moved, durationMs: Date.now() - started }, 'outbox pass handed notifications over')
-      else log.debug({ durationMs: Date.now() - started }, 'outbox pass: nothing owed')
-    } catch (err) {
-      passes.inc({ result: 'error' })
-      log.warn({ err }, 'outbox pass failed; the next pass tries again')
-    }
-  }
-  const schedule = (): void => {
-    if (stopped) return
-    timer = setTimeout(() => { running = tick().finally(schedule) }, deps.intervalMs)
-  }
+      if (moved > 0) log.info({ moved }, 'outbox pass handed notifications over')
+    },
+    registry: deps.registry,
+    log,
+  })
 
   return {
     pass,
-    start (): void { if (deps.intervalMs > 0) schedule() },
-    async stop (): Promise<void> {
-      stopped = true
-      clearTimeout(timer)
-      await running
-    },
+    start: () => loop.start(),
+    stop: loop.stop,
   }
 }
