@@ -9,6 +9,8 @@ import type { AppDeps } from '../app-deps.ts'
 const OverloadedError = createError<[string]>('TASKLANE_OVERLOADED', 'The service is %s; try again later', 503)
 
 const RETRY_AFTER_SECONDS = 5
+/** under-pressure's default sample interval: the event-loop delay it reports is one window's mean. */
+const SAMPLE_INTERVAL_MS = 1_000
 /** Probes answer even under pressure: liveness must not restart a busy pod, readiness explains itself. */
 const EXEMPT = new Set(['/healthz', '/readyz'])
 
@@ -37,9 +39,16 @@ export default fp(async function loadShedding (app: FastifyInstance, deps: Pick<
   const maxHeapUsedBytes = config.TASKLANE_MAX_HEAP_USED_BYTES || Math.floor(getHeapStatistics().heap_size_limit * 0.85)
   const maxEventLoopDelay = config.TASKLANE_MAX_EVENT_LOOP_DELAY_MS
   let failedChecks = 0
+  // The first windows hold start-up itself (module loading, schema compilation, connecting),
+  // which says nothing about serving: a first request right after "listening" must not be shed
+  // for it. Event-loop delay counts from the first window that began after the server listened.
+  let listenedAt: number | undefined
+  app.addHook('onListen', async () => { listenedAt = Date.now() })
+  const warmingUp = (): boolean => listenedAt !== undefined && Date.now() - listenedAt < 2 * SAMPLE_INTERVAL_MS
 
   await app.register(underPressure, {
     maxEventLoopDelay,
+    sampleInterval: SAMPLE_INTERVAL_MS,
     maxHeapUsedBytes,
     retryAfter: RETRY_AFTER_SECONDS,
     healthCheckInterval: config.TASKLANE_HEALTH_CHECK_INTERVAL_MS,
@@ -56,6 +65,7 @@ export default fp(async function loadShedding (app: FastifyInstance, deps: Pick<
     },
     pressureHandler: (request, reply, type) => {
       if (EXEMPT.has(request.routeOptions.url ?? '')) return
+      if (type === 'eventLoopDelay' && warmingUp()) return
       reply.header('retry-after', String(RETRY_AFTER_SECONDS))
       const what = type === 'healthCheck' ? 'unavailable: a backing service does not answer' : 'overloaded'
       request.log.warn({ pressure: type }, 'request shed')
@@ -65,7 +75,7 @@ export default fp(async function loadShedding (app: FastifyInstance, deps: Pick<
 
   deps.readiness.addCheck(() => {
     const usage = app.memoryUsage()
-    if (maxEventLoopDelay > 0 && usage.eventLoopDelay > maxEventLoopDelay) return { pressure: `event loop delay ${Math.round(usage.eventLoopDelay)} ms` }
+    if (maxEventLoopDelay > 0 && usage.eventLoopDelay > maxEventLoopDelay && !warmingUp()) return { pressure: `event loop delay ${Math.round(usage.eventLoopDelay)} ms` }
     if (usage.heapUsed > maxHeapUsedBytes) return { pressure: 'heap nearly full' }
     return { pressure: 'ok' }
   })
