@@ -36,10 +36,16 @@ const data = (e: EventSourceMessage) => JSON.parse(e.data)
 t.test('a replica that did not create the task streams its status and progress to the end', async (t) => {
   const h = await startHarness(t, { env: { TASKLANE_SSE_HEARTBEAT_MS: '150' } })
   const base = await secondReplica(t, h)
+  // Progress at 25, 50, 75, 100. No worker runs it until the stream has shown it queued.
+  const task = await h.createTask({ type: 'sleep', payload: { ms: 800, progressSteps: 4 } })
+  let sawQueued!: () => void
+  const queuedShown = new Promise<void>((resolve) => { sawQueued = resolve })
+  const reading = readStream(`${base}/v1/tasks/${task.id}/events`, 60_000, (e) => {
+    if (e.event === 'status' && data(e).status === 'queued') sawQueued()
+  })
+  await Promise.race([queuedShown, reading])
   await h.spawnWorker()
-  // Delayed, so the stream is open while it waits; progress at 25, 50, 75, 100.
-  const task = await h.createTask({ type: 'sleep', payload: { ms: 800, progressSteps: 4 }, delayMs: 500 })
-  const read = await readStream(`${base}/v1/tasks/${task.id}/events`)
+  const read = await reading
 
   t.equal(read.status, 200)
   t.match(read.type, /^text\/event-stream/)
