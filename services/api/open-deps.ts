@@ -56,7 +56,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
   const transitions = createTaskTransitions(database.sql, {
     maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents: createDependentsDispatch({ queues, events: publisher, log, admitStored }),
-    onLeft: (left) => void dispatchWindow.release(left),
+    onLeft: (left) => dispatchWindow.release(left),
   })
   // Leasing blocks on nothing (non-blocking fetches), but BullMQ's Worker wants a connection
   // that retries forever, as consumers have.

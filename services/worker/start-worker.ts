@@ -90,7 +90,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   const admitStored = createStoredAdmission({ ...fairness, queues: producers })
   const dependents = createDependentsDispatch({ queues: producers, events: taskEvents, log, admitStored })
   const transitions = withTaskEvents(createTaskTransitions(database.sql, {
-    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents, onLeft: (tasks) => void dispatchWindow.release(tasks),
+    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents, onLeft: (tasks) => dispatchWindow.release(tasks),
   }), taskEvents)
   const runner = createTaskRunner({
     transitions, handlers: handlers.handlers, workerId, log, events: metrics.events,

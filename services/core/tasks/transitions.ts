@@ -54,8 +54,11 @@ export function createFailAttempt (writes: FailWrites) {
 }
 
 export type { DispatchedRow } from './transition-batch-statements.ts'
-/** Told, after the commit, about tasks that have left BullMQ for good: their dispatch slots are free. */
-export type OnLeft = (tasks: readonly { tenant: string, queue: string }[]) => void
+/**
+ * Told, after the commit, about tasks that have left BullMQ for good: their dispatch slots are
+ * free. A promise is awaited where dependents may take the slots next, and nowhere else.
+ */
+export type OnLeft = (tasks: readonly { tenant: string, queue: string }[]) => Promise<void> | void
 
 /**
  * Whether a task moved by a transition held a dispatch slot and no longer does: it ended, and
@@ -76,16 +79,14 @@ export const hasLeftDispatch = (row: DispatchedRow): boolean =>
  * executor kind added later gets the release by ending its tasks through a transition here.
  */
 export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAttempts: number, dependents?: DependentsDispatch, onLeft?: OnLeft | undefined }) {
-  function left<T extends DispatchedRow | undefined> (rows: readonly T[]): void {
+  async function left (rows: readonly (DispatchedRow | undefined)[]): Promise<void> {
     if (!options.onLeft) return
-    const gone = rows.filter((row): row is NonNullable<T> => row !== undefined && hasLeftDispatch(row))
-    if (gone.length > 0) options.onLeft(gone)
+    const gone = rows.filter((row): row is DispatchedRow => row !== undefined && hasLeftDispatch(row))
+    if (gone.length > 0) await options.onLeft(gone)
   }
-  /** `left` of one row, passing it on. */
-  const leaving = <T extends DispatchedRow | undefined> (row: T): T => { left([row]); return row }
   // The claims and finishes of the attempts a process runs at once share multi-row statements
   // (one round trip and one commit), each row keeping its own conditions.
-  const batches = createTransitionBatchStatements(sql, { maxLostAttempts: options.maxLostAttempts, left })
+  const batches = createTransitionBatchStatements(sql, { maxLostAttempts: options.maxLostAttempts, left: (rows) => void left(rows) })
   const claimBatched = createWriteBatcher({ run: batches.claim, key: (i: ClaimInput) => i.taskId })
   const finishBatched = createWriteBatcher({ run: batches.finish, key: (i: FinishInput) => i.taskId })
   const leases = createLeaseStatements(sql)
@@ -95,22 +96,18 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
     return rows[0] ? toTaskRow(rows[0]) : undefined
   }
 
-  // Dependents a failure cascade ended leave too (those already in BullMQ hold a slot).
-  const withDependents = createDependentsTransaction(sql, async (outcome) => {
-    left(outcome.failed)
-    await options.dependents?.(outcome)
-  })
+  // Every transaction that may end a task reports the rows it moved to `left` once committed.
+  const withDependents = createDependentsTransaction(sql, options.dependents, left)
   const endedIfDependents = (row: TaskRow | undefined) =>
-    ({ value: row, ended: row?.hasDependents ? { id: row.id, status: row.status as FinishedTask['status'] } : undefined })
+    ({ value: row, moved: [row], ended: row?.hasDependents ? { id: row.id, status: row.status as FinishedTask['status'] } : undefined })
 
   /** The batched finish, or (for a task others depend on, which it leaves alone) the finish with its dependents. */
   async function finish (input: FinishInput & { hasDependents?: boolean }): Promise<boolean> {
     if (!input.hasDependents && await finishBatched(input)) return true
-    const row = await withDependents(async (tx) => {
+    return withDependents(async (tx) => {
       const row = await batches.finishOne(tx, input)
-      return { value: row, ended: row?.hasDependents ? { id: input.taskId, status: input.outcome } : undefined }
+      return { value: row !== undefined, moved: [row], ended: row?.hasDependents ? { id: input.taskId, status: input.outcome } : undefined }
     })
-    return leaving(row) !== undefined
   }
 
   const transitions = {
@@ -131,7 +128,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
       withDependents(async (tx) => {
         const row = await leases.end(tenant, leaseId, scope, ending, tx)
         return row?.status === 'queued' || row?.status === 'running' ? { value: row } : endedIfDependents(row)
-      }).then(leaving),
+      }),
     /** Leases past their expiry that the sweeper has not ended yet. */
     expiredLeases: leases.listExpired,
     closeLease: leases.close,
@@ -196,7 +193,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
           update task_attempts set outcome = 'cancelled', finished_at = now(), duration_ms = $3
           where task_id = (select id from cancelled) and attempt = $2
         ), ${owedNotificationsCte('cancelled')}
-        select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs], tx))).then(leaving)
+        select ${TASK_RETURNING} from cancelled`, [taskId, attempt, fields.durationMs], tx)))
     },
 
     /**
@@ -214,7 +211,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int
           from cancelled c where a.task_id = c.id and a.outcome = 'running'
         ), ${owedNotificationsCte('cancelled')}
-        select ${TASK_RETURNING} from cancelled`, [taskId], tx))).then(leaving)
+        select ${TASK_RETURNING} from cancelled`, [taskId], tx)))
     },
 
     async setProgress (taskId: string, attempt: number, progress: unknown): Promise<boolean> {
@@ -269,14 +266,11 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
         ), ${owedNotificationsCte('requeued')}
         select ${UNFINISHED_COLUMNS}, status, has_dependents as "hasDependents", tenant, held, blocked_count as "blockedCount" from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
         const gaveUp = rows[0]?.status === 'failed' && rows[0].hasDependents
-        return { value: rows, ended: gaveUp ? { id: taskId, status: 'failed' as const } : undefined }
+        return { value: rows, moved: rows, ended: gaveUp ? { id: taskId, status: 'failed' as const } : undefined }
       })
       const row = rows[0]
       if (!row) return undefined
-      if (row.status === 'failed') {
-        left([row])
-        return { outcome: 'worker_lost' }
-      }
+      if (row.status === 'failed') return { outcome: 'worker_lost' }
       const { status: _status, hasDependents: _hasDependents, tenant: _tenant, held: _held, blockedCount: _blocked, ...task } = row
       return { outcome: 'requeued', task: withDate(task) }
     },
@@ -301,7 +295,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
         select ${TASK_RETURNING} from cancelled`, [tenant, id, ALLOWED_FROM.cancel], tx)
         // Only a task cancelled at once has ended; a running one ends when its executor stops.
         return row?.status === 'cancelled' ? endedIfDependents(row) : { value: row }
-      }).then(leaving)
+      })
     },
 
     /**
