@@ -1,4 +1,5 @@
 import type { CreateFigures, DrainFigures, EndToEndFigures } from './bench-phases.ts'
+import type { FairnessFigures } from './fairness-phase.ts'
 import type { Percentiles } from './http-load.ts'
 import type { RawBullmqResult } from './raw-bullmq.ts'
 import { formatTableWrites } from './table-writes.ts'
@@ -16,6 +17,7 @@ export type BenchResult = {
   pull?: PullFigures | null
   fixedRate: (EndToEndFigures & { targetPerSec: number }) | null
   endToEnd: EndToEndFigures[]
+  fairness?: FairnessFigures | null
   peakRssMb: { api: number | null, worker: number | null }
   ratioToRawBullmq: { single: number | null, batch: number | null, drain?: number | null }
   notes: string[]
@@ -70,6 +72,12 @@ export function formatReport (r: BenchResult): string {
   }
   if (r.rawBullmq) {
     out.push(`Raw BullMQ, same Redis: bulk add ${r.rawBullmq.addPerSec} jobs/s; one Worker, no-op processor, concurrency ${r.rawBullmq.concurrency}: ${r.rawBullmq.drainPerSec} jobs/s (${r.rawBullmq.jobs} jobs); CPU s per 1,000 jobs: worker ${r.rawBullmq.cpuSecPer1kJobs.worker}, Redis ${r.rawBullmq.cpuSecPer1kJobs.redis}`)
+  }
+  if (r.fairness) {
+    const f = r.fairness
+    out.push(`Fair sharing (1 worker; a tenant at ${f.steadyPerSec} tasks/s, pickup ms p50 / p95 / p99): alone ${pct(f.alone)}; ` +
+      `beside a tenant whose backlog saturates the worker ${pct(f.beside)} (that tenant completed ${f.floodCompletedPerSec} tasks/s, ` +
+      `${f.floodBacklog} left queued; dispatch window ${f.dispatchWindow})`)
   }
   out.push(`Peak RSS: API ${r.peakRssMb.api ?? '-'} MB, worker ${r.peakRssMb.worker ?? '-'} MB (concurrency ${String(r.settings.concurrency)})`)
   for (const note of r.notes) out.push(`Note: ${note}`)

@@ -138,11 +138,11 @@ export async function createBenchStack (options: StackOptions) {
       prefixes.push(prefix)
       return prefix
     },
-    async startApi (prefix: string): Promise<ServiceProcess> {
+    async startApi (prefix: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
       const port = await freePort()
       const metricsPort = await freePort()
       const { child, logFile } = spawnService('services/api/server.ts', `api-${serial}`, {
-        PORT: String(port), METRICS_PORT: String(metricsPort), TASKLANE_QUEUE_PREFIX: prefix,
+        PORT: String(port), METRICS_PORT: String(metricsPort), TASKLANE_QUEUE_PREFIX: prefix, ...env,
       })
       await waitUntilAnswers(`http://127.0.0.1:${port}/readyz`, child, logFile)
       return handle(child, port)

@@ -30,6 +30,7 @@ export type LoadResult = {
 export async function runLoad (options: {
   url: string
   body: string
+  headers?: Record<string, string>
   connections: number
   durationSec: number
   /** Called once, after `warmupSec`, so the caller can open its measurement window. */
@@ -47,7 +48,7 @@ export async function runLoad (options: {
     const instance = autocannon({
       url: options.url,
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...options.headers },
       body: options.body,
       connections: options.connections,
       duration: options.durationSec + (options.warmupSec ?? 0),

@@ -10,6 +10,7 @@ import { percentiles, type LoadResult } from './http-load.ts'
 export async function runPacedLoad (options: {
   url: string
   body: string
+  headers?: Record<string, string>
   ratePerSec: number
   durationSec: number
   warmupSec: number
@@ -31,7 +32,7 @@ export async function runPacedLoad (options: {
 
   function fire (measured: boolean): void {
     const began = performance.now()
-    const request = pool.request({ path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json' }, body: options.body })
+    const request = pool.request({ path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', ...options.headers }, body: options.body })
       .then(async (res) => {
         await res.body.dump()
         if (!measured) return

@@ -4,6 +4,7 @@ import { parseBenchOptions, HELP, type BenchOptions } from './bench-options.ts'
 import { createBenchPhases } from './bench-phases.ts'
 import { formatReport, type BenchResult } from './bench-report.ts'
 import { createBenchStack } from './bench-stack.ts'
+import { runFairness } from './fairness-phase.ts'
 import { runRawBullmq } from './raw-bullmq.ts'
 import { runPullPhase } from './pull-phase.ts'
 
@@ -56,6 +57,7 @@ try {
     drain: null,
     fixedRate: null,
     endToEnd: [],
+    fairness: null,
     peakRssMb: { api: null, worker: null },
     ratioToRawBullmq: { single: null, batch: null },
     notes: [],
@@ -103,6 +105,10 @@ try {
         result.endToEnd.push(await phases.endToEnd(route, workers))
       }
     }
+  }
+  if (options.phases.has('fair')) {
+    progress(`fair sharing: a tenant at 20 tasks/s alone, then beside a saturating tenant, 1 worker, ${options.warmupSec} + ${options.rateDurationSec} s each`)
+    result.fairness = await runFairness({ stack, options })
   }
   result.peakRssMb = { api: (await api.stop()) ?? null, worker: phases.workerPeakRss.length > 0 ? Math.max(...phases.workerPeakRss) : null }
   if (result.rawBullmq) {

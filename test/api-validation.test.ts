@@ -1,5 +1,6 @@
 import type { InjectOptions } from 'fastify'
 import t from 'tap'
+import { SLOT_SPAN } from '../services/core/queues/job-options.ts'
 import { startHarness } from './helpers/harness.ts'
 
 const PROBLEM = 'application/problem+json; charset=utf-8'
@@ -95,7 +96,7 @@ t.test('a create stores the contract defaults and the job carries priority, dela
   t.match(task, { status: 'queued', priority: 'high', attempts: 0, maxAttempts: 3, timeoutMs: 30_000, queue: 'http', result: null, error: null })
   const job = await h.deps.queues.get('http').getJob(task.id)
   t.ok(job, 'a BullMQ job whose id is the task id')
-  t.equal(job!.opts.priority, 2)
+  t.equal(job!.opts.priority, 2 * SLOT_SPAN, 'high, the tenant\'s first dispatched task')
   t.equal(job!.opts.attempts, 3)
   t.ok((job!.opts.delay ?? 0) > 55_000, 'delayed until runAt')
   t.equal(await job!.getState(), 'delayed')

@@ -6,7 +6,7 @@ import { serviceEndpoints } from './helpers/services.ts'
 // belongs to `make bench`), only that every phase runs and the JSON line has every field.
 t.test('npm run bench -- --smoke runs every phase and prints the figures as one JSON line', async (t) => {
   const { databaseUrl, redisUrl } = await serviceEndpoints()
-  const { code, stdout, stderr } = await runScript('bench/run.ts', ['--smoke'], { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl })
+  const { code, stdout, stderr } = await runScript('bench/run.ts', ['--smoke'], { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl }, 180_000)
   t.equal(code, 0, `the bench exits cleanly\n${stderr}`)
 
   const lines = stdout.trim().split('\n')
@@ -31,6 +31,7 @@ t.test('npm run bench -- --smoke runs every phase and prints the figures as one 
   t.match(result.fixedRate, { ...flow, targetPerSec: Number })
   t.ok(result.endToEnd.length >= 1, 'at least one end-to-end phase')
   for (const e of result.endToEnd) t.match(e, flow)
+  t.match(result.fairness, { steadyPerSec: 20, alone: latency, beside: latency, floodCompletedPerSec: Number, floodBacklog: Number })
   t.match(result.peakRssMb, { api: Number, worker: Number })
   t.ok('single' in result.ratioToRawBullmq && 'batch' in result.ratioToRawBullmq && 'drain' in result.ratioToRawBullmq)
 })

@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics/metrics-registry.ts'
 import { registerQueueMetrics } from '../core/metrics/queue-metrics.ts'
 import type { TaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
+import { createDeferredCounter } from '../core/fairness/deferred-metric.ts'
 
 /**
  * The API's registry: process defaults, queue gauges read at scrape time, the created-task
@@ -21,6 +22,7 @@ export function createApiMetrics (deps: { redis: Redis, prefix: string, taskType
   })
   // Every known series starts at 0, so rate() and ratios see the first task too.
   for (const type of deps.taskTypes.list()) created.inc({ type: type.name, queue: type.queue }, 0)
+  const deferred = createDeferredCounter(registry, deps.taskTypes.queues())
 
   // Event streams: what they hold, and why they end or are refused.
   let streamBytes = (): number => 0
@@ -73,6 +75,8 @@ export function createApiMetrics (deps: { redis: Redis, prefix: string, taskType
     tasksCreated (tasks: readonly { type: string, queue: string }[]): void {
       for (const task of tasks) created.inc({ type: task.type, queue: task.queue })
     },
+    /** Fair sharing: tasks stored held. */
+    tasksDeferred: deferred,
   }
 }
 

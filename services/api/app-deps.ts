@@ -15,6 +15,7 @@ import type { TaskEventHub } from '../core/tasks/task-event-hub.ts'
 import type { NotificationService } from '../core/notifications/notification-service.ts'
 import type { ScheduleLoop } from '../core/schedules/schedule-loop.ts'
 import type { ScheduleService } from '../core/schedules/schedule-service.ts'
+import type { TenantLimitsService } from '../core/tenants/tenant-limits-service.ts'
 import type { ApiMetrics } from './api-metrics.ts'
 
 /** Everything the HTTP app needs, opened by the composition root (server.ts) or by a test. */
@@ -45,4 +46,6 @@ export type AppDeps = {
   metrics: ApiMetrics
   /** Notification endpoints and delivery logs. */
   notifications: NotificationService
+  /** Per-tenant concurrency and creation limits (fair sharing). */
+  tenantLimits: TenantLimitsService
 }

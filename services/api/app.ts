@@ -31,6 +31,7 @@ import queueDashboard from './routes/queue-dashboard/index.ts'
 import statsRoutes from './routes/stats/index.ts'
 import webhookEndpointRoutes from './routes/webhook-endpoints/index.ts'
 import scheduleRoutes from './routes/schedules/index.ts'
+import tenantLimitsRoutes from './routes/tenant-limits/index.ts'
 
 /** The HTTP application as a plugin: infrastructure, services, error handling, then routes. */
 export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
@@ -76,5 +77,6 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
     admin.addHook('onRoute', adminOnlyRoutes)
     await admin.register(queueControlRoutes)
     await admin.register(queueDashboard)
+    await admin.register(tenantLimitsRoutes)
   })
 }, { name: 'tasklane-app' })

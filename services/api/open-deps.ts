@@ -24,6 +24,9 @@ import { createNotificationService } from '../core/notifications/notification-se
 import { secretSealing } from '../core/notifications/secret-sealing.ts'
 import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createDependentsDispatch } from '../core/dependencies/dependents-dispatch.ts'
+import { createDispatchWindow } from '../core/fairness/dispatch-window.ts'
+import { createStoredAdmission } from '../core/fairness/stored-admission.ts'
+import { createTenantLimitsService } from '../core/tenants/tenant-limits-service.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -41,12 +44,19 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const metrics = createApiMetrics({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, taskTypes, queues: () => taskTypeCatalog.queues(), log })
   const secrets = createSecretBox(config)
   if (!secrets.encrypts) log.warn('TASKLANE_ENCRYPTION_KEY is not set: secret payload fields are stored unencrypted (still masked on read)')
-  const tasks = createTaskService({ db: database.db, queues, taskTypes: taskTypeCatalog, config, log, secrets, events: { created: metrics.tasksCreated } })
+  const dispatchWindow = createDispatchWindow({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const tenantLimits = createTenantLimitsService({ db: database.db, config, log, redis })
+  // Tasks stored outside the create path (schedules, released dependents, retries) are held
+  // through the transitions, made below.
+  const fairness = { window: dispatchWindow, limits: tenantLimits, log, deferred: metrics.tasksDeferred, hold: (ids: readonly string[]) => transitions.hold(ids) }
+  const admitStored = createStoredAdmission({ ...fairness, queues })
+  const tasks = createTaskService({ db: database.db, queues, taskTypes: taskTypeCatalog, config, log, secrets, events: { created: metrics.tasksCreated }, fairness })
   const readiness = createReadiness({ sql: database.sql, redis })
   const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
   const transitions = createTaskTransitions(database.sql, {
-    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents: createDependentsDispatch({ queues, events: publisher, log }),
+    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents: createDependentsDispatch({ queues, events: publisher, log, admitStored }),
+    onLeft: (left) => dispatchWindow.release(left),
   })
   // Leasing blocks on nothing (non-blocking fetches), but BullMQ's Worker wants a connection
   // that retries forever, as consumers have.
@@ -57,7 +67,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
     sql: database.sql, transitions, catalog: taskTypeCatalog, dispatcher, queues, events: publisher, registry: metrics.registry, log,
     maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
   })
-  const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log, leases })
+  const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log, leases, admitStored })
   const queueControl = createQueueService({ queues })
   // Its own connection: a subscribed connection can do nothing else.
   const subscriber = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:events')
@@ -68,7 +78,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {
     config, database, redis, queues, taskTypes, taskTypeCatalog, taskTypeService, leases, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
-    schedules, scheduleLoop, notifications,
+    schedules, scheduleLoop, notifications, tenantLimits,
     async close () {
       await scheduleLoop.stop()
       taskEvents.close()

@@ -87,6 +87,12 @@ const EnvSchema = Type.Object({
   TASKLANE_PURGE_INTERVAL_MS: Type.Integer({ default: 15_000, minimum: 0 }),
   TASKLANE_PURGE_BATCH_SIZE: Type.Integer({ default: 1000, minimum: 1, maximum: 10_000 }),
   TASKLANE_PURGE_MAX_PER_PASS: Type.Integer({ default: 200_000, minimum: 1 }),
+  // Fair sharing: the default per-tenant concurrency per queue ("default:50,reports:5"), the
+  // dispatch window of a tenant without one, and how often the admission loop looks for held work.
+  TASKLANE_TENANT_CONCURRENCY: Type.String({ default: '' }),
+  TASKLANE_DISPATCH_WINDOW: Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }),
+  TASKLANE_ADMISSION_INTERVAL_MS: Type.Integer({ default: 200, minimum: 0 }),
+  TASKLANE_TENANT_LIMITS_CACHE_MS: Type.Integer({ default: 2_000, minimum: 0, maximum: 60_000 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -109,6 +115,8 @@ export type Config = Readonly<Env & {
   /** The retention variables and the idempotency TTL, in milliseconds. */
   retentionMs: Readonly<Record<'completed' | 'failed' | 'cancelled', number>>
   idempotencyTtlMs: number
+  /** Parsed TASKLANE_TENANT_CONCURRENCY: each tenant's default concurrency per queue. */
+  tenantConcurrency: Readonly<Record<string, number>>
 }>
 
 export type BootstrapKey = { tenant: string, key: string }
@@ -130,6 +138,18 @@ function parseQueues (raw: string): QueueConcurrency[] {
   })
 }
 
+function parseTenantConcurrency (raw: string): Record<string, number> {
+  const limits: Record<string, number> = {}
+  if (raw.trim() === '') return limits
+  for (const item of raw.split(',')) {
+    const match = QUEUE_ITEM.exec(item.trim())
+    if (!match || !match[2]) {
+      throw new ConfigError(`TASKLANE_TENANT_CONCURRENCY: "${item}" is not "queue:concurrency" (e.g. default:50,reports:5)`)
+    }
+    limits[match[1]!] = Number(match[2])
+  }
+  return limits
+}
 
 // The message names the position, never the key: config errors end up in logs.
 function parseApiKeys (raw: string): BootstrapKey[] {
@@ -197,5 +217,6 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       cancelled: parseDuration('TASKLANE_RETENTION_CANCELLED', parsed.TASKLANE_RETENTION_CANCELLED),
     }),
     idempotencyTtlMs: parseDuration('TASKLANE_IDEMPOTENCY_TTL', parsed.TASKLANE_IDEMPOTENCY_TTL),
+    tenantConcurrency: Object.freeze(parseTenantConcurrency(parsed.TASKLANE_TENANT_CONCURRENCY)),
   })
 }

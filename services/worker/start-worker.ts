@@ -22,6 +22,11 @@ import { createTaskService } from '../core/tasks/task-service.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { openScheduling } from '../core/schedules/open-scheduling.ts'
 import { createTaskEventPublisher } from '../core/tasks/task-events.ts'
+import { createDispatchWindow } from '../core/fairness/dispatch-window.ts'
+import { createTenantLimitsService } from '../core/tenants/tenant-limits-service.ts'
+import { createStoredAdmission } from '../core/fairness/stored-admission.ts'
+import { createDeferredCounter } from '../core/fairness/deferred-metric.ts'
+import { createAdmissionLoop } from './admission-loop.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
 import { startNotifications } from './notifications/start-notifications.ts'
@@ -74,8 +79,19 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   // connection: a pass during a Redis outage fails at once and the next one tries again.
   const producers = createQueueRegistry({ connection: redis, prefix: config.TASKLANE_QUEUE_PREFIX, names: taskTypes.queues(), log })
   catalog.onQueues((names) => { for (const name of names) producers.add(name) })
-  const dependents = createDependentsDispatch({ queues: producers, events: taskEvents, log })
-  const transitions = withTaskEvents(createTaskTransitions(database.sql, { maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents }), taskEvents)
+  // Fair sharing: the dispatch window every ending transition frees, and the admission of the
+  // tasks this process stores or unblocks outside the create path (held through the transitions below).
+  const dispatchWindow = createDispatchWindow({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  const tenantLimits = createTenantLimitsService({ db: database.db, config, log })
+  const fairness = {
+    window: dispatchWindow, limits: tenantLimits, log, deferred: createDeferredCounter(registry, taskTypes.queues()),
+    hold: (ids: readonly string[]) => transitions.hold(ids),
+  }
+  const admitStored = createStoredAdmission({ ...fairness, queues: producers })
+  const dependents = createDependentsDispatch({ queues: producers, events: taskEvents, log, admitStored })
+  const transitions = withTaskEvents(createTaskTransitions(database.sql, {
+    maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents, onLeft: (tasks) => dispatchWindow.release(tasks),
+  }), taskEvents)
   const runner = createTaskRunner({
     transitions, handlers: handlers.handlers, workerId, log, events: metrics.events,
     dependencies: createDependencyRepository(database.sql).results, openPayload: secrets.openFields,
@@ -91,7 +107,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   reconciler.start()
   const notifications = startNotifications({ config, sql: database.sql, openSecret: secretSealing(secrets).open, producer: redis, outbound, metrics: webhookMetrics, registry, log, workerId })
   // Schedules fire from every worker too, through the same create path as the API's.
-  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes: catalog, config, log, secrets })
+  const scheduledTasks = createTaskService({ db: database.db, queues: producers, taskTypes: catalog, config, log, secrets, fairness })
   const { scheduleLoop } = openScheduling({ db: database.db, tasks: scheduledTasks, config, registry, log })
   scheduleLoop.start()
   // The purger holds its own advisory lock on its own connection, like the reconciler.
@@ -99,6 +115,13 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   const purger = createPurger({ sql: database.sql, db: database.db, lockSql: purgerLock.sql, config, registry, log })
   purger.start()
   registerTableSizeMetrics({ registry, sql: database.sql, log })
+  const admissionLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:admission` })
+  const admission = createAdmissionLoop({
+    sql: database.sql, lockSql: admissionLock.sql, transitions, window: dispatchWindow, queues: producers, config, registry, log,
+    subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:admission`),
+    limits: tenantLimits,
+  })
+  await admission.start()
   const ops = createOpsServer({ registry, readiness })
   const opsPort = await ops.listen(config.METRICS_PORT)
   log.info({ workerId, queues, opsPort }, 'worker started')
@@ -108,7 +131,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     readiness.startDraining()
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
-    await Promise.all([reconciler.stop(), scheduleLoop.stop(), purger.stop(), notifications.stop()])
+    await Promise.all([reconciler.stop(), scheduleLoop.stop(), purger.stop(), notifications.stop(), admission.stop()])
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
@@ -126,7 +149,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     await handlers.close()
     await outbound.close()
     redis.disconnect()
-    await Promise.all([database.close(), reconcilerLock.close(), purgerLock.close()])
+    await Promise.all([database.close(), reconcilerLock.close(), purgerLock.close(), admissionLock.close()])
   }
 
   return {
@@ -135,6 +158,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     registry,
     reconciler,
     purger,
+    admission,
     /** Idempotent: a second call (a second signal, a test teardown) waits for the first. */
     stop (graceMs = config.TASKLANE_SHUTDOWN_GRACE_MS): Promise<void> {
       stopping ??= drainAndClose(graceMs)

@@ -10,17 +10,20 @@ const RateLimitedError = createError<[string]>('TASKLANE_RATE_LIMITED', 'Too man
 const CREATION_ROUTES = new Set(['POST /v1/tasks', 'POST /v1/tasks/batch'])
 
 /**
- * A per-tenant limit on task creation, counted in Redis so every API replica shares it.
+ * A per-tenant limit on task creation, counted in Redis so every API replica shares it: the
+ * tenant's own createPerMinute (the admin limits route), else TASKLANE_RATE_LIMIT_MAX; a
+ * tenant with no limit at all skips the counter.
  * Creation routes get the limiter hook; registered before the routes, so its onRoute hook
  * sees them. It runs after authentication (a route hook runs after the app's hooks), so the
  * counter is the tenant's, not the caller's IP.
  */
-export default fp(async function taskRateLimit (app: FastifyInstance, deps: Pick<AppDeps, 'config' | 'redis'>) {
-  const { config } = deps
-  if (config.TASKLANE_RATE_LIMIT_MAX === 0) return
+export default fp(async function taskRateLimit (app: FastifyInstance, deps: Pick<AppDeps, 'config' | 'redis' | 'tenantLimits'>) {
+  const { config, tenantLimits } = deps
   await app.register(rateLimit, {
     global: false,
-    max: config.TASKLANE_RATE_LIMIT_MAX,
+    // A lookup failing (the database away) falls back to the deployment's limit.
+    max: async (request) => (await tenantLimits.createLimit(request.tenant).catch(() => config.TASKLANE_RATE_LIMIT_MAX)) || 1,
+    allowList: async (request) => (await tenantLimits.createLimit(request.tenant).catch(() => config.TASKLANE_RATE_LIMIT_MAX)) === 0,
     timeWindow: config.TASKLANE_RATE_LIMIT_WINDOW_MS,
     redis: deps.redis,
     // Inside the BullMQ prefix: one Redis can serve several Tasklanes, and a hash-tagged

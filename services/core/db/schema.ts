@@ -34,6 +34,8 @@ export const tasks = pgTable('tasks', {
   /** The version of the registered type the payload was validated against (1 for built-ins). */
   typeVersion: integer('type_version').notNull().default(1),
   cancelRequestedAt: timestamp('cancel_requested_at', tz),
+  /** Queued but kept out of BullMQ: its tenant's dispatch window was full; the admission loop dispatches it. */
+  held: boolean('held').notNull().default(false),
   createdAt: timestamp('created_at', tz).notNull().defaultNow(),
   startedAt: timestamp('started_at', tz),
   finishedAt: timestamp('finished_at', tz),
@@ -58,6 +60,12 @@ export const tasks = pgTable('tasks', {
   // The reconciler scans the unfinished work only, in id order. updated_at is left out of every
   // index so that the updates which touch neither status nor an indexed column (progress) are HOT.
   index('tasks_unfinished_idx').on(t.status, t.id).where(sql`status in ('queued', 'running')`),
+  // Fair sharing: the held tasks in the order the admission loop takes them (priority, then age),
+  // and the dispatched tasks (in BullMQ: not held, not waiting for a dependency) it counts to
+  // repair the Redis counters.
+  index('tasks_held_idx').on(t.queue, t.tenant, sql`(case ${t.priority} when 'critical' then 0 when 'high' then 1 when 'normal' then 2 else 3 end)`, t.id)
+    .where(sql`held and status = 'queued'`),
+  index('tasks_dispatched_idx').on(t.queue, t.tenant).where(sql`not held and blocked_count = 0 and status in ('queued', 'running')`),
   uniqueIndex('tasks_tenant_idempotency_key_idx').on(t.tenant, t.idempotencyKey).where(sql`idempotency_key is not null`),
   check('tasks_status_check', sql`${t.status} in ('queued', 'running', 'completed', 'failed', 'cancelled')`),
   check('tasks_priority_check', sql`${t.priority} in ('critical', 'high', 'normal', 'low')`),
@@ -125,17 +133,18 @@ export const taskCounts = pgTable('task_counts', {
   count: bigint('count', { mode: 'number' }).notNull(),
 }, (t) => [primaryKey({ columns: [t.tenant, t.type, t.status, t.slot] })])
 
-/**
- * Per-tenant limits that an operator sets; a null column means "the deployment's default".
- * Further limits (concurrency, creation rate) are added as columns.
- */
+/** Per-tenant limits that an operator sets; a null column means "the deployment's default". */
 export const tenantLimits = pgTable('tenant_limits', {
   tenant: text('tenant').primaryKey(),
   retentionDays: integer('retention_days'),
+  /** Queue name to the most tasks of this tenant that queue runs at once. */
+  concurrency: jsonb('concurrency').$type<Record<string, number>>(),
+  createPerMinute: integer('create_per_minute'),
   createdAt: timestamp('created_at', tz).notNull().defaultNow(),
   updatedAt: timestamp('updated_at', tz).notNull().defaultNow(),
 }, (t) => [
   check('tenant_limits_retention_days_check', sql`${t.retentionDays} is null or ${t.retentionDays} between 1 and 36500`),
+  check('tenant_limits_create_per_minute_check', sql`${t.createPerMinute} is null or ${t.createPerMinute} between 1 and 1000000`),
 ])
 
 // One row per edge "task_id waits for depends_on_id". Deleting either task removes the edge.

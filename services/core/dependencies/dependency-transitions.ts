@@ -74,12 +74,14 @@ const COUNT_DOWN = `
   returning ${TASK_RETURNING}`
 
 // A retried task is unfinished again: its waiting dependents count it again, and those the
-// cascade failed come back to waiting unless another dependency still dooms them.
+// cascade failed come back to waiting unless another dependency still dooms them. Either way
+// they stop being held: a task waiting for a dependency is in no dispatch window, and takes
+// its slot when the last one completes.
 const RECOUNT_WAITING = `
-  update tasks t set blocked_count = ${PENDING}, updated_at = now()
+  update tasks t set blocked_count = ${PENDING}, held = false, updated_at = now()
   where t.id in (select task_id from task_dependencies where depends_on_id = any($1::uuid[])) and t.status = 'queued'`
 const REVIVE_FAILED = `
-  update tasks t set status = 'queued', finished_at = null, blocked_count = ${PENDING}, updated_at = now()
+  update tasks t set status = 'queued', finished_at = null, blocked_count = ${PENDING}, held = false, updated_at = now()
   where t.id in (select task_id from task_dependencies where depends_on_id = any($1::uuid[]))
     and t.status = 'failed' and t.error->>'code' = '${DEPENDENCY_FAILED}' and not ${DOOMED}
   returning ${TASK_RETURNING}`

@@ -3,6 +3,7 @@ import type { QueueRegistry } from '../queues/queue-registry.ts'
 import type { TaskEventPublisher } from '../tasks/task-events.ts'
 import { statusEventOf } from '../tasks/task-status-event.ts'
 import type { DependentsOutcome } from './dependency-transitions.ts'
+import type { StoredAdmission } from '../fairness/stored-admission.ts'
 
 export type DependentsDispatch = (outcome: DependentsOutcome) => Promise<void>
 
@@ -17,9 +18,13 @@ export function createDependentsDispatch (deps: {
   queues: Pick<QueueRegistry, 'enqueue'>
   events: Pick<TaskEventPublisher, 'publish'>
   log: Logger
+  /** Fair sharing: ready dependents take dispatch slots like created tasks, or wait held. */
+  admitStored?: StoredAdmission
 }): DependentsDispatch {
   return async function dispatch (outcome) {
-    if (outcome.ready.length > 0) {
+    if (outcome.ready.length > 0 && deps.admitStored) {
+      await deps.admitStored(outcome.ready)
+    } else if (outcome.ready.length > 0) {
       try {
         await deps.queues.enqueue(outcome.ready)
       } catch (err) {

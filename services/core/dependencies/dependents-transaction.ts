@@ -1,6 +1,7 @@
 import type postgres from 'postgres'
 import { settleDependents, type FinishedTask } from './dependency-transitions.ts'
 import { hasDependentChanges, NO_DEPENDENTS, type DependentsDispatch } from './dependents-dispatch.ts'
+import type { DispatchedRow } from '../tasks/transition-batch-statements.ts'
 
 /**
  * Two tasks with dependents in common, ending at once, update those dependents' rows in
@@ -20,15 +21,22 @@ export async function retryOnDeadlock<T> (run: () => Promise<T>, tries = 5): Pro
 /**
  * Runs a transition that may end a task others depend on in one transaction with what that
  * does to them (unblockDependents and cascadeFailure, through settleDependents): `change`
- * makes the change and says which task ended how, if one did and it has dependents. Once
- * committed, `dispatch` enqueues the dependents now ready and tells their streams.
+ * makes the change and says which task ended how, if one did and it has dependents, and which
+ * rows it moved (`moved`). Once committed, `left` hears of the moved rows and of the
+ * dependents the cascade failed (fair sharing frees the slots of those that held one), then
+ * `dispatch` enqueues the dependents now ready and tells their streams: in that order, so
+ * that a dependent may take the slot its dependency just gave back.
  */
-export function createDependentsTransaction (sql: postgres.Sql, dispatch: DependentsDispatch | undefined) {
-  return async function withDependents<T> (change: (tx: postgres.TransactionSql) => Promise<{ value: T, ended?: FinishedTask | undefined }>): Promise<T> {
-    const { value, outcome } = await retryOnDeadlock(() => sql.begin(async (tx) => {
-      const { value, ended } = await change(tx)
-      return { value, outcome: ended ? await settleDependents(tx, [ended]) : NO_DEPENDENTS }
+export function createDependentsTransaction (sql: postgres.Sql, dispatch: DependentsDispatch | undefined,
+  left?: (rows: readonly DispatchedRow[]) => Promise<void> | void) {
+  return async function withDependents<T> (change: (tx: postgres.TransactionSql) =>
+  Promise<{ value: T, ended?: FinishedTask | undefined, moved?: readonly (DispatchedRow | undefined)[] }>): Promise<T> {
+    const { value, outcome, moved } = await retryOnDeadlock(() => sql.begin(async (tx) => {
+      const { value, ended, moved } = await change(tx)
+      return { value, moved, outcome: ended ? await settleDependents(tx, [ended]) : NO_DEPENDENTS }
     }))
+    const rows = [...(moved ?? []), ...outcome.failed].filter((row): row is DispatchedRow => row !== undefined)
+    if (left && rows.length > 0) await left(rows)
     if (dispatch && hasDependentChanges(outcome)) await dispatch(outcome)
     return value
   }

@@ -12,6 +12,7 @@ import { conflictMessage, isAllowed, type TaskAction } from './task-states.ts'
 import { statusEventOf } from './task-status-event.ts'
 import { toTaskView, type TaskStatus, type TaskView } from './task-view.ts'
 import type { TaskTransitions } from './transitions.ts'
+import type { StoredAdmission } from '../fairness/stored-admission.ts'
 import type postgres from 'postgres'
 import { createDependencyRepository } from '../dependencies/dependency-repository.ts'
 
@@ -23,6 +24,8 @@ export type TaskControlDeps = {
   log: Logger
   /** Ends a task a pull worker holds as cancelled at once (its worker hears it by heartbeat). */
   leases?: { cancelLeased: (taskId: string) => Promise<TaskView | undefined> }
+  /** Fair sharing: a retried task takes a dispatch slot like a new one, or waits held. */
+  admitStored?: StoredAdmission
 }
 
 // A job whose worker is still handing it back to BullMQ is locked and cannot be removed yet.
@@ -104,7 +107,9 @@ export function createTaskControlService (deps: TaskControlDeps) {
       if (!row) return refuse('retry', tenant, id)
       if (!removed) deps.log.warn({ taskId: id }, 'the old job is still in its queue; the reconciler will enqueue the retry')
       // A task that waits for dependencies again is enqueued when the last one completes.
-      if (row.blockedCount === 0) {
+      if (row.blockedCount === 0 && deps.admitStored) {
+        await deps.admitStored([row])
+      } else if (row.blockedCount === 0) {
         try {
           await deps.queues.enqueue([row])
         } catch (err) {

@@ -16,13 +16,14 @@ export function createTaskRecoveryRepository (sql: postgres.Sql) {
     /**
      * Tasks in `status` not touched for `olderThanMs`, in id order after `afterId`. Fresh rows
      * are left alone: their creator or worker is most likely still busy with them; so are
-     * tasks still waiting for dependencies, which have no job until the last one finishes.
+     * tasks still waiting for dependencies, which have no job until the last one finishes, and
+     * held tasks, which fair sharing's admission loop dispatches (they have no job on purpose).
      */
     async listUntouched (status: 'queued' | 'running', olderThanMs: number, afterId: string, limit: number): Promise<UnfinishedTask[]> {
       const rows = await sql.unsafe<UnfinishedTask[]>(`
         select ${UNFINISHED_COLUMNS} from tasks
         where status = $1 and updated_at < now() - make_interval(secs => $2::double precision / 1000) and id > $3
-          and blocked_count = 0
+          and blocked_count = 0 and not held
         order by id limit $4`, [status, olderThanMs, afterId, limit])
       return rows.map(withDate)
     },

@@ -16,6 +16,8 @@ import type { DependencyFailurePolicy } from '../dependencies/dependency-policy.
 import { parseDependsOn, type DependencyRef } from '../dependencies/dependency-refs.ts'
 import { createDependencyRepository, type DependencyView } from '../dependencies/dependency-repository.ts'
 import { createDependentInsert } from '../dependencies/dependent-insert.ts'
+import { createStoredAdmission } from '../fairness/stored-admission.ts'
+import { createTaskAdmission, type FairnessDeps } from '../fairness/task-admission.ts'
 import { requestHash } from './request-hash.ts'
 import { findUnstorable } from './storable-json.ts'
 import { createTaskRepository, type TaskFilters } from './task-repository.ts'
@@ -50,7 +52,11 @@ export type TaskServiceDeps = {
   secrets: Pick<SecretBox, 'sealFields'>
   /** Told about tasks once they are stored (not about idempotent replays); the API counts them. */
   events?: { created?: (tasks: readonly { type: string, queue: string }[]) => void }
+  /** Fair sharing (and transitions.hold for tasks stored outside this path): without it every task is dispatched at once. */
+  fairness?: FairnessDeps & { hold: (ids: readonly string[]) => Promise<unknown> }
 }
+
+type DispatchableRow = TaskRow & { slot?: number | undefined }
 
 // How often a create retries an insert whose idempotency key was freed under it.
 const IDEMPOTENT_INSERT_ROUNDS = 3
@@ -61,6 +67,25 @@ export function createTaskService (deps: TaskServiceDeps) {
   const client = (deps.db as Db & { $client: postgres.Sql }).$client
   const dependencies = createDependencyRepository(client)
   const dependents = createDependentInsert(client)
+  const reserve = deps.fairness ? createTaskAdmission(deps.fairness) : undefined
+  const admitStored = deps.fairness ? createStoredAdmission({ ...deps.fairness, queues: deps.queues }) : undefined
+
+  /**
+   * Inserts through `insert` with fair sharing's slots taken first (one script call per queue):
+   * rows that got none are stored held; slots of rows that were not stored go back.
+   */
+  async function insertReserved (tenant: string, rows: NewTaskRow[],
+    insert: (rows: NewTaskRow[]) => Promise<TaskRow[] | undefined>): Promise<DispatchableRow[] | undefined> {
+    if (!reserve) return insert(rows)
+    const reservation = await reserve(tenant, rows)
+    let stored: TaskRow[] | undefined
+    try {
+      stored = await insert(reservation.rows)
+    } finally {
+      await reservation.settle(stored ?? [])
+    }
+    return stored?.map((row) => ({ ...row, slot: reservation.slots.get(row.id) }))
+  }
 
   /** Views of stored rows; only tasks with dependencies cost a lookup. */
   async function views (rows: TaskRow[]): Promise<TaskView[]> {
@@ -115,11 +140,14 @@ export function createTaskService (deps: TaskServiceDeps) {
 
   /**
    * Dispatch failures are not the client's problem: the row is stored and the reconciler
-   * re-enqueues it. Tasks still waiting for dependencies (or failed by one) stay out of Redis.
+   * re-enqueues it. Tasks still waiting for dependencies (or failed by one) stay out of Redis,
+   * and so do held ones (the admission loop's). `reserved`: the rows went through
+   * insertReserved; otherwise, with fair sharing, they take their slots now.
    */
-  async function dispatch (stored: TaskRow[]): Promise<void> {
-    const rows = stored.filter((r) => r.status === 'queued' && r.blockedCount === 0)
+  async function dispatch (stored: DispatchableRow[], reserved: boolean): Promise<void> {
+    const rows = stored.filter((r) => r.status === 'queued' && r.blockedCount === 0 && !r.held)
     if (rows.length === 0) return
+    if (admitStored && !reserved) return admitStored(rows)
     try {
       await deps.queues.enqueue(rows)
     } catch (err) {
@@ -140,7 +168,7 @@ export function createTaskService (deps: TaskServiceDeps) {
     async dispatchStored (rows: TaskRow[]): Promise<void> {
       if (rows.length === 0) return
       deps.events?.created?.(rows)
-      await dispatch(rows)
+      await dispatch(rows, false)
     },
 
     async create (tenant: string, input: CreateTaskInput, idempotencyKey: string | null = null):
@@ -151,9 +179,9 @@ export function createTaskService (deps: TaskServiceDeps) {
       // The insert can lose to an earlier request with the same idempotency key whose task is
       // deleted before the lookup below: then the key is free again and the insert is retried.
       for (let round = 1; ; round++) {
-        const insert = async (): Promise<{ rows: TaskRow[], view?: DependencyView } | undefined> => {
+        const insert = async (): Promise<{ rows: DispatchableRow[], view?: DependencyView } | undefined> => {
           if (refs.length === 0) {
-            const [inserted] = await repo.insert([row])
+            const [inserted] = (await insertReserved(tenant, [row], (rows) => repo.insert(rows)))!
             return inserted ? { rows: [inserted] } : undefined
           }
           const stored = await dependents.store(tenant, [row], [refs], () => '/dependsOn')
@@ -166,7 +194,7 @@ export function createTaskService (deps: TaskServiceDeps) {
         }
         if (inserted) {
           deps.events?.created?.(inserted.rows)
-          await dispatch(inserted.rows)
+          await dispatch(inserted.rows, refs.length === 0)
           return { task: toTaskView(inserted.rows[0]!, inserted.view), replayed: false }
         }
         const existing = idempotencyKey ? await repo.findByIdempotencyKey(tenant, idempotencyKey) : undefined
@@ -213,8 +241,8 @@ export function createTaskService (deps: TaskServiceDeps) {
       // when some keys were taken: this is a replay (or a reused key), and nothing was kept.
       const withGraph = refs.some((list) => list.length > 0)
       let graph: Awaited<ReturnType<typeof dependents.store>>
-      const insertAll = async (): Promise<TaskRow[] | undefined> => {
-        if (!withGraph) return repo.insertAll(rows)
+      const insertAll = async (): Promise<DispatchableRow[] | undefined> => {
+        if (!withGraph) return insertReserved(tenant, rows, (all) => repo.insertAll(all))
         graph = await dependents.store(tenant, rows, refs, (i) => `/tasks/${i}/dependsOn`)
         return graph?.rows
       }
@@ -227,7 +255,7 @@ export function createTaskService (deps: TaskServiceDeps) {
         const order = new Map(rows.map((r, i) => [r.id, i]))
         inserted.sort((a, b) => order.get(a.id)! - order.get(b.id)!)
         deps.events?.created?.(inserted)
-        await dispatch(inserted)
+        await dispatch(inserted, !withGraph)
         return { tasks: inserted.map((row) => toTaskView(row, graph?.views.get(row.id))), replayed: false }
       }
       const existing = await repo.findByIdempotencyKeys(tenant, keys)

@@ -19,6 +19,10 @@ import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
 
 export type ClaimInput = { taskId: string, workerId: string, leaseId: string }
 export type ClaimOutcome = { outcome: 'claimed', task: TaskRow } | { outcome: 'worker_lost', task: TaskRow }
+/** A task as the dispatch window sees it: which slot it holds, and whether it still does. */
+export type DispatchedRow = Pick<TaskRow, 'tenant' | 'queue' | 'status' | 'held' | 'blockedCount'>
+export type FinishedRow = DispatchedRow & { id: string, hasDependents: boolean }
+
 export type FinishInput = {
   taskId: string
   attempt: number
@@ -94,12 +98,15 @@ const finishSql = (input: string, batched = true) => `
     from input i
     where t.id = i.id and t.status = 'running' and t.attempts = i.attempt
       and (i.lease_id is null or t.lease_id = i.lease_id) ${batched ? 'and not t.has_dependents' : ''}
-    returning t.id, t.tenant, t.type, t.status, t.tags, i.attempt, i.outcome, i.error, i.duration_ms, t.has_dependents
+    returning t.id, t.tenant, t.type, t.queue, t.status, t.tags, t.held, t.blocked_count, i.attempt, i.outcome, i.error, i.duration_ms, t.has_dependents
   ), ${owedNotificationsCte('finished')}
   update task_attempts a set outcome = f.outcome, finished_at = now(), duration_ms = f.duration_ms, error = f.error::jsonb
   from finished f
   where a.task_id = f.id and a.attempt = f.attempt
-  returning a.task_id as id, f.has_dependents as "hasDependents"`
+  returning a.task_id as id, f.has_dependents as "hasDependents", ${FINISHED_DISPATCH}`
+
+// What a finished row tells the dispatch window (transitions.ts frees the slot of a task that had one).
+const FINISHED_DISPATCH = `f.tenant, f.queue, f.status, f.held, f.blocked_count as "blockedCount"`
 
 const CLAIM_MANY = claimSql('select * from unnest($1::uuid[], $2::text[], $3::uuid[]) as i(id, worker_id, lease_id)', '$4::int')
 const CLAIM_ONE = claimSql('select $1::uuid as id, $2::text as worker_id, $3::uuid as lease_id', '$4::int')
@@ -116,7 +123,8 @@ const finishParams = (i: FinishInput): unknown[] =>
 const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
 const columns = <T> (inputs: T[], value: (input: T) => unknown): unknown => (inputs.length === 1 ? value(inputs[0]!) : inputs.map(value))
 
-export function createTransitionBatchStatements (sql: postgres.Sql, options: { maxLostAttempts: number }) {
+/** `left` hears, after the commit, of the tasks each statement moved (transitions.ts frees their dispatch slots). */
+export function createTransitionBatchStatements (sql: postgres.Sql, options: { maxLostAttempts: number, left: (rows: readonly DispatchedRow[]) => void }) {
   return {
     /** One outcome (or undefined: nothing to claim) per input, in input order. */
     async claim (inputs: ClaimInput[]): Promise<(ClaimOutcome | undefined)[]> {
@@ -128,6 +136,7 @@ export function createTransitionBatchStatements (sql: postgres.Sql, options: { m
         options.maxLostAttempts,
       ] as never[], { prepare: one })
       const byId = new Map(rows.map((raw) => { const row = toTaskRow(raw); return [row.id, row] }))
+      options.left([...byId.values()])
       return inputs.map((i) => {
         const task = byId.get(i.taskId)
         if (!task) return undefined
@@ -136,15 +145,15 @@ export function createTransitionBatchStatements (sql: postgres.Sql, options: { m
     },
 
     /** The finish of one task others may depend on, in the caller's transaction: undefined when it moved on. */
-    async finishOne (tx: Pick<postgres.Sql, 'unsafe'>, input: FinishInput): Promise<{ hasDependents: boolean } | undefined> {
-      const [row] = await tx.unsafe<{ hasDependents: boolean }[]>(FINISH_ONE_ANY, finishParams(input) as never[])
+    async finishOne (tx: Pick<postgres.Sql, 'unsafe'>, input: FinishInput): Promise<FinishedRow | undefined> {
+      const [row] = await tx.unsafe<FinishedRow[]>(FINISH_ONE_ANY, finishParams(input) as never[])
       return row
     },
 
     /** Whether each input's attempt was closed (false: the task moved on without it, or others depend on it). */
     async finish (inputs: FinishInput[]): Promise<boolean[]> {
       const one = inputs.length === 1
-      const rows = await sql.unsafe<{ id: string }[]>(one ? FINISH_ONE : FINISH_MANY, [
+      const rows = await sql.unsafe<FinishedRow[]>(one ? FINISH_ONE : FINISH_MANY, [
         columns(inputs, (i) => i.taskId),
         columns(inputs, (i) => i.attempt),
         columns(inputs, (i) => i.leaseId ?? null),
@@ -153,6 +162,7 @@ export function createTransitionBatchStatements (sql: postgres.Sql, options: { m
         columns(inputs, (i) => json(i.error)),
         columns(inputs, (i) => i.durationMs),
       ] as never[], { prepare: one })
+      options.left(rows)
       const done = new Set(rows.map((r) => r.id))
       return inputs.map((i) => done.has(i.taskId))
     },

@@ -6,7 +6,7 @@ import { createDependentsTransaction, retryOnDeadlock } from '../dependencies/de
 import { TaskConflictError } from '../errors.ts'
 import { createWriteBatcher } from '../write-batcher.ts'
 import { decideFailure } from './attempt-outcome.ts'
-import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type FinishInput } from './transition-batch-statements.ts'
+import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type DispatchedRow, type FinishInput } from './transition-batch-statements.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
 import { createLeaseStatements, type LeaseEnding, type LeaseScope } from './lease-statements.ts'
 import { ALLOWED_FROM } from './task-states.ts'
@@ -53,16 +53,40 @@ export function createFailAttempt (writes: FailWrites) {
   }
 }
 
+export type { DispatchedRow } from './transition-batch-statements.ts'
+/**
+ * Told, after the commit, about tasks that have left BullMQ for good: their dispatch slots are
+ * free. A promise is awaited where dependents may take the slots next, and nowhere else.
+ */
+export type OnLeft = (tasks: readonly { tenant: string, queue: string }[]) => Promise<void> | void
+
+/**
+ * Whether a task moved by a transition held a dispatch slot and no longer does: it ended, and
+ * it had been in BullMQ (not held back by fair sharing, not waiting for a dependency). A retry,
+ * a lost worker's requeue and a shutdown's release keep the slot: the task's job stays.
+ */
+export const hasLeftDispatch = (row: DispatchedRow): boolean =>
+  row.status !== 'queued' && row.status !== 'running' && !row.held && row.blockedCount === 0
+
 /**
  * `dependents` is told, once a transaction that changed tasks depending on the one it ended
  * (or retried) has committed, what changed: it enqueues those now ready and tells their
  * streams. A process that dies before it does leaves ready queued tasks without a job, which
  * the reconciler enqueues.
+ *
+ * `onLeft` is the one exit of every ending transition (fair sharing frees the slots there):
+ * each transition that may end a task passes the rows it moved to `left` once committed, so an
+ * executor kind added later gets the release by ending its tasks through a transition here.
  */
-export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAttempts: number, dependents?: DependentsDispatch }) {
+export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAttempts: number, dependents?: DependentsDispatch, onLeft?: OnLeft | undefined }) {
+  async function left (rows: readonly (DispatchedRow | undefined)[]): Promise<void> {
+    if (!options.onLeft) return
+    const gone = rows.filter((row): row is DispatchedRow => row !== undefined && hasLeftDispatch(row))
+    if (gone.length > 0) await options.onLeft(gone)
+  }
   // The claims and finishes of the attempts a process runs at once share multi-row statements
   // (one round trip and one commit), each row keeping its own conditions.
-  const batches = createTransitionBatchStatements(sql, options)
+  const batches = createTransitionBatchStatements(sql, { maxLostAttempts: options.maxLostAttempts, left: (rows) => void left(rows) })
   const claimBatched = createWriteBatcher({ run: batches.claim, key: (i: ClaimInput) => i.taskId })
   const finishBatched = createWriteBatcher({ run: batches.finish, key: (i: FinishInput) => i.taskId })
   const leases = createLeaseStatements(sql)
@@ -72,16 +96,17 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
     return rows[0] ? toTaskRow(rows[0]) : undefined
   }
 
-  const withDependents = createDependentsTransaction(sql, options.dependents)
+  // Every transaction that may end a task reports the rows it moved to `left` once committed.
+  const withDependents = createDependentsTransaction(sql, options.dependents, left)
   const endedIfDependents = (row: TaskRow | undefined) =>
-    ({ value: row, ended: row?.hasDependents ? { id: row.id, status: row.status as FinishedTask['status'] } : undefined })
+    ({ value: row, moved: [row], ended: row?.hasDependents ? { id: row.id, status: row.status as FinishedTask['status'] } : undefined })
 
   /** The batched finish, or (for a task others depend on, which it leaves alone) the finish with its dependents. */
   async function finish (input: FinishInput & { hasDependents?: boolean }): Promise<boolean> {
     if (!input.hasDependents && await finishBatched(input)) return true
     return withDependents(async (tx) => {
       const row = await batches.finishOne(tx, input)
-      return { value: row !== undefined, ended: row?.hasDependents ? { id: input.taskId, status: input.outcome } : undefined }
+      return { value: row !== undefined, moved: [row], ended: row?.hasDependents ? { id: input.taskId, status: input.outcome } : undefined }
     })
   }
 
@@ -222,7 +247,7 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      */
     async requeueLost (taskId: string, attempt: number, olderThanMs: number): Promise<{ outcome: 'requeued', task: UnfinishedTask } | { outcome: 'worker_lost' } | undefined> {
       const rows = await withDependents(async (tx) => {
-        const rows = await tx.unsafe<(UnfinishedTask & { status: string, hasDependents: boolean })[]>(`
+        const rows = await tx.unsafe<(UnfinishedTask & DispatchedRow & { hasDependents: boolean })[]>(`
         with requeued as (
           update tasks set
             status = case when lost_attempts + 1 >= $4 then 'failed' else 'queued' end,
@@ -239,14 +264,14 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
                  duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = ${LOST_ERROR}::jsonb
           from requeued r where a.task_id = r.id and a.outcome = 'running'
         ), ${owedNotificationsCte('requeued')}
-        select ${UNFINISHED_COLUMNS}, status, has_dependents as "hasDependents" from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
+        select ${UNFINISHED_COLUMNS}, status, has_dependents as "hasDependents", tenant, held, blocked_count as "blockedCount" from requeued`, [taskId, attempt, olderThanMs, options.maxLostAttempts])
         const gaveUp = rows[0]?.status === 'failed' && rows[0].hasDependents
-        return { value: rows, ended: gaveUp ? { id: taskId, status: 'failed' as const } : undefined }
+        return { value: rows, moved: rows, ended: gaveUp ? { id: taskId, status: 'failed' as const } : undefined }
       })
       const row = rows[0]
       if (!row) return undefined
       if (row.status === 'failed') return { outcome: 'worker_lost' }
-      const { status: _status, hasDependents: _hasDependents, ...task } = row
+      const { status: _status, hasDependents: _hasDependents, tenant: _tenant, held: _held, blockedCount: _blocked, ...task } = row
       return { outcome: 'requeued', task: withDate(task) }
     },
 
@@ -279,12 +304,13 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * `maxAttempts - attemptBase` attempts again, and the lost-worker count starts over.
      * A task with dependencies waits again for those not completed (one whose failed dependency
      * would fail it at once is a conflict: retry that one first); dependents the failure had
-     * failed come back to waiting, in the same transaction.
+     * failed come back to waiting, in the same transaction. The task comes back not held, with
+     * no dispatch slot: the caller dispatches it through fair sharing's admission.
      */
     async retry (tenant: string, id: string): Promise<TaskRow | undefined> {
       const { row, revived } = await retryOnDeadlock(() => sql.begin(async (tx) => {
         const row = await one(`
-          update tasks set status = 'queued', max_attempts = attempts + (max_attempts - attempt_base),
+          update tasks set status = 'queued', held = false, max_attempts = attempts + (max_attempts - attempt_base),
                  attempt_base = attempts, lost_attempts = 0, cancel_requested_at = null, result = null, progress = null,
                  worker_id = null, finished_at = null, run_at = now(), updated_at = now()
           where tenant = $1 and id = $2 and status = any($3::text[])
@@ -301,6 +327,46 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
         await options.dependents({ ...NO_DEPENDENTS, waiting: revived.map((r) => ({ id: r.id, blockedCount: r.blockedCount })) })
       }
       return row
+    },
+
+    /**
+     * The admission loop's dispatch of held tasks: up to `quota[tenant]` of each tenant's held
+     * tasks of the queue that are due, highest priority then oldest first, stop being held.
+     * The caller has reserved their slots and enqueues what this returns.
+     */
+    async admit (queue: string, quota: ReadonlyMap<string, number>): Promise<(UnfinishedTask & { tenant: string })[]> {
+      if (quota.size === 0) return []
+      const rows = await sql.unsafe<(UnfinishedTask & { tenant: string })[]>(`
+        with quota as (
+          select * from unnest($2::text[], $3::int[]) as q(tenant, n)
+        ), picked as (
+          select p.id from quota q cross join lateral (
+            select t.id from tasks t
+            where t.queue = $1 and t.tenant = q.tenant and t.held and t.status = 'queued' and t.blocked_count = 0
+              and t.run_at <= now() + interval '1 second'
+            order by (case t.priority when 'critical' then 0 when 'high' then 1 when 'normal' then 2 else 3 end), t.id
+            limit q.n
+          ) p
+        )
+        update tasks t set held = false, updated_at = now()
+        from picked p where t.id = p.id and t.held and t.status = 'queued'
+        returning t.id, t.queue, t.type, t.priority, t.run_at as "runAt", t.max_attempts as "maxAttempts", t.attempts, t.tenant`,
+      [queue, [...quota.keys()], [...quota.values()]])
+      return rows.map((row) => ({ ...withDate(row), tenant: row.tenant }))
+    },
+
+    /**
+     * Queued tasks, stored or made ready outside the create path (a schedule's, a dependency's
+     * release, a client's retry), that got no dispatch slot: they wait held, for the admission
+     * loop. Answers the ids that were held (a task that moved on meanwhile is left alone).
+     */
+    async hold (ids: readonly string[]): Promise<string[]> {
+      if (ids.length === 0) return []
+      const rows = await sql.unsafe<{ id: string }[]>(`
+        update tasks set held = true, updated_at = now()
+        where id = any($1::uuid[]) and status = 'queued' and not held and blocked_count = 0
+        returning id`, [ids])
+      return rows.map((r) => r.id)
     },
 
     /** The client's delete of a terminal task; its attempts go with it (foreign key cascade). */

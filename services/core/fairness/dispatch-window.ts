@@ -1,0 +1,123 @@
+import type { Redis } from 'ioredis'
+import type { Logger } from '../log.ts'
+
+// Each tenant has a dispatch window per queue: the most of its tasks of that queue that may
+// sit in BullMQ at once (waiting, delayed for a retry, active). Its size is the tenant's
+// concurrency for the queue, or the deployment's window when none is set. Because every
+// executor takes its jobs from BullMQ, the window caps what the tenant runs everywhere, and a
+// flood waits in Postgres (held) instead of in front of other tenants' tasks.
+//
+// Redis keeps the count: `<prefix>:fair:<queue>` (tenant -> tasks dispatched) and
+// `<prefix>:fair-held:<queue>` (tenant -> 1 while the tenant has held tasks there, so new
+// tasks queue behind them instead of overtaking). Postgres stays the truth: the admission loop
+// recomputes the counters from it and corrects drift.
+
+// KEYS: counter hash, held-flag hash. ARGV: tenant, wanted, cap, honour the held flag (1/0).
+// Grants min(wanted, cap - dispatched) slots and answers { granted, dispatched before }; when it
+// grants fewer than wanted, the tenant is marked as having held tasks.
+const RESERVE = `
+local wanted = tonumber(ARGV[2])
+if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return { 0, 0 } end
+local used = math.max(0, tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'))
+local granted = math.min(wanted, tonumber(ARGV[3]) - used)
+if granted < 0 then granted = 0 end
+if granted > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], granted) end
+if granted < wanted and ARGV[4] == '1' then redis.call('HSET', KEYS[2], ARGV[1], 1) end
+return { granted, used }`
+
+// KEYS: counter hash, held-flag hash. ARGV: signal channel, queue, then tenant, count pairs.
+// Frees slots, and signals the admission loop when a tenant with held tasks freed some.
+const RELEASE = `
+local signal = false
+for i = 3, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1]))
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then signal = true end
+end
+if signal then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return 0`
+
+type ScriptRedis = Redis & {
+  fairReserve: (counter: string, held: string, tenant: string, wanted: number, cap: number, honourHeld: string) => Promise<[number, number]>
+  fairRelease: (counter: string, held: string, ...args: (string | number)[]) => Promise<number>
+}
+
+export type DispatchedTask = { tenant: string, queue: string }
+
+export function dispatchKeys (prefix: string) {
+  return {
+    counter: (queue: string) => `${prefix}:fair:${queue}`,
+    held: (queue: string) => `${prefix}:fair-held:${queue}`,
+    /** Published when slots of a tenant with held tasks free up; the message is the queue. */
+    signal: `${prefix}:fair:signal`,
+  }
+}
+
+export function createDispatchWindow (deps: { redis: Redis, prefix: string, log: Logger }) {
+  const keys = dispatchKeys(deps.prefix)
+  const redis = deps.redis as ScriptRedis
+  if (typeof redis.fairReserve !== 'function') {
+    redis.defineCommand('fairReserve', { numberOfKeys: 2, lua: RESERVE })
+    redis.defineCommand('fairRelease', { numberOfKeys: 2, lua: RELEASE })
+  }
+
+  // Releases of one turn of the event loop go out together: one script call per queue.
+  let pending = new Map<string, Map<string, number>>()
+  let flushing: Promise<void> | undefined
+
+  async function flush (): Promise<void> {
+    const batch = pending
+    pending = new Map()
+    flushing = undefined
+    await Promise.all([...batch].map(async ([queue, byTenant]) => {
+      const args = [...byTenant].flatMap(([tenant, n]) => [tenant, n])
+      try {
+        await redis.fairRelease(keys.counter(queue), keys.held(queue), keys.signal, queue, ...args)
+      } catch (err) {
+        // The admission loop's counter repair gives the slots back from Postgres' truth.
+        deps.log.warn({ err, queue }, 'could not free dispatch slots; the counter repair will')
+      }
+    }))
+  }
+
+  return {
+    keys,
+    /**
+     * Takes up to `wanted` of the tenant's slots in the queue; answers how many it got and how
+     * many the tenant had dispatched before (the first slot's number).
+     * `honourHeld`: none while the tenant has held tasks there (they go first).
+     */
+    async reserve (queue: string, tenant: string, wanted: number, cap: number, honourHeld = true): Promise<{ granted: number, first: number }> {
+      const [granted, first] = await redis.fairReserve(keys.counter(queue), keys.held(queue), tenant, wanted, cap, honourHeld ? '1' : '0')
+      return { granted, first }
+    },
+    /** Frees slots of tasks that left BullMQ for good; sent with the others of this tick. */
+    release (tasks: readonly DispatchedTask[]): Promise<void> {
+      if (tasks.length === 0) return flushing ?? Promise.resolve()
+      for (const { tenant, queue } of tasks) {
+        const byTenant = pending.get(queue) ?? new Map<string, number>()
+        byTenant.set(tenant, (byTenant.get(tenant) ?? 0) + 1)
+        pending.set(queue, byTenant)
+      }
+      flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(flush)
+      return flushing
+    },
+    async counters (queue: string): Promise<Map<string, number>> {
+      const raw = await redis.hgetall(keys.counter(queue))
+      return new Map(Object.entries(raw).map(([tenant, n]) => [tenant, Number(n)]))
+    },
+    async adjust (queue: string, tenant: string, delta: number): Promise<void> {
+      await redis.hincrby(keys.counter(queue), tenant, delta)
+    },
+    async heldFlags (queue: string): Promise<string[]> {
+      return redis.hkeys(keys.held(queue))
+    },
+    async setHeldFlags (queue: string, set: string[], clear: string[]): Promise<void> {
+      const multi = redis.multi()
+      if (set.length > 0) multi.hset(keys.held(queue), Object.fromEntries(set.map((t) => [t, 1])))
+      if (clear.length > 0) multi.hdel(keys.held(queue), ...clear)
+      await multi.exec()
+    },
+  }
+}
+
+export type DispatchWindow = ReturnType<typeof createDispatchWindow>
