@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import { Counter, type Registry } from 'prom-client'
 import type postgres from 'postgres'
 import type { Config } from '../core/config.ts'
+import { createPassLoop } from '../core/pass-loop.ts'
 import type { DispatchWindow } from '../core/fairness/dispatch-window.ts'
 import { limitsChannel, type TenantLimitsService } from '../core/tenants/tenant-limits-service.ts'
 import type { Logger } from '../core/log.ts'
@@ -9,8 +10,8 @@ import type { QueueRegistry } from '../core/queues/queue-registry.ts'
 import type { TaskTransitions, UnfinishedTask } from '../core/tasks/transitions.ts'
 import { createCounterRepair } from './counter-repair.ts'
 
-// Any constant works, as long as every replica uses it (see the reconciler's).
-export const ADMISSION_LOCK_KEY = 7_325_811_906_114n
+// Any constant works, as long as every replica uses it and it differs from the other loops'.
+export const ADMISSION_LOCK_KEY = 7_325_811_906_115n
 
 /** Held tasks one tenant may get per queue in one pass; a pass that hits it runs again at once. */
 const PER_TENANT_PER_PASS = 500
@@ -41,19 +42,12 @@ export function createAdmissionLoop (deps: {
   log: Logger
 }) {
   const { config, log } = deps
-  const passes = new Counter({
-    name: 'tasklane_admission_passes_total',
-    help: 'Admission loop passes, by result (done; skipped: another replica held the lock; error)',
-    labelNames: ['result'] as const,
-    registers: [deps.registry],
-  })
   const admittedTotal = new Counter({
     name: 'tasklane_admission_admitted_total',
     help: 'Held tasks the admission loop dispatched, by queue',
     labelNames: ['queue'] as const,
     registers: [deps.registry],
   })
-  for (const result of ['done', 'skipped', 'error']) passes.inc({ result }, 0)
   for (const queue of deps.queues.names()) admittedTotal.inc({ queue }, 0)
   const repair = createCounterRepair({ sql: deps.sql, window: deps.window, queues: deps.queues, registry: deps.registry, log })
   let lastRepair = 0
@@ -159,86 +153,61 @@ export function createAdmissionLoop (deps: {
     }
   }
 
-  const lockKey = ADMISSION_LOCK_KEY.toString()
-
-  /** One pass, if no other replica is in one; `again` when more held work is ready now. */
-  async function runOnce (): Promise<AdmissionReport & { again: boolean }> {
-    const report = { active: false, admitted: 0, repaired: 0, again: false }
-    try {
-      const [row] = await deps.lockSql<{ locked: boolean }[]>`select pg_try_advisory_lock(${lockKey}::bigint) as locked`
-      if (row?.locked) {
-        report.active = true
-        try {
-          const held = await heldByQueue()
-          for (const [queue, tenants] of held) {
-            const { admitted, full } = await admitQueue(queue, tenants)
-            report.admitted += admitted
-            report.again ||= full
-          }
-          await clearIdleQueues(new Set(held.keys()))
-          if (Date.now() - lastRepair >= REPAIR_EVERY_MS) {
-            lastRepair = Date.now()
-            report.repaired = await repair.runOnce()
-          }
-        } finally {
-          await deps.lockSql`select pg_advisory_unlock(${lockKey}::bigint)`
-        }
-      }
-    } catch (err) {
-      passes.inc({ result: 'error' })
-      throw err
+  /** One pass: what it admitted, and `again` when more held work is ready now. */
+  async function pass (): Promise<AdmissionReport & { again: boolean }> {
+    const report = { active: true, admitted: 0, repaired: 0, again: false }
+    const held = await heldByQueue()
+    for (const [queue, tenants] of held) {
+      const { admitted, full } = await admitQueue(queue, tenants)
+      report.admitted += admitted
+      report.again ||= full
     }
-    passes.inc({ result: report.active ? 'done' : 'skipped' })
-    log.debug({ active: report.active, admitted: report.admitted, repaired: report.repaired }, 'admission pass')
+    await clearIdleQueues(new Set(held.keys()))
+    if (Date.now() - lastRepair >= REPAIR_EVERY_MS) {
+      lastRepair = Date.now()
+      report.repaired = await repair.runOnce()
+    }
     return report
   }
 
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<unknown> | undefined
-  let wake = false
-  let stopped = true
-
-  function schedule (delayMs: number): void {
-    if (stopped || running) return
-    clearTimeout(timer)
-    timer = setTimeout(() => {
-      wake = false
-      running = runOnce()
-        .then((report) => report.again)
-        .catch((err) => { log.warn({ err }, 'admission pass failed; trying again at the next interval'); return false })
-        .then((again) => {
-          running = undefined
-          schedule(again || wake ? 0 : config.TASKLANE_ADMISSION_INTERVAL_MS)
-        })
-    }, delayMs)
-  }
+  const loop = createPassLoop({
+    name: 'admission',
+    what: 'Admission loop passes',
+    intervalMs: config.TASKLANE_ADMISSION_INTERVAL_MS,
+    nextDelayMs: (report) => report.again ? 0 : config.TASKLANE_ADMISSION_INTERVAL_MS,
+    lock: { sql: deps.lockSql, key: ADMISSION_LOCK_KEY },
+    pass,
+    passed: (report) => log.debug({ admitted: report.admitted, repaired: report.repaired }, 'admission pass'),
+    registry: deps.registry,
+    log,
+  })
 
   const signal = deps.window.keys.signal
   const limits = limitsChannel(config.TASKLANE_QUEUE_PREFIX)
   deps.subscriber.on('message', (channel: string, message: string) => {
     if (channel === limits) {
       deps.limits.forget(message)
-      wake = true
-      if (!running) schedule(0)
+      loop.wake()
     } else if (channel === signal) {
-      wake = true
-      if (!running) schedule(0)
+      loop.wake()
     }
   })
 
+  let started = false
   return {
-    runOnce,
+    /** One pass, if no other replica is in one (`active: false` when another was). */
+    async runOnce (): Promise<AdmissionReport & { again: boolean }> {
+      return (await loop.runOnce()) ?? { active: false, admitted: 0, repaired: 0, again: false }
+    },
     /** Subscribes to the wake-up signal and starts passes (an interval of 0 leaves the loop off). */
     async start (): Promise<void> {
-      if (config.TASKLANE_ADMISSION_INTERVAL_MS === 0 || !stopped) return
-      stopped = false
+      if (config.TASKLANE_ADMISSION_INTERVAL_MS === 0 || started) return
+      started = true
       await deps.subscriber.subscribe(signal, limits)
-      schedule(config.TASKLANE_ADMISSION_INTERVAL_MS)
+      loop.start()
     },
     async stop (): Promise<void> {
-      stopped = true
-      clearTimeout(timer)
-      await running
+      await loop.stop()
       deps.subscriber.disconnect()
     },
   }
