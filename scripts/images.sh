@@ -23,19 +23,38 @@ fi
 
 base=$(scripts/podman-setup.sh | tail -n1)
 
-# npm inside the build uses this machine's registry, its auth lines and its CA bundle. They
-# reach the build as secrets, mounted for one RUN only, so no layer of the image holds them.
+# npm inside the build uses this machine's registry settings, its auth lines and its CA bundle.
+# They reach the build as secrets, mounted for one RUN only, so no layer of the image holds them.
+# npm reads its global npmrc from <prefix of the node running it>/etc/npmrc: with the `node`
+# devDependency first on PATH (make, the image check) that is node_modules/node/etc/npmrc, not
+# the machine's global npmrc where its cafile lives, and such an npm reaches the registry only
+# through NODE_EXTRA_CA_CERTS. So the settings come from the machine's own npm (PATH without
+# node_modules/.bin), and the CA bundle is npm's cafile plus NODE_EXTRA_CA_CERTS's file.
+host_path=$(tr ':' '\n' <<<"$PATH" | grep -v -E '(^|/)node_modules/\.bin/?$' | paste -sd: -)
+host_npm() { PATH=$host_path npm "$@" 2>/dev/null || npm "$@"; }
+set_value() { [ -n "$1" ] && [ "$1" != null ] && [ "$1" != undefined ]; }
 secrets=$(mktemp -d)
 trap 'rm -rf "$secrets"' EXIT
-registry=$(npm config get registry)
-cafile=$(npm config get cafile)
+cafile=$(host_npm config get cafile)
+: >"$secrets/npm_ca"
+# Each file once: here both name the system bundle, and a bundle twice over is twice the secret.
+while IFS= read -r ca; do
+  if [ -f "$ca" ]; then cat "$ca" >>"$secrets/npm_ca"; fi
+done < <(for file in "$cafile" "${NODE_EXTRA_CA_CERTS:-}"; do if set_value "$file"; then readlink -f "$file"; fi; done | sort -u)
 {
-  echo "registry=$registry"
-  # Auth lines (//host/:_authToken=...) from the user's and the global npmrc, if any.
-  cat "$HOME/.npmrc" /etc/npmrc 2>/dev/null | grep -E '^//' || true
-  if [ -n "$cafile" ] && [ "$cafile" != null ] && [ "$cafile" != undefined ]; then echo "cafile=/run/secrets/npm_ca"; fi
+  for key in registry strict-ssl proxy https-proxy noproxy; do
+    value=$(host_npm config get "$key")
+    if set_value "$value"; then echo "$key=$value"; fi
+  done
+  # Scoped registries and auth lines (//host/:_authToken=...) of the user's and the global npmrc.
+  for file in "$(host_npm config get userconfig)" "$(host_npm config get globalconfig)"; do
+    [ -f "$file" ] && grep -E '^(//|@[^=]*:registry=)' "$file" || true
+  done
+  # npm trusts exactly its cafile; without one, Node's own CAs plus NODE_EXTRA_CA_CERTS, which
+  # the Dockerfiles' install step points at the same bundle.
+  if set_value "$cafile"; then echo "cafile=/run/secrets/npm_ca"; fi
 } >"$secrets/npmrc"
-if [ -n "$cafile" ] && [ -f "$cafile" ]; then cp "$cafile" "$secrets/npm_ca"; else : >"$secrets/npm_ca"; fi
+echo "images: npm in the build: $(grep -c -E '^(registry|strict-ssl|proxy|https-proxy|noproxy|cafile)=' "$secrets/npmrc") settings, a CA bundle of $(grep -c 'BEGIN CERTIFICATE' "$secrets/npm_ca") certificates" >&2
 
 # runc and explicit limits: crun fails on this kind of machine on cgroups and setrlimit.
 # --format docker keeps HEALTHCHECK, which OCI images cannot carry.
