@@ -32,6 +32,7 @@ const TAGS = [
   { name: 'schedules', description: 'Recurring tasks: cron with time zones, exactly one task per due time' },
   { name: 'notifications', description: 'Endpoints Tasklane POSTs to when tasks end, signed per Standard Webhooks, and the log of each delivery' },
   { name: 'pull workers', description: 'Your own processes lease tasks of your pull types, heartbeat, complete and fail them' },
+  { name: 'webhook callbacks', description: 'A webhook executor that answered 202 completes, fails or reports on its attempt later, with the token Tasklane sent it' },
   { name: 'queues', description: 'Queue counts and statistics; pausing and resuming a queue needs the admin key' },
   { name: 'health', description: 'Liveness and readiness probes, without a key' },
   { name: 'meta', description: 'This document, its browsable reference and the operators\' dashboard' },

@@ -17,12 +17,15 @@ export function createTaskRecoveryRepository (sql: postgres.Sql) {
      * Tasks in `status` not touched for `olderThanMs`, in id order after `afterId`. Fresh rows
      * are left alone: their creator or worker is most likely still busy with them; so are
      * tasks still waiting for dependencies, which have no job until the last one finishes.
+     * A running task whose attempt holds an open lease (a pull worker's, or a webhook attempt
+     * waiting for callbacks) is the lease sweeper's to end, whatever its job says.
      */
     async listUntouched (status: 'queued' | 'running', olderThanMs: number, afterId: string, limit: number): Promise<UnfinishedTask[]> {
       const rows = await sql.unsafe<UnfinishedTask[]>(`
         select ${UNFINISHED_COLUMNS} from tasks
         where status = $1 and updated_at < now() - make_interval(secs => $2::double precision / 1000) and id > $3
           and blocked_count = 0
+          and ($1 = 'queued' or not exists (select 1 from task_leases l where l.lease_id = tasks.lease_id and l.ended_at is null))
         order by id limit $4`, [status, olderThanMs, afterId, limit])
       return rows.map(withDate)
     },
