@@ -31,24 +31,41 @@ export function createWebhookExecutors (deps: {
   publicUrl: string
   maxResultBytes: number
 }) {
-  async function signingSecrets (tenant: string, name: string): Promise<string[]> {
-    const secrets = await deps.secrets(tenant, name)
-    const list = [secrets?.current, secrets?.previous].filter((s): s is string => typeof s === 'string')
-    if (list.length === 0) throw new PermanentTaskError(`task type ${name} has no signing secret`, 'WEBHOOK_REJECTED')
+  // A rotation changes the type's updatedAt, which every process's catalog hears within
+  // milliseconds: the secrets read for one version of the type serve until it changes.
+  const secretCache = new Map<string, { updatedAt: number, secrets: Secrets | undefined }>()
+
+  async function signingSecrets (tenant: string, type: RegisteredType): Promise<string[]> {
+    const key = `${tenant}\u0000${type.name}`
+    let cached = secretCache.get(key)
+    const expired = cached?.secrets?.previousExpiresAt != null && cached.secrets.previousExpiresAt.getTime() <= Date.now()
+    if (!cached || cached.updatedAt !== type.updatedAt.getTime() || expired) {
+      cached = { updatedAt: type.updatedAt.getTime(), secrets: await deps.secrets(tenant, type.name) }
+      secretCache.set(key, cached)
+    }
+    const list = [cached.secrets?.current, cached.secrets?.previous].filter((s): s is string => typeof s === 'string')
+    if (list.length === 0) throw new PermanentTaskError(`task type ${type.name} has no signing secret`, 'WEBHOOK_REJECTED')
     return list
   }
 
-  async function run (tenant: string, type: RegisteredType & { executor: { kind: 'webhook' } }, ctx: TaskContext): Promise<unknown> {
-    const token = deps.publicUrl === '' ? undefined : newCallbackToken()
-    const lease = await deps.transitions.openCallbackLease(ctx.taskId, ctx.attempt, token?.hash ?? null)
-    // The task moved on (a cancel, another worker's claim): whatever follows records nothing.
+  /** The attempt's lease; undefined when the task moved on (a cancel, another worker's claim), after which nothing records. */
+  async function openLease (ctx: TaskContext, tokenHash: string | null): Promise<{ leaseId: string, deadline: Date }> {
+    const lease = await deps.transitions.openCallbackLease(ctx.taskId, ctx.attempt, tokenHash)
     if (!lease) throw new Error('the task is no longer on this attempt')
+    return lease
+  }
+
+  async function run (tenant: string, type: RegisteredType & { executor: { kind: 'webhook' } }, ctx: TaskContext): Promise<unknown> {
+    // With callbacks on offer the lease opens before the POST (a receiver may call back before
+    // it answers); without, only a 202 needs one, for the deadline to end the attempt.
+    const token = deps.publicUrl === '' ? undefined : newCallbackToken()
+    let lease = token ? await openLease(ctx, token.hash) : undefined
     let open = false
     try {
       const body = JSON.stringify({
         task: {
           id: ctx.taskId, type: type.name, attempt: ctx.attempt, maxAttempts: ctx.maxAttempts, payload: ctx.payload,
-          deadline: lease.deadline.toISOString(),
+          deadline: ctx.deadline.toISOString(),
           ...(Object.keys(ctx.dependencies).length > 0 ? { dependencies: ctx.dependencies } : {}),
         },
         callback: token ? { url: callbackUrl(deps.publicUrl, token.token), token: token.token } : null,
@@ -57,10 +74,10 @@ export function createWebhookExecutors (deps: {
         'content-type': 'application/json',
         'user-agent': USER_AGENT,
         'idempotency-key': ctx.taskId,
-        ...signedHeaders(await signingSecrets(tenant, type.name), `${ctx.taskId}.${ctx.attempt}`, body),
+        ...signedHeaders(await signingSecrets(tenant, type), `${ctx.taskId}.${ctx.attempt}`, body),
       }
       const url = new URL(type.executor.url)
-      const remainingMs = lease.deadline.getTime() - Date.now()
+      const remainingMs = ctx.deadline.getTime() - Date.now()
       const started = performance.now()
       let response
       try {
@@ -78,6 +95,7 @@ export function createWebhookExecutors (deps: {
       const answer = readAnswer(url.host, response)
       deps.metrics.observe('executor', answer.outcome, (performance.now() - started) / 1000)
       if (answer.kind === 'accepted') {
+        lease ??= await openLease(ctx, null)
         open = true
         return CONTINUES_ELSEWHERE
       }
@@ -90,7 +108,7 @@ export function createWebhookExecutors (deps: {
       return answer.value
     } finally {
       // Answered (or given up on) here: no callback may record anything for this attempt now.
-      if (!open) await deps.transitions.closeLease(lease.leaseId)
+      if (lease && !open) await deps.transitions.closeLease(lease.leaseId)
     }
   }
 
