@@ -34,6 +34,15 @@ async function registerWebhook (h: Harness, name: string, executor: Record<strin
   return res.json() as { signingSecret: string }
 }
 
+/** The API listening on a port (callbacks come over real HTTP) and a worker that offers it as TASKLANE_PUBLIC_URL. */
+async function withCallbacks (t: Parameters<typeof startHarness>[0]) {
+  const h = await startHarness(t, { env: ENV })
+  await h.app.listen({ port: 0, host: '127.0.0.1' })
+  const publicUrl = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`
+  await h.startWorker({ TASKLANE_PUBLIC_URL: publicUrl })
+  return { h, publicUrl }
+}
+
 const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body))
 
@@ -92,10 +101,7 @@ t.test('signed POSTs: 2xx completes with the body, 5xx is retried, 4xx fails at 
 })
 
 t.test('202 leaves the attempt open: callbacks from another process complete it; late, unknown and malformed tokens', async (t) => {
-  const h = await startHarness(t, { env: ENV })
-  await h.app.listen({ port: 0, host: '127.0.0.1' })
-  const publicUrl = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`
-  await h.startWorker({ TASKLANE_PUBLIC_URL: publicUrl })
+  const { h, publicUrl } = await withCallbacks(t)
   const rx = await receiver(t, {
     later: (_r, res) => res.writeHead(202).end(),
   })
@@ -134,10 +140,7 @@ t.test('202 leaves the attempt open: callbacks from another process complete it;
 })
 
 t.test('a 202 attempt: a callback fail retries it, the deadline times it out, a cancel ends it', async (t) => {
-  const h = await startHarness(t, { env: ENV })
-  await h.app.listen({ port: 0, host: '127.0.0.1' })
-  const publicUrl = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`
-  await h.startWorker({ TASKLANE_PUBLIC_URL: publicUrl })
+  const { h, publicUrl } = await withCallbacks(t)
   const rx = await receiver(t, {
     later: (_r, res) => res.writeHead(202).end(),
     retry: (r, res) => ((r.json.task as { attempt: number }).attempt === 1 ? res.writeHead(202).end() : json(res, 200, { second: true })),
