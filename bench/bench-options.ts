@@ -29,7 +29,7 @@ tasks completed, of Postgres and Redis by the mean of the two. Peak RSS is VmHWM
 
 Options:
   --smoke                a few seconds of everything, for the test suite (figures meaningless)
-  --phases LIST          comma list of raw,create,drain,pull,rate,e2e,fair (default: all)
+  --phases LIST          comma list of raw,create,drain,pull,webhook,rate,e2e,fair (default: all)
   --duration SEC         measured window of each e2e phase (default 20)
   --warmup SEC           load before each e2e window opens (default 3)
   --create-duration SEC  each create phase (default 10)
@@ -80,7 +80,7 @@ export type BenchOptions = {
   help: boolean
 }
 
-const PHASES = ['raw', 'create', 'drain', 'pull', 'rate', 'e2e', 'fair']
+const PHASES = ['raw', 'create', 'drain', 'pull', 'webhook', 'rate', 'e2e', 'fair']
 
 function positive (name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback

@@ -4,6 +4,7 @@ import type { Percentiles } from './http-load.ts'
 import type { RawBullmqResult } from './raw-bullmq.ts'
 import { formatTableWrites } from './table-writes.ts'
 import type { PullFigures } from './pull-phase.ts'
+import type { WebhookFigures } from './webhook-phase.ts'
 
 export type BenchResult = {
   bench: 'tasklane'
@@ -15,6 +16,7 @@ export type BenchResult = {
   create: { single: CreateFigures | null, batch: CreateFigures | null }
   drain: DrainFigures | null
   pull?: PullFigures | null
+  webhook?: WebhookFigures | null
   fixedRate: (EndToEndFigures & { targetPerSec: number }) | null
   endToEnd: EndToEndFigures[]
   fairness?: FairnessFigures | null
@@ -64,6 +66,10 @@ export function formatReport (r: BenchResult): string {
   }
   if (r.pull) {
     out.push(`Pull workers (${r.pull.tasks} tasks created first, leased ${r.pull.leaseMax} a request and completed over HTTP by the TypeScript client): ${r.pull.tasksPerSec} tasks/s`)
+  }
+  if (r.webhook) {
+    const w = r.webhook
+    out.push(`Webhook executors (${w.tasks} tasks created first, 1 worker sending ${w.concurrency} signed POSTs at a time to a local receiver answering 200): ${w.tasksPerSec} tasks/s, ${w.requests} requests`)
   }
   if (r.drain) {
     const d = r.drain

@@ -147,11 +147,11 @@ export async function createBenchStack (options: StackOptions) {
       await waitUntilAnswers(`http://127.0.0.1:${port}/readyz`, child, logFile)
       return handle(child, port)
     },
-    async startWorker (prefix: string, index: number, concurrency: number): Promise<ServiceProcess> {
+    async startWorker (prefix: string, index: number, concurrency: number, env: Record<string, string> = {}): Promise<ServiceProcess> {
       const port = await freePort()
       const { child, logFile } = spawnService('services/worker/main.ts', `worker-${serial}-${index}`, {
         METRICS_PORT: String(port), TASKLANE_QUEUE_PREFIX: prefix,
-        TASKLANE_QUEUES: `default:${concurrency}`, TASKLANE_WORKER_ID: `bench-${serial}-${index}`,
+        TASKLANE_QUEUES: `default:${concurrency}`, TASKLANE_WORKER_ID: `bench-${serial}-${index}`, ...env,
       })
       await waitUntilAnswers(`http://127.0.0.1:${port}/readyz`, child, logFile)
       return handle(child, port)

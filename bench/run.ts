@@ -7,6 +7,7 @@ import { createBenchStack } from './bench-stack.ts'
 import { runFairness } from './fairness-phase.ts'
 import { runRawBullmq } from './raw-bullmq.ts'
 import { runPullPhase } from './pull-phase.ts'
+import { runWebhookPhase } from './webhook-phase.ts'
 
 let options: BenchOptions
 try {
@@ -91,6 +92,17 @@ try {
   if (options.phases.has('pull') && batch) {
     progress(`pull: ${options.drainTasks} tasks, the TypeScript client leasing 50 a request`)
     result.pull = await runPullPhase({ apiUrl: `http://127.0.0.1:${api.port}`, sql: stack.sql, count: options.drainTasks })
+    await stack.dropPrefix(prefix)
+    await stack.resetTables()
+  }
+  if (options.phases.has('webhook') && batch) {
+    progress(`webhook: ${options.drainTasks} tasks, 1 worker, ${options.concurrency} requests at a time`)
+    const { workerPeakRssMb, ...figures } = await runWebhookPhase({
+      apiUrl: `http://127.0.0.1:${api.port}`, sql: stack.sql, count: options.drainTasks, concurrency: options.concurrency,
+      startWorker: (env) => stack.startWorker(prefix, 0, options.concurrency, env),
+    })
+    result.webhook = figures
+    if (workerPeakRssMb !== null) phases.workerPeakRss.push(workerPeakRssMb)
     await stack.dropPrefix(prefix)
     await stack.resetTables()
   }

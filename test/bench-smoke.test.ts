@@ -28,6 +28,8 @@ t.test('npm run bench -- --smoke runs every phase and prints the figures as one 
   }
   t.match(result.drain, { tasks: 500, tasksPerSec: Number, cpuSecPer1kTasks: { worker: Number, postgres: Number, redis: Number } })
   t.equal(result.drain.completed, 500, 'the drain phase saw every task completed')
+  t.match(result.webhook, { tasks: 500, completed: 500, tasksPerSec: Number }, 'the webhook phase saw every task completed')
+  t.ok(result.webhook.requests >= 500, 'one request at least per task, counted at the receiver')
   t.match(result.fixedRate, { ...flow, targetPerSec: Number })
   t.ok(result.endToEnd.length >= 1, 'at least one end-to-end phase')
   for (const e of result.endToEnd) t.match(e, flow)

@@ -86,7 +86,7 @@ t.test('the http task refuses loopback, link-local and private targets, by liter
     'http://172.16.0.1/', 'http://100.64.0.1/', 'http://[fe80::1]/', 'http://[fd00::1]/',
   ]
   for (const url of targets) {
-    const ctx = { taskId: 't', attempt: 1, payload: { method: 'GET' as const, url }, dependencies: {}, signal: AbortSignal.timeout(5_000), progress: async () => {}, log: createLogger({ LOG_LEVEL: 'silent' } as never, {}) }
+    const ctx = { taskId: 't', attempt: 1, maxAttempts: 1, deadline: new Date(), payload: { method: 'GET' as const, url }, dependencies: {}, signal: AbortSignal.timeout(5_000), progress: async () => {}, log: createLogger({ LOG_LEVEL: 'silent' } as never, {}) }
     const err = await handler(ctx).then(() => undefined, (e: unknown) => e)
     t.ok(err instanceof PermanentTaskError, `${url} is refused without a retry`)
     t.equal((err as PermanentTaskError | undefined)?.code, 'FORBIDDEN_ADDRESS', `${url}: FORBIDDEN_ADDRESS`)

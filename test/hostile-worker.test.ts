@@ -43,7 +43,7 @@ t.test('the address guard judges IPv6 forms that embed an IPv4 address by that a
   const handler = createHttpHandler(client)
   t.teardown(() => client.close())
   for (const url of ['http://[::127.0.0.1]:9/', 'http://[64:ff9b::7f00:1]:9/', 'http://[2002:7f00:1::]:9/']) {
-    const ctx = { taskId: 't', attempt: 1, payload: { method: 'GET' as const, url }, signal: AbortSignal.timeout(5_000), progress: async () => {}, dependencies: {}, log: createLogger({ LOG_LEVEL: 'silent' } as never, {}) }
+    const ctx = { taskId: 't', attempt: 1, maxAttempts: 1, deadline: new Date(), payload: { method: 'GET' as const, url }, signal: AbortSignal.timeout(5_000), progress: async () => {}, dependencies: {}, log: createLogger({ LOG_LEVEL: 'silent' } as never, {}) }
     const err = await handler(ctx).then(() => undefined, (e: unknown) => e)
     t.ok(err instanceof PermanentTaskError && err.code === 'FORBIDDEN_ADDRESS', `${url} is refused`)
   }

@@ -8,6 +8,7 @@ import type { TaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import type { TaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
 import type { TaskTypeService } from '../core/task-types/task-type-service.ts'
 import type { LeaseService } from '../core/leases/lease-service.ts'
+import type { CallbackService } from '../core/callbacks/callback-service.ts'
 import type { TaskService } from '../core/tasks/task-service.ts'
 import type { QueueService } from '../core/queues/queue-service.ts'
 import type { TaskControlService } from '../core/tasks/task-control-service.ts'
@@ -31,6 +32,8 @@ export type AppDeps = {
   taskTypeService: TaskTypeService
   /** Pull workers' leases; its expiry sweeper is started by its plugin. */
   leases: LeaseService
+  /** Callbacks of webhook attempts answered 202. */
+  callbacks: CallbackService
   tasks: TaskService
   /** Cancel, retry, delete and stats of a tenant's tasks. */
   taskControl: TaskControlService

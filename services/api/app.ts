@@ -24,6 +24,7 @@ import healthRoutes from './routes/health/index.ts'
 import taskTypeRoutes from './routes/task-types/index.ts'
 import taskRoutes from './routes/tasks/index.ts'
 import leaseRoutes from './routes/leases/index.ts'
+import callbackRoutes from './routes/callbacks/index.ts'
 import taskEventRoutes from './routes/task-events/index.ts'
 import queueRoutes from './routes/queues/index.ts'
 import queueControlRoutes from './routes/queue-control/index.ts'
@@ -67,6 +68,7 @@ export default fp(async function app (app: FastifyInstance, deps: AppDeps) {
   await app.register(taskTypeRoutes)
   await app.register(taskRoutes)
   await app.register(leaseRoutes)
+  await app.register(callbackRoutes)
   await app.register(taskEventRoutes)
   await app.register(queueRoutes)
   await app.register(statsRoutes)

@@ -18,6 +18,7 @@ import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
 import { createTaskTypeService } from '../core/task-types/task-type-service.ts'
 import { createPullDispatcher } from '../core/leases/pull-dispatcher.ts'
 import { createLeaseService } from '../core/leases/lease-service.ts'
+import { createCallbackService } from '../core/callbacks/callback-service.ts'
 import { createTaskTransitions } from '../core/tasks/transitions.ts'
 import { createNotificationRepository } from '../core/notifications/notification-repository.ts'
 import { createNotificationService } from '../core/notifications/notification-service.ts'
@@ -67,6 +68,9 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
     sql: database.sql, transitions, catalog: taskTypeCatalog, dispatcher, queues, events: publisher, registry: metrics.registry, log,
     maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
   })
+  const callbacks = createCallbackService({
+    transitions, catalog: taskTypeCatalog, queues, events: publisher, log, maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
+  })
   const taskControl = createTaskControlService({ db: database.db, transitions, queues, events: publisher, log, leases, admitStored })
   const queueControl = createQueueService({ queues })
   // Its own connection: a subscribed connection can do nothing else.
@@ -77,7 +81,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const { schedules, scheduleLoop } = openScheduling({ db: database.db, tasks, config, registry: metrics.registry, log })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {
-    config, database, redis, queues, taskTypes, taskTypeCatalog, taskTypeService, leases, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
+    config, database, redis, queues, taskTypes, taskTypeCatalog, taskTypeService, leases, callbacks, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
     schedules, scheduleLoop, notifications, tenantLimits,
     async close () {
       await scheduleLoop.stop()

@@ -26,6 +26,8 @@ export const PROBLEM_CODES = {
   TASK_TYPE_LIMIT: 'The tenant has as many registered task types as it may',
   NOT_WEBHOOK_TYPE: 'The task type has no webhook executor, so no signing secret',
   LEASE_LOST: 'The lease expired, ended, or is not known: another attempt owns the task (fencing)',
+  CALLBACK_NOT_FOUND: 'No webhook attempt has this callback token',
+  ATTEMPT_ENDED: 'The webhook attempt of this callback token has ended (completed, failed, timed out or cancelled): nothing more is recorded',
   RATE_LIMITED: 'Too many requests; see `Retry-After`',
   TOO_MANY_STREAMS: 'The tenant has as many event streams open as it may; see `Retry-After`',
   HEADERS_TOO_LARGE: 'The request headers are over the limit',

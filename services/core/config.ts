@@ -18,6 +18,10 @@ const EnvSchema = Type.Object({
   TASKLANE_HTTP_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   // Private targets that webhooks, notifications and the http type may reach anyway: host names and CIDR ranges.
   TASKLANE_WEBHOOK_ALLOWED_HOSTS: Type.String({ default: '' }),
+  // Where webhook receivers reach this API for callbacks (`<url>/v1/callbacks/<token>`); empty: no callbacks are offered.
+  TASKLANE_PUBLIC_URL: Type.String({ default: '', pattern: '^(https?://[^\\s?#]+)?$' }),
+  // How many webhook executor requests a worker sends at once per registered webhook queue; 0: this worker sends none.
+  TASKLANE_WEBHOOK_CONCURRENCY: Type.Integer({ default: 50, minimum: 0, maximum: 1000 }),
   // How many notification deliveries a worker sends at once, and how long one may take.
   TASKLANE_NOTIFY_CONCURRENCY: Type.Integer({ default: 20, minimum: 0, maximum: 1000 }),
   TASKLANE_NOTIFY_TIMEOUT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 120_000 }),

@@ -40,3 +40,8 @@ export const TaskTypeLimitError = createError<[number]>('TASKLANE_TASK_TYPE_LIMI
 export const NotWebhookTypeError = createError<[string]>('TASKLANE_NOT_WEBHOOK_TYPE', 'Task type %s has no webhook executor, so no signing secret', 409)
 /** Fencing: a lease that expired, ended, or is unknown (another tenant's included). */
 export const LeaseLostError = createError<[string]>('TASKLANE_LEASE_LOST', '%s', 409)
+/** A callback whose path segment is not a callback token at all. */
+export const CallbackTokenInvalidError = createError('TASKLANE_UNAUTHENTICATED', 'This is not a callback token', 401)
+export const CallbackNotFoundError = createError('TASKLANE_CALLBACK_NOT_FOUND', 'No webhook attempt has this callback token', 404)
+/** The attempt a callback token belongs to has ended (completed, failed, timed out, cancelled) or moved on. */
+export const AttemptEndedError = createError('TASKLANE_ATTEMPT_ENDED', 'The attempt of this callback token has ended', 409)

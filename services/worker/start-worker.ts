@@ -16,6 +16,7 @@ import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createJsonSchemaValidator } from '../core/task-types/json-schema-validator.ts'
 import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
+import { createTaskTypeRepository } from '../core/task-types/task-type-repository.ts'
 import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
 import { createTaskService } from '../core/tasks/task-service.ts'
@@ -29,6 +30,7 @@ import { createDeferredCounter } from '../core/fairness/deferred-metric.ts'
 import { createAdmissionLoop } from './admission-loop.ts'
 import { startCancelListener } from './cancel-listener.ts'
 import { createHandlers } from './handlers/index.ts'
+import { createWebhookExecutors } from './executors/webhook-executor.ts'
 import { startNotifications } from './notifications/start-notifications.ts'
 import { secretSealing } from '../core/notifications/secret-sealing.ts'
 import { createConfiguredOutboundClient } from '../core/outbound/outbound-client.ts'
@@ -92,12 +94,25 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   const transitions = withTaskEvents(createTaskTransitions(database.sql, {
     maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents, onLeft: (tasks) => dispatchWindow.release(tasks),
   }), taskEvents)
+  const webhooks = createWebhookExecutors({
+    catalog, transitions, secrets: createTaskTypeRepository(database.sql).secrets, outbound, metrics: webhookMetrics,
+    publicUrl: config.TASKLANE_PUBLIC_URL, maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
+  })
   const runner = createTaskRunner({
-    transitions, handlers: handlers.handlers, workerId, log, events: metrics.events,
+    transitions, handlers: handlers.handlers, executorFor: webhooks.executorFor, workerId, log, events: metrics.events,
     dependencies: createDependencyRepository(database.sql).results, openPayload: secrets.openFields,
     maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
   })
   const workers = createWorkers({ config, queues, processor: metrics.track(runner), log, workerId })
+  // Webhook types' queues are consumed as they are registered, with no restart.
+  catalog.onQueues(() => {
+    if (config.TASKLANE_WEBHOOK_CONCURRENCY === 0) return
+    for (const queue of catalog.webhookQueues()) {
+      if (!workers.add(queue, config.TASKLANE_WEBHOOK_CONCURRENCY)) continue
+      metrics.consuming(queue, config.TASKLANE_WEBHOOK_CONCURRENCY)
+      log.info({ queue, concurrency: config.TASKLANE_WEBHOOK_CONCURRENCY }, 'consuming a webhook type\'s queue')
+    }
+  })
   const cancels = await startCancelListener({
     subscriber: createRedisConnection(config.REDIS_URL, 'consumer', `tasklane-worker:${workerId}:cancel`),
     prefix: config.TASKLANE_QUEUE_PREFIX, workers: workers.workers, log,

@@ -8,7 +8,7 @@ import { toStorable } from '../core/tasks/storable-json.ts'
 import { assertResultFits, ResultTooLargeError } from '../core/tasks/result-limit.ts'
 import type { DependencyResults } from '../core/dependencies/dependency-repository.ts'
 import type { TaskTransitions } from '../core/tasks/transitions.ts'
-import { PermanentTaskError, type TaskHandler } from './task-handler.ts'
+import { CONTINUES_ELSEWHERE, PermanentTaskError, RetryableTaskError, type TaskHandler } from './task-handler.ts'
 
 export type RunnerEvents = {
   started?: (task: { type: string, queue: string, runAt: Date }) => void
@@ -51,6 +51,8 @@ function untilAborted<T> (work: Promise<T>, signal: AbortSignal): Promise<T> {
 export function createTaskRunner (deps: {
   transitions: TaskTransitions
   handlers: Map<string, TaskHandler<unknown>>
+  /** The executor of a job whose type is registered (a webhook type's), before the built-in handlers. */
+  executorFor?: (job: Job) => TaskHandler<unknown> | undefined
   workerId: string
   log: Logger
   /** TASKLANE_MAX_RESULT_BYTES: a bigger result fails the attempt permanently. */
@@ -77,7 +79,7 @@ export function createTaskRunner (deps: {
     const taskId = job.id!
     // Job names are task types. A type this worker has no handler for (a rolling deploy, a
     // worker built without it) goes back for a worker that has one; the task stays queued.
-    const handler = deps.handlers.get(job.name)
+    const handler = deps.executorFor?.(job) ?? deps.handlers.get(job.name)
     if (!handler) {
       deps.log.warn({ taskId, type: job.name, queue: job.queueName }, 'no handler for this task type here; the job goes back to the queue')
       return handBack(job, token, NO_HANDLER_DELAY_MS, deps.log)
@@ -116,10 +118,14 @@ export function createTaskRunner (deps: {
         ? (await retryOnOutage(() => deps.dependencies!([taskId]))).get(taskId) ?? {}
         : {}
       const work = handler({
-        taskId, attempt, payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, dependencies, signal, log,
+        taskId, attempt, maxAttempts: task.maxAttempts, deadline: new Date((task.startedAt ?? new Date()).getTime() + task.timeoutMs), payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, dependencies, signal, log,
         progress: async (value) => { await transitions.setProgress(taskId, attempt, value) },
       })
       const value = await untilAborted(work, signal)
+      if (value === CONTINUES_ELSEWHERE) {
+        log.info({ durationMs: elapsed() }, 'attempt continues outside this worker')
+        return null
+      }
       // Checked without recursion before anything walks the result (toStorable, the driver).
       if (valueTooDeep(value)) throw new PermanentTaskError(`the result nests deeper than ${MAX_JSON_DEPTH} levels`, 'RESULT_TOO_DEEP')
       const result = toStorable(value)
@@ -151,7 +157,8 @@ export function createTaskRunner (deps: {
       }
       const permanent = caught instanceof PermanentTaskError || caught instanceof ResultTooLargeError
       const err = timeout.aborted && !permanent ? new TaskTimeoutError(task.timeoutMs) : caught
-      const failure = { error: toTaskError(err), retryable: !permanent, durationMs }
+      const retryAfterMs = caught instanceof RetryableTaskError ? caught.retryAfterMs : undefined
+      const failure = { error: toTaskError(err), retryable: !permanent, durationMs, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }
       const decided = await retryOnOutage(() => transitions.failAttempt(task, failure))
       if (!decided) {
         log.info({ durationMs, err }, 'attempt failed after the task moved on; nothing was recorded')

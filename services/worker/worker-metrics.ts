@@ -75,6 +75,11 @@ export function createWorkerMetrics (deps: { registry: Registry, taskTypes: Task
 
   return {
     events,
+    /** A queue this worker started consuming while it runs. */
+    consuming (queue: string, limit: number): void {
+      concurrency.set({ queue }, limit)
+      active.set({ queue }, 0)
+    },
     /** Wraps the BullMQ processor to count the jobs in progress per queue. */
     track<T> (processor: (job: Job, token?: string, signal?: AbortSignal) => Promise<T>): Processor {
       return async (job: Job, token?: string, signal?: AbortSignal) => {

@@ -11,7 +11,7 @@ import { RELEASE_REASON, RetryScheduled } from './task-runner.ts'
 // TASKLANE_STALLED_INTERVAL_MS (default 5 s): short enough to recover quickly, long enough
 // that a busy event loop does not look dead.
 
-/** One BullMQ Worker per consumed queue, each with its own blocking connection. */
+/** One BullMQ Worker per consumed queue, each with its own blocking connection; queues can be added while running. */
 export function createWorkers (deps: {
   config: Pick<Config, 'REDIS_URL' | 'TASKLANE_QUEUE_PREFIX' | 'TASKLANE_LOCK_DURATION_MS' | 'TASKLANE_STALLED_INTERVAL_MS'>
   queues: readonly QueueConcurrency[]
@@ -20,7 +20,10 @@ export function createWorkers (deps: {
   workerId: string
 }) {
   const connections: Redis[] = []
-  const workers = deps.queues.map(({ name, concurrency }) => {
+  const workers: Worker[] = []
+  let closed = false
+
+  function start (name: string, concurrency: number): void {
     const connection = createRedisConnection(deps.config.REDIS_URL, 'consumer', `tasklane-worker:${deps.workerId}:${name}`)
     connections.push(connection)
     const worker = new Worker(name, deps.processor, {
@@ -42,11 +45,22 @@ export function createWorkers (deps: {
         deps.log.error({ err, queue: name, taskId: job?.id }, 'processing a job failed outside its handler')
       }
     })
-    return worker
-  })
+    workers.push(worker)
+  }
+  for (const { name, concurrency } of deps.queues) start(name, concurrency)
 
   return {
-    workers,
+    /** Every Worker, those added later included (the array grows in place). */
+    workers: workers as readonly Worker[],
+    /**
+     * Starts consuming a queue that appeared while the process runs (a registered webhook
+     * type's); false when it is consumed already or the workers are closing.
+     */
+    add (name: string, concurrency: number): boolean {
+      if (closed || workers.some((w) => w.name === name)) return false
+      start(name, concurrency)
+      return true
+    },
     /** Aborts every running job with RELEASE_REASON: the runner hands each back to the queue. */
     releaseRunning (): void {
       for (const worker of workers) worker.cancelAllJobs(RELEASE_REASON)
@@ -57,6 +71,7 @@ export function createWorkers (deps: {
     },
     /** Stops taking jobs at once; waits for running ones unless `force`. */
     async close (force = false): Promise<void> {
+      closed = true
       await Promise.all(workers.map((w) => w.close(force)))
       // BullMQ leaves a connection it was handed open; it is ours to close.
       for (const connection of connections) connection.disconnect()

@@ -13,6 +13,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Only the admin key may call this route (queue control, the dashboard). */
     adminOnly?: boolean
+    /** The route authenticates by the callback token in its path instead of an API key. */
+    callbackToken?: boolean
   }
 }
 
@@ -53,7 +55,8 @@ function unauthorized (reply: FastifyReply, challenge: string) {
 /**
  * Authentication and tenancy. Every /v1 route needs `Authorization: Bearer <api key>`, and the
  * key's tenant becomes `request.tenant`; admin-only routes (and anything under /admin) need
- * TASKLANE_ADMIN_KEY instead. /healthz, /readyz and the docs are public.
+ * TASKLANE_ADMIN_KEY instead. /healthz, /readyz and the docs are public; webhook callbacks
+ * carry their own per-attempt token.
  */
 export default fp(async function authentication (app: FastifyInstance, deps: AppDeps) {
   const { config, apiKeys } = deps
@@ -86,6 +89,7 @@ export default fp(async function authentication (app: FastifyInstance, deps: App
       return
     }
     if (!route.startsWith('/v1') && !path.startsWith('/v1')) return
+    if (request.routeOptions.config.callbackToken === true) return
 
     const token = bearerToken(request.headers.authorization)
     const principal = token === undefined ? undefined : await apiKeys.authenticate(token)

@@ -33,6 +33,7 @@ const TAGS = [
   { name: 'notifications', description: 'Endpoints Tasklane POSTs to when tasks end, signed per Standard Webhooks, and the log of each delivery' },
   { name: 'pull workers', description: 'Your own processes lease tasks of your pull types, heartbeat, complete and fail them' },
   { name: 'tenants', description: 'A tenant\'s limits (concurrency per queue, creations per minute, retention) and usage; needs the admin key' },
+  { name: 'webhook callbacks', description: 'A webhook executor that answered 202 completes, fails or reports on its attempt later, with the token Tasklane sent it' },
   { name: 'queues', description: 'Queue counts and statistics; pausing and resuming a queue needs the admin key' },
   { name: 'health', description: 'Liveness and readiness probes, without a key' },
   { name: 'meta', description: 'This document, its browsable reference and the operators\' dashboard' },

@@ -258,9 +258,15 @@ export const taskLeases = pgTable('task_leases', {
   deadline: timestamp('deadline', tz).notNull(),
   createdAt: timestamp('created_at', tz).notNull().defaultNow(),
   endedAt: timestamp('ended_at', tz),
+  /**
+   * A webhook attempt's callback token, as its SHA-256 (hex): the token itself is only in the
+   * request Tasklane sent, so a database dump cannot end anyone's attempt.
+   */
+  callbackTokenHash: text('callback_token_hash'),
 }, (t) => [
   index('task_leases_open_idx').on(t.expiresAt).where(sql`ended_at is null`),
   index('task_leases_task_idx').on(t.taskId),
+  uniqueIndex('task_leases_callback_token_idx').on(t.callbackTokenHash).where(sql`callback_token_hash is not null`),
 ])
 
 export type TaskRow = typeof tasks.$inferSelect

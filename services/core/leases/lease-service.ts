@@ -9,14 +9,13 @@ import type { QueueRegistry } from '../queues/queue-registry.ts'
 import { retryOnOutage } from '../retry-on-outage.ts'
 import type { TaskTypeCatalog } from '../task-types/task-type-catalog.ts'
 import { createDependencyRepository, type DependencyResults } from '../dependencies/dependency-repository.ts'
-import { decideFailure } from '../tasks/attempt-outcome.ts'
 import type { LeaseEnding, LeasedTask } from '../tasks/lease-statements.ts'
 import type { TaskTransitions } from '../tasks/transitions.ts'
 import type { TaskEventPublisher } from '../tasks/task-events.ts'
 import { statusEventOf } from '../tasks/task-status-event.ts'
-import { findUnstorable } from '../tasks/storable-json.ts'
 import { toTaskView, type TaskError, type TaskView } from '../tasks/task-view.ts'
 import type { PullDispatcher } from './pull-dispatcher.ts'
+import { reportedError, resultEnding, retryOrFail } from './lease-endings.ts'
 
 export type LeaseRequest = { types: string[], max: number, visibilityMs: number, waitMs: number, workerId?: string | undefined }
 export type Lease = {
@@ -155,15 +154,6 @@ export function createLeaseService (deps: {
     return toTaskView(row)
   }
 
-  /** Retried with the task's backoff while attempts are left and the error may pass (decideFailure), else failed. */
-  function retryOrFail (attempt: number, maxAttempts: number, backoff: Parameters<typeof decideFailure>[0]['backoff'], error: TaskError,
-    retryable: boolean, outcome: string, retryAfterMs?: number): LeaseEnding {
-    const decision = decideFailure({ attempts: attempt, maxAttempts, backoff }, retryAfterMs === undefined ? { error, retryable } : { error, retryable, retryAfterMs })
-    return decision.kind === 'retry'
-      ? { status: 'queued', outcome, error: decision.error, runAt: decision.runAt }
-      : { status: 'failed', outcome, error: decision.error }
-  }
-
   async function taskOfLease (tenant: string, leaseId: string) {
     const [row] = await deps.sql<{ type: string, attempt: number, maxAttempts: number, backoff: { type: 'exponential' | 'fixed', delayMs: number } }[]>`
       select t.type, l.attempt, t.max_attempts as "maxAttempts", t.backoff from task_leases l join tasks t on t.id = l.task_id
@@ -248,15 +238,7 @@ export function createLeaseService (deps: {
       if (!isUuid(leaseId)) throw lost()
       const task = await taskOfLease(tenant, leaseId)
       if (!task) throw lost()
-      const problems = deps.catalog.validateResult(tenant, task.type, result)
-      const unstorable = findUnstorable(result, '/result')
-      if (unstorable) problems.push(unstorable)
-      const size = deps.maxResultBytes === undefined ? 0 : Buffer.byteLength(JSON.stringify(result ?? null))
-      const ending: LeaseEnding = problems.length > 0
-        ? { status: 'failed', outcome: 'failed', error: { code: 'RESULT_INVALID', message: `the result does not match the type's resultSchema: ${problems.slice(0, 5).map((p) => `${p.path} ${p.message}`).join('; ')}`.slice(0, 2_000) } }
-        : deps.maxResultBytes !== undefined && size > deps.maxResultBytes
-          ? { status: 'failed', outcome: 'failed', error: { code: 'RESULT_TOO_LARGE', message: `the result is ${size} bytes; the limit is ${deps.maxResultBytes}` } }
-          : { status: 'completed', outcome: 'completed', result: result ?? null }
+      const ending = resultEnding(deps.catalog, tenant, task.type, result, deps.maxResultBytes)
       const view = await end(tenant, leaseId, ending, ending.status === 'completed' ? 'completed' : 'failed')
       if (!view) throw lost()
       return view
@@ -267,8 +249,7 @@ export function createLeaseService (deps: {
       if (!isUuid(leaseId)) throw lost()
       const task = await taskOfLease(tenant, leaseId)
       if (!task) throw lost()
-      const error: TaskError = { message: input.error.message.slice(0, 2_000), code: input.error.code ?? 'ERROR' }
-      const ending = retryOrFail(task.attempt, task.maxAttempts, task.backoff, error, input.retryable ?? true, 'failed', input.retryAfterMs)
+      const ending = retryOrFail(task.attempt, task.maxAttempts, task.backoff, reportedError(input.error), input.retryable ?? true, 'failed', input.retryAfterMs)
       const view = await end(tenant, leaseId, ending, 'failed')
       if (!view) throw lost()
       return view

@@ -48,10 +48,13 @@ export function createPullDispatcher (deps: {
       const j = await job(queue, id)
       if (j) await j.extendLock(token, Math.max(1, lockMs))
     },
-    /** The job is over (the task ended in Postgres): it leaves the active list and frees its slot. */
+    /**
+     * The job is over (the task ended in Postgres): it leaves the active list and frees its
+     * slot. A job already finished (a webhook attempt's, done once its receiver answered 202) stays.
+     */
     async finish (queue: string, id: string, token: string): Promise<void> {
       const j = await job(queue, id)
-      if (j) await j.moveToCompleted(null, token, false)
+      if (j && !j.finishedOn) await j.moveToCompleted(null, token, false)
     },
     /** The job waits until `at`, then is ready again (a retry, or a job handed back). */
     async delay (queue: string, id: string, token: string, at: number): Promise<void> {

@@ -2,7 +2,8 @@ import { Counter, Histogram, type Registry } from 'prom-client'
 import { OutboundError } from './outbound-error.ts'
 
 export type WebhookKind = 'executor' | 'notification'
-export type WebhookOutcome = 'success' | 'accepted' | 'retryable_status' | 'rejected' | 'timeout' | 'network' | 'forbidden'
+export const WEBHOOK_OUTCOMES = ['success', 'accepted', 'retryable_status', 'rejected', 'timeout', 'network', 'forbidden'] as const
+export type WebhookOutcome = typeof WEBHOOK_OUTCOMES[number]
 
 /** The outcome label of a request that got no answer. */
 export function outcomeOfError (err: unknown): WebhookOutcome {
@@ -27,7 +28,7 @@ export function createWebhookMetrics (registry: Registry) {
   })
   for (const kind of ['executor', 'notification'] as const) {
     duration.zero({ kind })
-    for (const outcome of ['success', 'retryable_status', 'rejected', 'timeout', 'network'] as const) requests.inc({ kind, outcome }, 0)
+    for (const outcome of WEBHOOK_OUTCOMES) requests.inc({ kind, outcome }, 0)
   }
   return {
     observe (kind: WebhookKind, outcome: WebhookOutcome, seconds: number): void {

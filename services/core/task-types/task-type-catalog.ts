@@ -60,7 +60,9 @@ export function createTaskTypeCatalog (deps: {
     const previous = types.get(key(record.tenant, record.name))
     if (previous && previous.version > record.version) return
     types.set(key(record.tenant, record.name), toRegistered(record))
-    if (!previous || previous.internalQueue !== internalQueueName(record.tenant, record.queue)) announceQueues()
+    // A type that moved to another queue or executor may change what a worker consumes.
+    if (!previous || previous.internalQueue !== internalQueueName(record.tenant, record.queue) ||
+      previous.executor.kind !== record.executor.kind) announceQueues()
   }
 
   async function reload (): Promise<void> {
@@ -142,6 +144,10 @@ export function createTaskTypeCatalog (deps: {
     /** Every queue: the built-ins' and each registered type's (deleted ones' too, until their tasks end). */
     queues (): string[] {
       return [...new Set([...deps.builtins.queues(), ...registeredQueues()])].sort()
+    },
+    /** The queues of webhook types, which workers consume (deleted types' too, until their tasks end). */
+    webhookQueues (): string[] {
+      return [...new Set([...types.values()].filter((t) => t.executor.kind === 'webhook').map((t) => t.internalQueue))].sort()
     },
     /** The queues a tenant sees: the built-ins' and its own. */
     queuesOf (tenant: string): string[] {

@@ -117,8 +117,51 @@ const END = `
   ), ${owedNotificationsCte('moved')}
   select ${TASK_RETURNING} from moved`
 
+// A webhook attempt's window for callbacks: a lease on the attempt the in-process claim opened
+// (same lease id, so ending it is fenced like a pull worker's), expiring at the deadline.
+const OPEN_CALLBACK = `
+  insert into task_leases (lease_id, task_id, tenant, attempt, worker_id, visibility_ms, expires_at, deadline, callback_token_hash)
+  select t.lease_id, t.id, t.tenant, t.attempts, t.worker_id, t.timeout_ms,
+         t.started_at + ${secs('t.timeout_ms')}, t.started_at + ${secs('t.timeout_ms')}, $3
+  from tasks t
+  where t.id = $1 and t.attempts = $2 and t.status = 'running' and t.lease_id is not null
+  on conflict (lease_id) do nothing
+  returning lease_id as "leaseId", deadline`
+
+/** The lease a callback token names, and whether it may still record anything. */
+export type CallbackLease = {
+  leaseId: string
+  tenant: string
+  taskId: string
+  type: string
+  queue: string
+  attempt: number
+  maxAttempts: number
+  backoff: { type: 'exponential' | 'fixed', delayMs: number }
+  /** The lease has not ended, is before its deadline, and the task is still on its attempt. */
+  open: boolean
+}
+
 export function createLeaseStatements (sql: postgres.Sql) {
   return {
+    /** Opens the callback window of a running webhook attempt; undefined when the task has moved on. */
+    async openCallback (taskId: string, attempt: number, tokenHash: string | null): Promise<{ leaseId: string, deadline: Date } | undefined> {
+      const [row] = await sql.unsafe<{ leaseId: string, deadline: string }[]>(OPEN_CALLBACK, [taskId, attempt, tokenHash])
+      return row && { leaseId: row.leaseId, deadline: new Date(row.deadline) }
+    },
+
+    /** The lease of a callback token's hash. */
+    async callbackLease (tokenHash: string): Promise<CallbackLease | undefined> {
+      const [row] = await sql.unsafe<CallbackLease[]>(`
+        select l.lease_id as "leaseId", l.tenant, l.task_id as "taskId", t.type, t.queue, l.attempt,
+               t.max_attempts as "maxAttempts", t.backoff,
+               (l.ended_at is null and l.expires_at > now() and t.status = 'running' and t.attempts = l.attempt
+                and t.lease_id = l.lease_id) as open
+        from task_leases l join tasks t on t.id = l.task_id
+        where l.callback_token_hash = $1`, [tokenHash])
+      return row
+    },
+
     /** A queued task of the tenant becomes running on a new attempt held by the lease; undefined when it is not queued. */
     async claim (input: { taskId: string, tenant: string, leaseId: string, workerId: string, visibilityMs: number }): Promise<LeasedTask | undefined> {
       const rows = await sql.unsafe(CLAIM, [input.taskId, input.tenant, input.leaseId, input.workerId, input.visibilityMs])

@@ -18,12 +18,15 @@ export function createTaskRecoveryRepository (sql: postgres.Sql) {
      * are left alone: their creator or worker is most likely still busy with them; so are
      * tasks still waiting for dependencies, which have no job until the last one finishes, and
      * held tasks, which fair sharing's admission loop dispatches (they have no job on purpose).
+     * A running task whose attempt holds an open lease (a pull worker's, or a webhook attempt
+     * waiting for callbacks) is the lease sweeper's to end, whatever its job says.
      */
     async listUntouched (status: 'queued' | 'running', olderThanMs: number, afterId: string, limit: number): Promise<UnfinishedTask[]> {
       const rows = await sql.unsafe<UnfinishedTask[]>(`
         select ${UNFINISHED_COLUMNS} from tasks
         where status = $1 and updated_at < now() - make_interval(secs => $2::double precision / 1000) and id > $3
           and blocked_count = 0 and not held
+          and ($1 = 'queued' or not exists (select 1 from task_leases l where l.lease_id = tasks.lease_id and l.ended_at is null))
         order by id limit $4`, [status, olderThanMs, afterId, limit])
       return rows.map(withDate)
     },

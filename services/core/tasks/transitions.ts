@@ -129,6 +129,13 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
         const row = await leases.end(tenant, leaseId, scope, ending, tx)
         return row?.status === 'queued' || row?.status === 'running' ? { value: row } : endedIfDependents(row)
       }),
+    /**
+     * A webhook attempt's callback window: a lease on the attempt (the claim's lease id, so it
+     * is fenced like a pull worker's) that callbacks end, or the lease sweeper at the deadline.
+     * It opens before the request is sent, since a receiver may call back before it answers.
+     */
+    openCallbackLease: leases.openCallback,
+    callbackLease: leases.callbackLease,
     /** Leases past their expiry that the sweeper has not ended yet. */
     expiredLeases: leases.listExpired,
     closeLease: leases.close,

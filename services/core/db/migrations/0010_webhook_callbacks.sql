@@ -1,0 +1,2 @@
+ALTER TABLE "task_leases" ADD COLUMN "callback_token_hash" text;--> statement-breakpoint
+CREATE UNIQUE INDEX "task_leases_callback_token_idx" ON "task_leases" USING btree ("callback_token_hash") WHERE callback_token_hash is not null;
