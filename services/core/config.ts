@@ -91,6 +91,8 @@ const EnvSchema = Type.Object({
   TASKLANE_PURGE_INTERVAL_MS: Type.Integer({ default: 15_000, minimum: 0 }),
   TASKLANE_PURGE_BATCH_SIZE: Type.Integer({ default: 1000, minimum: 1, maximum: 10_000 }),
   TASKLANE_PURGE_MAX_PER_PASS: Type.Integer({ default: 200_000, minimum: 1 }),
+  // auto: the purger vacuums the tables it churns when the server's autovacuum is off.
+  TASKLANE_PURGE_VACUUM: Type.Union([Type.Literal('auto'), Type.Literal('off')], { default: 'auto' }),
   // Fair sharing: the default per-tenant concurrency per queue ("default:50,reports:5"), the
   // dispatch window of a tenant without one, and how often the admission loop looks for held work.
   TASKLANE_TENANT_CONCURRENCY: Type.String({ default: '' }),
