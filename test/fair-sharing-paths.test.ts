@@ -1,6 +1,7 @@
 import t from 'tap'
 import { bearer } from './helpers/auth.ts'
 import { startHarness, waitFor, type Harness } from './helpers/harness.ts'
+import { startReceiver } from './helpers/webhook-receiver.ts'
 
 // Fair sharing holds for every executor kind and every way a task is made: pull leases free
 // their slots when they end (complete, fail, cancel), and tasks made outside the create route
@@ -104,4 +105,36 @@ t.test('tasks a schedule creates pass admission: past the tenant\'s limit they w
   }, 15_000)
   t.same(rows.slice(0, 2).map((r) => r.held), [true, true], 'the scheduled tasks are held behind the probe\'s slot')
   t.equal(await dispatched(h, queue), 1, 'no scheduled task took a slot past the limit')
+})
+
+t.test('webhook executors keep to the tenant\'s concurrency across two worker processes', async (t) => {
+  const env = { ...ENV, TASKLANE_WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' }
+  const h = await startHarness(t, { env })
+  let inFlight = 0
+  let most = 0
+  const secrets: string[] = []
+  const rx = await startReceiver(t, () => secrets, (_r, res) => {
+    inFlight++
+    most = Math.max(most, inFlight)
+    setTimeout(() => { inFlight--; res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}') }, 150)
+  })
+  const put = await h.app.inject({ method: 'PUT', url: '/v1/task-types/hook', headers: A, payload: { executor: { kind: 'webhook', url: rx.url } } })
+  t.equal(put.statusCode, 201, put.body)
+  secrets.push(put.json().signingSecret)
+  const create = async (i: number): Promise<string> => {
+    const res = await h.app.inject({ method: 'POST', url: '/v1/tasks', headers: A, payload: { type: 'hook', payload: { i } } })
+    t.equal(res.statusCode, 202)
+    return res.json().id
+  }
+  const ids = [await create(0)]
+  const queue = (await h.sql<{ queue: string }[]>`select queue from tasks where id = ${ids[0]!}`)[0]!.queue
+  // The registered type's queue reaches the API's registry by notification.
+  await waitFor(async () => (await h.app.inject({ method: 'PUT', url: '/v1/admin/tenants/acme/limits', headers: bearer(ADMIN_KEY), payload: { concurrency: { [queue]: 2 } } })).statusCode === 200, 10_000)
+  for (let i = 1; i < 12; i++) ids.push(await create(i))
+  await h.spawnWorker(env)
+  await h.spawnWorker(env)
+  await waitFor(async () => (await h.sql<{ n: number }[]>`select count(*)::int as n from tasks where id in ${h.sql(ids)} and status = 'completed'`)[0]!.n === ids.length, 60_000)
+  t.equal(rx.accepted.size, ids.length, 'every task was delivered and answered once')
+  t.ok(most <= 2, `at most 2 requests at the receiver at once (saw ${most})`)
+  t.ok(most >= 1)
 })

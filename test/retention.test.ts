@@ -130,7 +130,7 @@ t.test('never before: per status defaults and per-tenant retentionDays, in bound
 
 t.test('with the server\'s autovacuum off, a pass vacuums the tables it churned; with TASKLANE_PURGE_VACUUM=off it leaves them', async (t) => {
   const h = await startHarness(t, { env: { TASKLANE_PURGE_INTERVAL_MS: '0' } })
-  const [{ autovacuum }] = await h.sql<{ autovacuum: string }[]>`show autovacuum`
+  const autovacuum = (await h.sql<{ autovacuum: string }[]>`show autovacuum`)[0]!.autovacuum
   const deadTasks = async () => {
     // The statistics reach pg_stat_user_tables asynchronously: read them fresh.
     await h.sql`select pg_stat_clear_snapshot()`
