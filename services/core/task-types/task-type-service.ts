@@ -3,12 +3,15 @@ import { BuiltinTaskTypeError, NotWebhookTypeError, TaskTypeLimitError, TaskType
 import type { Logger } from '../log.ts'
 import type { JsonSchemaValidator } from './json-schema-validator.ts'
 import { internalQueueName, MAX_SCHEMA_BYTES, MAX_TYPES_PER_TENANT, TYPE_NAME, type PutTaskTypeInput, type RegisteredType } from './registered-type.ts'
-import { newSigningSecret, PREVIOUS_SECRET_TTL_MS } from './signing-secret.ts'
+import { generateSigningSecret } from '../outbound/webhook-signer.ts'
 import type { TaskTypeCatalog } from './task-type-catalog.ts'
 import { createTaskTypeRepository, type TaskTypeRecord } from './task-type-repository.ts'
 import type { TaskTypeRegistry } from './task-type-registry.ts'
 import { DEFAULT_TASK_DEFAULTS, type TaskTypeDefinition } from './task-type.ts'
 import type postgres from 'postgres'
+
+/** How long the replaced secret keeps signing beside the new one, so receivers can switch over. */
+const PREVIOUS_SECRET_TTL_MS = 24 * 3_600_000
 
 /** The public shape of a type, built-in or registered; `executor` never carries a secret. */
 export function toTaskTypeView (type: RegisteredType) {
@@ -114,7 +117,7 @@ export function createTaskTypeService (deps: {
         executor: input.executor.kind === 'webhook'
           ? { kind: 'webhook', url: input.executor.url, timeoutMs: input.executor.timeoutMs ?? 30_000 }
           : { kind: 'pull' },
-      }, MAX_TYPES_PER_TENANT, input.executor.kind === 'webhook' ? newSigningSecret() : null)
+      }, MAX_TYPES_PER_TENANT, input.executor.kind === 'webhook' ? generateSigningSecret() : null)
       if (!written) throw new TaskTypeLimitError(MAX_TYPES_PER_TENANT)
       // This process sees its own write at once; the others hear the notification.
       deps.catalog.apply(written.record)
@@ -134,7 +137,7 @@ export function createTaskTypeService (deps: {
       if (deps.builtins.get(name)) throw new BuiltinTaskTypeError(name)
       const type = live(tenant, name)
       if (type.executor.kind !== 'webhook') throw new NotWebhookTypeError(name)
-      const secret = newSigningSecret()
+      const secret = generateSigningSecret()
       const record = await repo.rotateSecret(tenant, name, secret, new Date(Date.now() + PREVIOUS_SECRET_TTL_MS))
       if (!record) throw new TaskTypeNotFoundError(name)
       deps.catalog.apply(record)
