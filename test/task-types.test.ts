@@ -1,4 +1,6 @@
 import t from 'tap'
+import { secretSealing } from '../services/core/notifications/secret-sealing.ts'
+import { createSecretBox } from '../services/core/secrets/secret-box.ts'
 import { bearer } from './helpers/auth.ts'
 import { startHarness, waitFor } from './helpers/harness.ts'
 
@@ -130,7 +132,9 @@ t.test('webhook types: the secret is shown once; rotation keeps the previous one
   const [row] = await h.sql`select signing_secret, previous_signing_secret,
     previous_secret_expires_at between now() + interval '23 hours 59 minutes' and now() + interval '24 hours 1 minute' as ttl_ok
     from task_types where tenant = 'acme' and name = 'notify'`
-  t.same(row, { signing_secret: second, previous_signing_secret: first, ttl_ok: true })
+  const open = secretSealing(createSecretBox(h.config)).open
+  t.match(row, { signing_secret: /^tlsec:/, previous_signing_secret: /^tlsec:/, ttl_ok: true }, 'stored sealed, never as issued')
+  t.same([open(row!.signing_secret), open(row!.previous_signing_secret)], [second, first], 'the sealed secrets are the issued ones')
   await h.app.inject({ method: 'PUT', url: '/v1/task-types/pulled', headers: A, payload: { executor: { kind: 'pull' } } })
   t.equal((await h.app.inject({ method: 'POST', url: '/v1/task-types/pulled/rotate-secret', headers: A })).statusCode, 409)
 })

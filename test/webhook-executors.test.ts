@@ -183,6 +183,9 @@ t.test('rotation sends both signatures; dependencies ride in the body; a refused
   t.equal(rotated.statusCode, 200)
   const fresh = rotated.json().signingSecret as string
   rx.secrets.push(fresh)
+  const [stored] = await h.sql<{ current: string, previous: string }[]>`
+    select signing_secret as current, previous_signing_secret as previous from task_types where name = 'sync'`
+  t.notOk(stored!.current.includes(fresh.slice(6)) || stored!.previous.includes(old.slice(6)), 'both secrets are stored sealed, not as issued')
 
   const dep = await h.createTask({ type: 'echo', payload: { n: 7 } })
   await h.waitForTerminal([dep.id])

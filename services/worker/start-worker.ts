@@ -16,6 +16,7 @@ import { builtinTaskTypes } from '../core/task-types/builtin-types.ts'
 import { createTaskTypeRegistry } from '../core/task-types/task-type-registry.ts'
 import { createJsonSchemaValidator } from '../core/task-types/json-schema-validator.ts'
 import { createTaskTypeCatalog } from '../core/task-types/task-type-catalog.ts'
+import { openTypeSecrets } from '../core/task-types/type-secrets.ts'
 import { createTaskTypeRepository } from '../core/task-types/task-type-repository.ts'
 import { createSecretBox } from '../core/secrets/secret-box.ts'
 import { withTaskEvents } from '../core/tasks/publishing-transitions.ts'
@@ -95,7 +96,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents, onLeft: (tasks) => dispatchWindow.release(tasks),
   }), taskEvents)
   const webhooks = createWebhookExecutors({
-    catalog, transitions, secrets: createTaskTypeRepository(database.sql).secrets, outbound, metrics: webhookMetrics,
+    catalog, transitions, secrets: openTypeSecrets(createTaskTypeRepository(database.sql).secrets, secretSealing(secrets).open), outbound, metrics: webhookMetrics,
     publicUrl: config.TASKLANE_PUBLIC_URL, maxResultBytes: config.TASKLANE_MAX_RESULT_BYTES,
   })
   const runner = createTaskRunner({

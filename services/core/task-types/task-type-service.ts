@@ -51,6 +51,8 @@ export function createTaskTypeService (deps: {
   catalog: TaskTypeCatalog
   validator: JsonSchemaValidator
   queues: { get: (name: string) => Queue }
+  /** Seals a signing secret for storage; the client sees the plain one once. */
+  seal: (secret: string) => string
   log: Logger
 }) {
   const repo = createTaskTypeRepository(deps.sql)
@@ -105,6 +107,7 @@ export function createTaskTypeService (deps: {
       Promise<{ type: TaskTypeView, created: boolean, signingSecret?: string }> {
       checkName(name)
       checkSchemas(input)
+      const newSecret = input.executor.kind === 'webhook' ? generateSigningSecret() : null
       const written = await repo.upsert({
         tenant, name,
         queue: input.queue ?? name,
@@ -117,14 +120,15 @@ export function createTaskTypeService (deps: {
         executor: input.executor.kind === 'webhook'
           ? { kind: 'webhook', url: input.executor.url, timeoutMs: input.executor.timeoutMs ?? 30_000 }
           : { kind: 'pull' },
-      }, MAX_TYPES_PER_TENANT, input.executor.kind === 'webhook' ? generateSigningSecret() : null)
+      }, MAX_TYPES_PER_TENANT, newSecret && deps.seal(newSecret))
       if (!written) throw new TaskTypeLimitError(MAX_TYPES_PER_TENANT)
       // This process sees its own write at once; the others hear the notification.
       deps.catalog.apply(written.record)
       await applyLimits(written.record)
       deps.log.info({ tenant, type: name, version: written.record.version }, written.created ? 'task type registered' : 'task type replaced')
       const type = toTaskTypeView(deps.catalog.registered(tenant, name)!)
-      return written.secret ? { type, created: written.created, signingSecret: written.secret } : { type, created: written.created }
+      // The repository answers the stored secret only when this write stored the new one.
+      return written.secret && newSecret ? { type, created: written.created, signingSecret: newSecret } : { type, created: written.created }
     },
     /** No task of the type can be created after this; those already created run to the end. */
     async delete (tenant: string, name: string): Promise<void> {
@@ -138,7 +142,7 @@ export function createTaskTypeService (deps: {
       const type = live(tenant, name)
       if (type.executor.kind !== 'webhook') throw new NotWebhookTypeError(name)
       const secret = generateSigningSecret()
-      const record = await repo.rotateSecret(tenant, name, secret, new Date(Date.now() + PREVIOUS_SECRET_TTL_MS))
+      const record = await repo.rotateSecret(tenant, name, deps.seal(secret), new Date(Date.now() + PREVIOUS_SECRET_TTL_MS))
       if (!record) throw new TaskTypeNotFoundError(name)
       deps.catalog.apply(record)
       return { type: toTaskTypeView(deps.catalog.registered(tenant, name)!), signingSecret: secret }
