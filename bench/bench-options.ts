@@ -11,6 +11,10 @@ then one JSON line with every figure.
 
 Phases, in order:
   raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
+  peers     Tasklane beside the pipeline a team would write by hand (bench/peers/: Fastify, one
+            INSERT and queue.add; a BullMQ worker, two UPDATEs) and pg-boss (batch 1 and 50):
+            the same echo tasks by single POSTs, one API and one worker process each, fresh
+            processes every run, interleaved rounds; medians and Tasklane's per-round ratios
   create    POST /v1/tasks and POST /v1/tasks/batch (100 echo tasks each), API alone, no workers
   drain     the worker side alone, like raw BullMQ: tasks created through the batch route
   pull      the same number of tasks of a registered pull type, leased (50 a request) and
@@ -29,7 +33,7 @@ tasks completed, of Postgres and Redis by the mean of the two. Peak RSS is VmHWM
 
 Options:
   --smoke                a few seconds of everything, for the test suite (figures meaningless)
-  --phases LIST          comma list of raw,create,drain,pull,rate,e2e (default: all)
+  --phases LIST          comma list of raw,peers,create,drain,pull,rate,e2e (default: all)
   --duration SEC         measured window of each e2e phase (default 20)
   --warmup SEC           load before each e2e window opens (default 3)
   --create-duration SEC  each create phase (default 10)
@@ -41,6 +45,8 @@ Options:
   --batch-connections N  HTTP connections for batch creates (default 4)
   --batch-size N         tasks per batch request (default 100)
   --raw-jobs N           jobs in the raw BullMQ phase (default 50000)
+  --peer-tasks N         tasks each system runs in each peers round (default 30000)
+  --peer-rounds N        rounds of the peers phase (default 6)
   --drain-tasks N        tasks in the drain phase (default 20000)
   --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
   --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
@@ -69,6 +75,8 @@ export type BenchOptions = {
   batchConnections: number
   batchSize: number
   rawJobs: number
+  peerTasks: number
+  peerRounds: number
   drainTasks: number
   logLevel: string
   poolSize: number | undefined
@@ -80,7 +88,7 @@ export type BenchOptions = {
   help: boolean
 }
 
-const PHASES = ['raw', 'create', 'drain', 'pull', 'rate', 'e2e']
+const PHASES = ['raw', 'peers', 'create', 'drain', 'pull', 'rate', 'e2e']
 
 function positive (name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback
@@ -107,6 +115,8 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       'batch-connections': { type: 'string' },
       'batch-size': { type: 'string' },
       'raw-jobs': { type: 'string' },
+      'peer-tasks': { type: 'string' },
+      'peer-rounds': { type: 'string' },
       'drain-tasks': { type: 'string' },
       'log-level': { type: 'string' },
       'pool-size': { type: 'string' },
@@ -135,6 +145,8 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     batchConnections: positive('batch-connections', values['batch-connections'], smoke ? 1 : 4),
     batchSize: positive('batch-size', values['batch-size'], smoke ? 10 : 100),
     rawJobs: positive('raw-jobs', values['raw-jobs'], smoke ? 1_000 : 50_000),
+    peerTasks: positive('peer-tasks', values['peer-tasks'], smoke ? 200 : 30_000),
+    peerRounds: positive('peer-rounds', values['peer-rounds'], smoke ? 1 : 6),
     drainTasks: positive('drain-tasks', values['drain-tasks'], smoke ? 500 : 20_000),
     logLevel: values['log-level'] ?? 'info',
     poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),

@@ -147,6 +147,15 @@ export async function createBenchStack (options: StackOptions) {
       await waitUntilAnswers(`http://127.0.0.1:${port}/readyz`, child, logFile)
       return handle(child, port)
     },
+    /**
+     * Any other process of the benchmark (the peers Tasklane is measured beside), started like
+     * the API and workers: same Node, flags and environment, ready when `readyPath` on `port` answers.
+     */
+    async startProcess (script: string, name: string, env: Record<string, string>, port: number, readyPath = '/readyz'): Promise<ServiceProcess> {
+      const { child, logFile } = spawnService(script, `${name}-${serial}`, { ...env, PORT: String(port) })
+      await waitUntilAnswers(`http://127.0.0.1:${port}${readyPath}`, child, logFile)
+      return handle(child, port)
+    },
     async startWorker (prefix: string, index: number, concurrency: number): Promise<ServiceProcess> {
       const port = await freePort()
       const { child, logFile } = spawnService('services/worker/main.ts', `worker-${serial}-${index}`, {

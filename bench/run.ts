@@ -6,6 +6,8 @@ import { formatReport, type BenchResult } from './bench-report.ts'
 import { createBenchStack } from './bench-stack.ts'
 import { runRawBullmq } from './raw-bullmq.ts'
 import { runPullPhase } from './pull-phase.ts'
+import { createPeersPhase } from './peers-phase.ts'
+import { summarizePeers } from './peers-report.ts'
 
 let options: BenchOptions
 try {
@@ -47,11 +49,12 @@ try {
     settings: {
       durationSec: options.durationSec, warmupSec: options.warmupSec, createDurationSec: options.createDurationSec,
       rate: options.rate, workers: options.workers, concurrency: options.concurrency, connections: options.connections,
-      batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs, drainTasks: options.drainTasks,
+      batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs, peerTasks: options.peerTasks, peerRounds: options.peerRounds, drainTasks: options.drainTasks,
       logLevel: options.logLevel, poolSize: options.poolSize ?? 'default', nodeOptions: options.nodeOptions ?? '',
       env: options.env,
     },
     rawBullmq: null,
+    peers: null,
     create: { single: null, batch: null },
     drain: null,
     fixedRate: null,
@@ -67,6 +70,13 @@ try {
     const prefix = stack.newPrefix()
     result.rawBullmq = await runRawBullmq({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix, jobs: options.rawJobs, concurrency: options.concurrency })
     await stack.dropPrefix(prefix)
+  }
+
+  // Before the main API starts, so nothing else of Tasklane's is running beside the peers.
+  if (options.phases.has('peers')) {
+    const settings = { rounds: options.peerRounds, tasks: options.peerTasks, connections: options.connections }
+    const runs = await createPeersPhase({ stack, options: { ...settings, concurrency: options.concurrency, smoke: options.smoke } }).run(progress)
+    result.peers = summarizePeers(runs, settings)
   }
 
   const prefix = stack.newPrefix()
