@@ -47,6 +47,7 @@ Options:
   --raw-jobs N           jobs in the raw BullMQ phase (default 50000)
   --peer-tasks N         tasks each system runs in each peers round (default 30000)
   --peer-rounds N        rounds of the peers phase (default 6)
+  --peers LIST           systems of the peers phase: tasklane,byHand,pgBoss1,pgBoss50 (default: all)
   --drain-tasks N        tasks in the drain phase (default 20000)
   --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
   --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
@@ -77,6 +78,7 @@ export type BenchOptions = {
   rawJobs: number
   peerTasks: number
   peerRounds: number
+  peerSystems: string[]
   drainTasks: number
   logLevel: string
   poolSize: number | undefined
@@ -88,6 +90,7 @@ export type BenchOptions = {
   help: boolean
 }
 
+const PEER_SYSTEMS = ['tasklane', 'byHand', 'pgBoss1', 'pgBoss50']
 const PHASES = ['raw', 'peers', 'create', 'drain', 'pull', 'rate', 'e2e']
 
 function positive (name: string, raw: string | undefined, fallback: number): number {
@@ -117,6 +120,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       'raw-jobs': { type: 'string' },
       'peer-tasks': { type: 'string' },
       'peer-rounds': { type: 'string' },
+      peers: { type: 'string' },
       'drain-tasks': { type: 'string' },
       'log-level': { type: 'string' },
       'pool-size': { type: 'string' },
@@ -147,6 +151,10 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     rawJobs: positive('raw-jobs', values['raw-jobs'], smoke ? 1_000 : 50_000),
     peerTasks: positive('peer-tasks', values['peer-tasks'], smoke ? 200 : 30_000),
     peerRounds: positive('peer-rounds', values['peer-rounds'], smoke ? 1 : 6),
+    peerSystems: (values.peers ?? PEER_SYSTEMS.join(',')).split(',').map((p) => {
+      if (!PEER_SYSTEMS.includes(p.trim())) throw new Error(`--peers: unknown system "${p}" (known: ${PEER_SYSTEMS.join(', ')})`)
+      return p.trim()
+    }),
     drainTasks: positive('drain-tasks', values['drain-tasks'], smoke ? 500 : 20_000),
     logLevel: values['log-level'] ?? 'info',
     poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),

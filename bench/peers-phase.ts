@@ -21,7 +21,7 @@ export type PeerRun = {
   peakRssMb: { api: number, worker: number }
 }
 
-export type PeerOptions = { tasks: number, rounds: number, connections: number, concurrency: number, smoke: boolean }
+export type PeerOptions = { tasks: number, rounds: number, connections: number, concurrency: number, systems: readonly System[] }
 
 const BODY = JSON.stringify({ type: 'echo', payload: { message: 'hello', n: 42 } })
 
@@ -80,7 +80,7 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
     }
     // A fresh schema a run: pg-boss installs it at start, outside the measured window.
     const schema = `pgboss_bench_${++schemaSerial}`
-    const env = { PEER_SCHEMA: schema, PEER_BATCH_SIZE: system === 'pgBoss1' ? '1' : '50', PEER_CONCURRENCY: String(options.concurrency) }
+    const env = { PEER_SCHEMA: schema, PEER_BATCH_SIZE: system === 'pgBoss1' ? '1' : '50', PEER_NOTIFY: system === 'pgBoss1' ? '1' : '0', PEER_CONCURRENCY: String(options.concurrency) }
     const api = await stack.startProcess('bench/peers/pg-boss-api.ts', `${system}-api`, env, await freePort())
     const worker = await stack.startProcess('bench/peers/pg-boss-worker.ts', `${system}-worker`, env, await freePort())
     return {
@@ -139,7 +139,8 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
     async run (progress: (message: string) => void): Promise<PeerRun[]> {
       const runs: PeerRun[] = []
       for (let round = 1; round <= options.rounds; round++) {
-        const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round - 1) % SYSTEMS.length]!)
+        const systems = options.systems
+        const order = systems.map((_, i) => systems[(i + round - 1) % systems.length]!)
         for (const system of order) {
           progress(`peers: round ${round}/${options.rounds}, ${system}, ${options.tasks} tasks`)
           runs.push(await measure(system, round))

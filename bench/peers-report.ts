@@ -16,9 +16,9 @@ export type PeersResult = {
   tasks: number
   connections: number
   /** Each figure's median over the rounds (peak RSS: the highest). */
-  median: Record<System, Figures>
+  median: Partial<Record<System, Figures>>
   /** Tasklane divided by each peer, round by round, and the medians of those. */
-  tasklaneOver: { byHand: Ratios, pgBoss1: Ratios, pgBoss50: Ratios }
+  tasklaneOver: Partial<Record<'byHand' | 'pgBoss1' | 'pgBoss50', Ratios>>
   runs: PeerRun[]
 }
 
@@ -39,6 +39,7 @@ function median (values: number[]): number {
 const round3 = (n: number) => Math.round(n * 1000) / 1000
 
 export function summarizePeers (runs: PeerRun[], settings: { rounds: number, tasks: number, connections: number }): PeersResult {
+  const present = SYSTEMS.filter((s) => runs.some((r) => r.system === s))
   const of = (system: System) => runs.filter((r) => r.system === system)
   const figures = (system: System): Figures => {
     const rs = of(system)
@@ -66,8 +67,8 @@ export function summarizePeers (runs: PeerRun[], settings: { rounds: number, tas
   }
   return {
     ...settings,
-    median: Object.fromEntries(SYSTEMS.map((s) => [s, figures(s)])) as Record<System, Figures>,
-    tasklaneOver: { byHand: ratios('byHand'), pgBoss1: ratios('pgBoss1'), pgBoss50: ratios('pgBoss50') },
+    median: Object.fromEntries(present.map((s) => [s, figures(s)])),
+    tasklaneOver: Object.fromEntries(present.includes('tasklane') ? present.filter((s) => s !== 'tasklane').map((s) => [s, ratios(s)]) : []),
     runs,
   }
 }
@@ -76,17 +77,19 @@ export function formatPeers (p: PeersResult, table: (head: string[], rows: (stri
   const out = [`Beside its peers (${p.tasks} echo tasks by single POSTs over ${p.connections} connections, one API and one worker process each, ${p.rounds} interleaved rounds; medians)`]
   out.push(table(
     ['system', 'tasks/s', 'CPU ms/task API / worker / Postgres / Redis = sum', 'Redis cmds/task', 'peak RSS MB API / worker', 'POST p99 ms', 'errors'],
-    SYSTEMS.map((s) => {
+    SYSTEMS.flatMap((s) => {
       const f = p.median[s]
+      if (!f) return []
       const c = f.cpuMsPerTask
-      return [LABELS[s], f.tasksPerSec, `${c.api} / ${c.worker} / ${c.postgres} / ${c.redis} = ${c.total}`, f.redisCommandsPerTask,
-        `${f.peakRssMb.api} / ${f.peakRssMb.worker}`, f.requestP99Ms, f.httpErrors]
+      return [[LABELS[s], f.tasksPerSec, `${c.api} / ${c.worker} / ${c.postgres} / ${c.redis} = ${c.total}`, f.redisCommandsPerTask,
+        `${f.peakRssMb.api} / ${f.peakRssMb.worker}`, f.requestP99Ms, f.httpErrors]]
     }),
   ))
   const line = (peer: 'byHand' | 'pgBoss1' | 'pgBoss50') => {
     const r = p.tasklaneOver[peer]
-    return `Tasklane ÷ ${LABELS[peer]}: tasks/s ${r.medianTasksPerSec} (rounds ${r.tasksPerSec.join(', ')}); CPU per task ${r.medianCpuPerTask} (rounds ${r.cpuPerTask.join(', ')})`
+    if (!r) return []
+    return [ `Tasklane ÷ ${LABELS[peer]}: tasks/s ${r.medianTasksPerSec} (rounds ${r.tasksPerSec.join(', ')}); CPU per task ${r.medianCpuPerTask} (rounds ${r.cpuPerTask.join(', ')})`]
   }
-  out.push('', line('byHand'), line('pgBoss1'), line('pgBoss50'))
+  out.push('', ...line('byHand'), ...line('pgBoss1'), ...line('pgBoss50'))
   return out.join('\n')
 }

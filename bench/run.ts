@@ -6,7 +6,7 @@ import { formatReport, type BenchResult } from './bench-report.ts'
 import { createBenchStack } from './bench-stack.ts'
 import { runRawBullmq } from './raw-bullmq.ts'
 import { runPullPhase } from './pull-phase.ts'
-import { createPeersPhase } from './peers-phase.ts'
+import { createPeersPhase, type System } from './peers-phase.ts'
 import { summarizePeers } from './peers-report.ts'
 
 let options: BenchOptions
@@ -75,7 +75,7 @@ try {
   // Before the main API starts, so nothing else of Tasklane's is running beside the peers.
   if (options.phases.has('peers')) {
     const settings = { rounds: options.peerRounds, tasks: options.peerTasks, connections: options.connections }
-    const runs = await createPeersPhase({ stack, options: { ...settings, concurrency: options.concurrency, smoke: options.smoke } }).run(progress)
+    const runs = await createPeersPhase({ stack, options: { ...settings, concurrency: options.concurrency, systems: options.peerSystems as System[] } }).run(progress)
     result.peers = summarizePeers(runs, settings)
   }
 

@@ -32,5 +32,11 @@ t.test('npm run bench -- --smoke runs every phase and prints the figures as one 
   t.ok(result.endToEnd.length >= 1, 'at least one end-to-end phase')
   for (const e of result.endToEnd) t.match(e, flow)
   t.match(result.peakRssMb, { api: Number, worker: Number })
+  const systems = ['tasklane', 'byHand', 'pgBoss1', 'pgBoss50']
+  t.same(result.peers.runs.map((r: { system: string }) => r.system).sort(), [...systems].sort(), 'every system ran once in the smoke round')
+  for (const run of result.peers.runs) t.equal(run.tasks, 200, `${run.system} recorded every task completed`)
+  for (const system of systems) t.match(result.peers.median[system], { tasksPerSec: Number, cpuMsPerTask: { total: Number }, peakRssMb: { api: Number, worker: Number } })
+  for (const peer of ['byHand', 'pgBoss1', 'pgBoss50']) t.match(result.peers.tasklaneOver[peer], { medianTasksPerSec: Number, medianCpuPerTask: Number })
+  t.match(stdout, /Beside its peers/, 'prints the peers table')
   t.ok('single' in result.ratioToRawBullmq && 'batch' in result.ratioToRawBullmq && 'drain' in result.ratioToRawBullmq)
 })

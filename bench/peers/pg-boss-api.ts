@@ -4,10 +4,13 @@ import Fastify from 'fastify'
 import { PgBoss } from 'pg-boss'
 import { onSigterm } from './ready-server.ts'
 
-const boss = new PgBoss({ connectionString: process.env.DATABASE_URL!, schema: process.env.PEER_SCHEMA!, max: 10, useListenNotify: true })
+// Workers fetching one job at a time need waking on every send (polling alone caps them at
+// one job per worker per interval); batch workers keep fetching while batches come back full.
+const notify = process.env.PEER_NOTIFY === '1'
+const boss = new PgBoss({ connectionString: process.env.DATABASE_URL!, schema: process.env.PEER_SCHEMA!, max: 10, useListenNotify: notify })
 boss.on('error', () => {})
 await boss.start()
-await boss.createQueue('tasks', { notify: true })
+await boss.createQueue('tasks', { notify })
 
 const app = Fastify({ logger: false })
 const body = {

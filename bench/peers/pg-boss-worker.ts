@@ -7,10 +7,11 @@ type Data = { type: string, payload: Record<string, unknown> }
 
 const batchSize = Number(process.env.PEER_BATCH_SIZE ?? 1)
 const concurrency = Number(process.env.PEER_CONCURRENCY ?? 100)
-const boss = new PgBoss({ connectionString: process.env.DATABASE_URL!, schema: process.env.PEER_SCHEMA!, max: 10, useListenNotify: true })
+const notify = process.env.PEER_NOTIFY === '1'
+const boss = new PgBoss({ connectionString: process.env.DATABASE_URL!, schema: process.env.PEER_SCHEMA!, max: 10, useListenNotify: notify })
 boss.on('error', () => {})
 await boss.start()
-await boss.createQueue('tasks', { notify: true })
+await boss.createQueue('tasks', { notify })
 
 const options = {
   batchSize,
