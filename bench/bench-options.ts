@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 export const HELP = `Usage: npm run bench -- [options]      (make bench runs it with the defaults)
@@ -48,6 +49,8 @@ Options:
   --peer-tasks N         tasks each system runs in each peers round (default 30000)
   --peer-rounds N        rounds of the peers phase (default 6)
   --peers LIST           systems of the peers phase: tasklane,byHand,pgBoss1,pgBoss50 (default: all)
+  --baseline DIR         another checkout of Tasklane (same migrations, node_modules installed) run as
+                         one more system of the peers phase: a change's before and after in one run
   --drain-tasks N        tasks in the drain phase (default 20000)
   --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
   --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
@@ -79,6 +82,7 @@ export type BenchOptions = {
   peerTasks: number
   peerRounds: number
   peerSystems: string[]
+  baselineRoot: string | undefined
   drainTasks: number
   logLevel: string
   poolSize: number | undefined
@@ -121,6 +125,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       'peer-tasks': { type: 'string' },
       'peer-rounds': { type: 'string' },
       peers: { type: 'string' },
+      baseline: { type: 'string' },
       'drain-tasks': { type: 'string' },
       'log-level': { type: 'string' },
       'pool-size': { type: 'string' },
@@ -151,10 +156,14 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     rawJobs: positive('raw-jobs', values['raw-jobs'], smoke ? 1_000 : 50_000),
     peerTasks: positive('peer-tasks', values['peer-tasks'], smoke ? 200 : 30_000),
     peerRounds: positive('peer-rounds', values['peer-rounds'], smoke ? 1 : 6),
-    peerSystems: (values.peers ?? PEER_SYSTEMS.join(',')).split(',').map((p) => {
-      if (!PEER_SYSTEMS.includes(p.trim())) throw new Error(`--peers: unknown system "${p}" (known: ${PEER_SYSTEMS.join(', ')})`)
-      return p.trim()
-    }),
+    peerSystems: [
+      ...(values.peers ?? PEER_SYSTEMS.join(',')).split(',').map((p) => {
+        if (!PEER_SYSTEMS.includes(p.trim())) throw new Error(`--peers: unknown system "${p}" (known: ${PEER_SYSTEMS.join(', ')})`)
+        return p.trim()
+      }),
+      ...(values.baseline ? ['baseline'] : []),
+    ],
+    baselineRoot: values.baseline === undefined ? undefined : resolve(values.baseline),
     drainTasks: positive('drain-tasks', values['drain-tasks'], smoke ? 500 : 20_000),
     logLevel: values['log-level'] ?? 'info',
     poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),

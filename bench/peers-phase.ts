@@ -5,7 +5,7 @@ import { runLoad, type Percentiles } from './http-load.ts'
 import { createCpuMeter } from './proc-stats.ts'
 import { createTaskReadout } from './task-readout.ts'
 
-export const SYSTEMS = ['tasklane', 'byHand', 'pgBoss1', 'pgBoss50'] as const
+export const SYSTEMS = ['tasklane', 'baseline', 'byHand', 'pgBoss1', 'pgBoss50'] as const
 export type System = typeof SYSTEMS[number]
 
 export type PeerRun = {
@@ -21,7 +21,15 @@ export type PeerRun = {
   peakRssMb: { api: number, worker: number }
 }
 
-export type PeerOptions = { tasks: number, rounds: number, connections: number, concurrency: number, systems: readonly System[] }
+export type PeerOptions = {
+  tasks: number
+  rounds: number
+  connections: number
+  concurrency: number
+  systems: readonly System[]
+  /** Another checkout of Tasklane run as the system `baseline`, to measure a change against in one run. */
+  baselineRoot?: string | undefined
+}
 
 const BODY = JSON.stringify({ type: 'echo', payload: { message: 'hello', n: 42 } })
 
@@ -55,10 +63,10 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
   const lastAt = (row: { completed: number, last: number | null } | undefined) => ({ completed: row?.completed ?? 0, lastAt: Number(row?.last ?? 0) })
 
   async function start (system: System): Promise<Running> {
-    if (system === 'tasklane') {
+    if (system === 'tasklane' || system === 'baseline') {
       const prefix = stack.newPrefix()
-      const api = await stack.startApi(prefix)
-      const worker = await stack.startWorker(prefix, 0, options.concurrency)
+      const root = system === 'baseline' ? options.baselineRoot : undefined
+      const [api, worker] = await Promise.all([stack.startApi(prefix, root), stack.startWorker(prefix, 0, options.concurrency, root)])
       return {
         api, worker, path: '/v1/tasks',
         progress: async () => lastAt((await sql<{ completed: number, last: number | null }[]>`
@@ -69,8 +77,10 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
     if (system === 'byHand') {
       const prefix = stack.newPrefix()
       const env = { PEER_PREFIX: prefix, PEER_CONCURRENCY: String(options.concurrency) }
-      const api = await stack.startProcess('bench/peers/by-hand-api.ts', 'by-hand-api', env, await freePort())
-      const worker = await stack.startProcess('bench/peers/by-hand-worker.ts', 'by-hand-worker', env, await freePort())
+      const [api, worker] = await Promise.all([
+        stack.startProcess('bench/peers/by-hand-api.ts', 'by-hand-api', env, await freePort()),
+        stack.startProcess('bench/peers/by-hand-worker.ts', 'by-hand-worker', env, await freePort()),
+      ])
       return {
         api, worker, path: '/tasks',
         progress: async () => lastAt((await sql<{ completed: number, last: number | null }[]>`
@@ -81,8 +91,10 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
     // A fresh schema a run: pg-boss installs it at start, outside the measured window.
     const schema = `pgboss_bench_${++schemaSerial}`
     const env = { PEER_SCHEMA: schema, PEER_BATCH_SIZE: system === 'pgBoss1' ? '1' : '50', PEER_NOTIFY: system === 'pgBoss1' ? '1' : '0', PEER_CONCURRENCY: String(options.concurrency) }
-    const api = await stack.startProcess('bench/peers/pg-boss-api.ts', `${system}-api`, env, await freePort())
-    const worker = await stack.startProcess('bench/peers/pg-boss-worker.ts', `${system}-worker`, env, await freePort())
+    const [api, worker] = await Promise.all([
+      stack.startProcess('bench/peers/pg-boss-api.ts', `${system}-api`, env, await freePort()),
+      stack.startProcess('bench/peers/pg-boss-worker.ts', `${system}-worker`, env, await freePort()),
+    ])
     return {
       api, worker, path: '/tasks',
       progress: async () => lastAt((await sql.unsafe<{ completed: number, last: number | null }[]>(

@@ -18,12 +18,13 @@ export type PeersResult = {
   /** Each figure's median over the rounds (peak RSS: the highest). */
   median: Partial<Record<System, Figures>>
   /** Tasklane divided by each peer, round by round, and the medians of those. */
-  tasklaneOver: Partial<Record<'byHand' | 'pgBoss1' | 'pgBoss50', Ratios>>
+  tasklaneOver: Partial<Record<Exclude<System, 'tasklane'>, Ratios>>
   runs: PeerRun[]
 }
 
 export const LABELS: Record<System, string> = {
   tasklane: 'Tasklane',
+  baseline: 'Tasklane baseline (--baseline)',
   byHand: 'by hand (Fastify + postgres.js + BullMQ)',
   pgBoss1: 'pg-boss, batch 1',
   pgBoss50: 'pg-boss, batch 50',
@@ -85,11 +86,11 @@ export function formatPeers (p: PeersResult, table: (head: string[], rows: (stri
         `${f.peakRssMb.api} / ${f.peakRssMb.worker}`, f.requestP99Ms, f.httpErrors]]
     }),
   ))
-  const line = (peer: 'byHand' | 'pgBoss1' | 'pgBoss50') => {
+  const line = (peer: Exclude<System, 'tasklane'>) => {
     const r = p.tasklaneOver[peer]
     if (!r) return []
     return [ `Tasklane ÷ ${LABELS[peer]}: tasks/s ${r.medianTasksPerSec} (rounds ${r.tasksPerSec.join(', ')}); CPU per task ${r.medianCpuPerTask} (rounds ${r.cpuPerTask.join(', ')})`]
   }
-  out.push('', ...line('byHand'), ...line('pgBoss1'), ...line('pgBoss50'))
+  out.push('', ...line('baseline'), ...line('byHand'), ...line('pgBoss1'), ...line('pgBoss50'))
   return out.join('\n')
 }

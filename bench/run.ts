@@ -75,7 +75,7 @@ try {
   // Before the main API starts, so nothing else of Tasklane's is running beside the peers.
   if (options.phases.has('peers')) {
     const settings = { rounds: options.peerRounds, tasks: options.peerTasks, connections: options.connections }
-    const runs = await createPeersPhase({ stack, options: { ...settings, concurrency: options.concurrency, systems: options.peerSystems as System[] } }).run(progress)
+    const runs = await createPeersPhase({ stack, options: { ...settings, concurrency: options.concurrency, systems: options.peerSystems as System[], baselineRoot: options.baselineRoot } }).run(progress)
     result.peers = summarizePeers(runs, settings)
   }
 
