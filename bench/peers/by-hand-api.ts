@@ -2,9 +2,9 @@
 // BullMQ's own guides: POST inserts a row and adds a job. No auth, attempts, events, metrics or
 // idempotency. Run by the benchmark (bench/peers-phase.ts), not a product.
 import { Queue } from 'bullmq'
-import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import postgres from 'postgres'
+import { createPeerApp } from './peer-http.ts'
 import { onSigterm } from './ready-server.ts'
 
 const sql = postgres(process.env.DATABASE_URL!, { max: 10, onnotice: () => {} })
@@ -24,20 +24,11 @@ await sql`
     finished_at timestamptz
   )`
 
-const app = Fastify({ logger: false })
-const body = {
-  type: 'object',
-  required: ['type', 'payload'],
-  properties: { type: { type: 'string', minLength: 1, maxLength: 100 }, payload: { type: 'object' } },
-} as const
-
-app.post<{ Body: { type: string, payload: Record<string, unknown> } }>('/tasks', { schema: { body } }, async (req, reply) => {
-  const { type, payload } = req.body
+const app = createPeerApp(async ({ type, payload }) => {
   const [row] = await sql<{ id: string }[]>`insert into hand_tasks (type, payload) values (${type}, ${sql.json(payload as postgres.JSONValue)}) returning id`
   await queue.add(type, { id: row!.id, payload }, { removeOnComplete: 1_000, removeOnFail: 5_000 })
-  return reply.code(202).send({ id: row!.id, status: 'queued' })
+  return row!.id
 })
-app.get('/readyz', async () => ({ ok: true }))
 
 onSigterm(async () => {
   await app.close()

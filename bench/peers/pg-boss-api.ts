@@ -1,7 +1,7 @@
 // pg-boss as its documentation sets it up, behind the same POST as the other systems: the job
 // row is the task. Run by the benchmark (bench/peers-phase.ts).
-import Fastify from 'fastify'
 import { PgBoss } from 'pg-boss'
+import { createPeerApp } from './peer-http.ts'
 import { onSigterm } from './ready-server.ts'
 
 // Workers fetching one job at a time need waking on every send (polling alone caps them at
@@ -12,18 +12,7 @@ boss.on('error', () => {})
 await boss.start()
 await boss.createQueue('tasks', { notify })
 
-const app = Fastify({ logger: false })
-const body = {
-  type: 'object',
-  required: ['type', 'payload'],
-  properties: { type: { type: 'string', minLength: 1, maxLength: 100 }, payload: { type: 'object' } },
-} as const
-
-app.post<{ Body: { type: string, payload: Record<string, unknown> } }>('/tasks', { schema: { body } }, async (req, reply) => {
-  const id = await boss.send('tasks', { type: req.body.type, payload: req.body.payload })
-  return reply.code(202).send({ id, status: 'queued' })
-})
-app.get('/readyz', async () => ({ ok: true }))
+const app = createPeerApp(async (body) => await boss.send('tasks', body))
 
 onSigterm(async () => {
   await app.close()
