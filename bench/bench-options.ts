@@ -58,6 +58,8 @@ Options:
   --env NAME=VALUE       set a variable for the API and workers, e.g. --env TASKLANE_HEAP_GROWTH_PERCENT=0
                          (repeatable)
   --profile DIR          run the API and workers with --cpu-prof, writing profiles to DIR
+  --own-redis            start a redis-server of its own for the run (Redis CPU and commands per
+                         task then count nothing of other programs using the usual Redis)
   --keep                 keep the bench database (its name is printed)
   -h, --help             this text
 
@@ -90,6 +92,7 @@ export type BenchOptions = {
   /** Extra environment of the API and workers. */
   env: Record<string, string>
   profileDir: string | undefined
+  ownRedis: boolean
   keep: boolean
   help: boolean
 }
@@ -132,6 +135,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       'node-options': { type: 'string' },
       env: { type: 'string', multiple: true },
       profile: { type: 'string' },
+      'own-redis': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -175,6 +179,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       return [pair.slice(0, at), pair.slice(at + 1)]
     })),
     profileDir: values.profile,
+    ownRedis: values['own-redis'],
     keep: values.keep,
     help: values.help,
   }

@@ -4,6 +4,7 @@ import { parseBenchOptions, HELP, type BenchOptions } from './bench-options.ts'
 import { createBenchPhases } from './bench-phases.ts'
 import { formatReport, type BenchResult } from './bench-report.ts'
 import { createBenchStack } from './bench-stack.ts'
+import { startOwnRedis } from './own-redis.ts'
 import { runRawBullmq } from './raw-bullmq.ts'
 import { runPullPhase } from './pull-phase.ts'
 import { createPeersPhase, type System } from './peers-phase.ts'
@@ -23,9 +24,11 @@ if (options.help) {
 
 const progress = (message: string): void => { process.stderr.write(`bench: ${message}\n`) }
 
+const ownRedis = options.ownRedis ? await startOwnRedis() : undefined
+const redisUrl = ownRedis?.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const stack = await createBenchStack({
   databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  redisUrl,
   logLevel: options.logLevel,
   profileDir: options.profileDir,
   env: {
@@ -51,7 +54,7 @@ try {
       rate: options.rate, workers: options.workers, concurrency: options.concurrency, connections: options.connections,
       batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs, peerTasks: options.peerTasks, peerRounds: options.peerRounds, drainTasks: options.drainTasks,
       logLevel: options.logLevel, poolSize: options.poolSize ?? 'default', nodeOptions: options.nodeOptions ?? '',
-      env: options.env,
+      env: options.env, ownRedis: options.ownRedis,
     },
     rawBullmq: null,
     peers: null,
@@ -68,7 +71,7 @@ try {
   if (options.phases.has('raw')) {
     progress(`raw BullMQ: ${options.rawJobs} jobs`)
     const prefix = stack.newPrefix()
-    result.rawBullmq = await runRawBullmq({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix, jobs: options.rawJobs, concurrency: options.concurrency })
+    result.rawBullmq = await runRawBullmq({ redisUrl, prefix, jobs: options.rawJobs, concurrency: options.concurrency })
     await stack.dropPrefix(prefix)
   }
 
@@ -130,5 +133,6 @@ try {
   progress(`service logs are in ${stack.logDir}`)
 } finally {
   await stack.close(options.keep)
+  await ownRedis?.stop()
 }
 process.exit(failed ? 1 : 0)
