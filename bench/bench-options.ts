@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 export const HELP = `Usage: npm run bench -- [options]      (make bench runs it with the defaults)
@@ -11,6 +12,10 @@ then one JSON line with every figure.
 
 Phases, in order:
   raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
+  peers     Tasklane beside the pipeline a team would write by hand (bench/peers/: Fastify, one
+            INSERT and queue.add; a BullMQ worker, two UPDATEs) and pg-boss (batch 1 and 50):
+            the same echo tasks by single POSTs, one API and one worker process each, fresh
+            processes every run, interleaved rounds; medians and Tasklane's per-round ratios
   create    POST /v1/tasks and POST /v1/tasks/batch (100 echo tasks each), API alone, no workers
   drain     the worker side alone, like raw BullMQ: tasks created through the batch route
   pull      the same number of tasks of a registered pull type, leased (50 a request) and
@@ -29,7 +34,7 @@ tasks completed, of Postgres and Redis by the mean of the two. Peak RSS is VmHWM
 
 Options:
   --smoke                a few seconds of everything, for the test suite (figures meaningless)
-  --phases LIST          comma list of raw,create,drain,pull,webhook,rate,e2e,fair (default: all)
+  --phases LIST          comma list of raw,peers,create,drain,pull,webhook,rate,e2e,fair (default: all)
   --duration SEC         measured window of each e2e phase (default 20)
   --warmup SEC           load before each e2e window opens (default 3)
   --create-duration SEC  each create phase (default 10)
@@ -41,6 +46,11 @@ Options:
   --batch-connections N  HTTP connections for batch creates (default 4)
   --batch-size N         tasks per batch request (default 100)
   --raw-jobs N           jobs in the raw BullMQ phase (default 50000)
+  --peer-tasks N         tasks each system runs in each peers round (default 30000)
+  --peer-rounds N        rounds of the peers phase (default 6)
+  --peers LIST           systems of the peers phase: tasklane,byHand,pgBoss1,pgBoss50 (default: all)
+  --baseline DIR         another checkout of Tasklane (same migrations, node_modules installed) run as
+                         one more system of the peers phase: a change's before and after in one run
   --drain-tasks N        tasks in the drain phase (default 20000)
   --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
   --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
@@ -48,6 +58,8 @@ Options:
   --env NAME=VALUE       set a variable for the API and workers, e.g. --env TASKLANE_HEAP_GROWTH_PERCENT=0
                          (repeatable)
   --profile DIR          run the API and workers with --cpu-prof, writing profiles to DIR
+  --own-redis            start a redis-server of its own for the run (Redis CPU and commands per
+                         task then count nothing of other programs using the usual Redis)
   --keep                 keep the bench database (its name is printed)
   -h, --help             this text
 
@@ -69,6 +81,10 @@ export type BenchOptions = {
   batchConnections: number
   batchSize: number
   rawJobs: number
+  peerTasks: number
+  peerRounds: number
+  peerSystems: string[]
+  baselineRoot: string | undefined
   drainTasks: number
   logLevel: string
   poolSize: number | undefined
@@ -76,11 +92,13 @@ export type BenchOptions = {
   /** Extra environment of the API and workers. */
   env: Record<string, string>
   profileDir: string | undefined
+  ownRedis: boolean
   keep: boolean
   help: boolean
 }
 
-const PHASES = ['raw', 'create', 'drain', 'pull', 'webhook', 'rate', 'e2e', 'fair']
+const PEER_SYSTEMS = ['tasklane', 'byHand', 'pgBoss1', 'pgBoss50']
+const PHASES = ['raw', 'peers', 'create', 'drain', 'pull', 'webhook', 'rate', 'e2e', 'fair']
 
 function positive (name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback
@@ -107,12 +125,17 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       'batch-connections': { type: 'string' },
       'batch-size': { type: 'string' },
       'raw-jobs': { type: 'string' },
+      'peer-tasks': { type: 'string' },
+      'peer-rounds': { type: 'string' },
+      peers: { type: 'string' },
+      baseline: { type: 'string' },
       'drain-tasks': { type: 'string' },
       'log-level': { type: 'string' },
       'pool-size': { type: 'string' },
       'node-options': { type: 'string' },
       env: { type: 'string', multiple: true },
       profile: { type: 'string' },
+      'own-redis': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -135,6 +158,16 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     batchConnections: positive('batch-connections', values['batch-connections'], smoke ? 1 : 4),
     batchSize: positive('batch-size', values['batch-size'], smoke ? 10 : 100),
     rawJobs: positive('raw-jobs', values['raw-jobs'], smoke ? 1_000 : 50_000),
+    peerTasks: positive('peer-tasks', values['peer-tasks'], smoke ? 200 : 30_000),
+    peerRounds: positive('peer-rounds', values['peer-rounds'], smoke ? 1 : 6),
+    peerSystems: [
+      ...(values.peers ?? PEER_SYSTEMS.join(',')).split(',').map((p) => {
+        if (!PEER_SYSTEMS.includes(p.trim())) throw new Error(`--peers: unknown system "${p}" (known: ${PEER_SYSTEMS.join(', ')})`)
+        return p.trim()
+      }),
+      ...(values.baseline ? ['baseline'] : []),
+    ],
+    baselineRoot: values.baseline === undefined ? undefined : resolve(values.baseline),
     drainTasks: positive('drain-tasks', values['drain-tasks'], smoke ? 500 : 20_000),
     logLevel: values['log-level'] ?? 'info',
     poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),
@@ -146,6 +179,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       return [pair.slice(0, at), pair.slice(at + 1)]
     })),
     profileDir: values.profile,
+    ownRedis: values['own-redis'],
     keep: values.keep,
     help: values.help,
   }

@@ -5,6 +5,7 @@ import type { RawBullmqResult } from './raw-bullmq.ts'
 import { formatTableWrites } from './table-writes.ts'
 import type { PullFigures } from './pull-phase.ts'
 import type { WebhookFigures } from './webhook-phase.ts'
+import { formatPeers, type PeersResult } from './peers-report.ts'
 
 export type BenchResult = {
   bench: 'tasklane'
@@ -13,6 +14,7 @@ export type BenchResult = {
   machine: { cpus: number, cpuModel: string, memoryGb: number, node: string, postgres: string, redis: string }
   settings: Record<string, unknown>
   rawBullmq: RawBullmqResult | null
+  peers: PeersResult | null
   create: { single: CreateFigures | null, batch: CreateFigures | null }
   drain: DrainFigures | null
   pull?: PullFigures | null
@@ -40,6 +42,8 @@ export function formatReport (r: BenchResult): string {
   const m = r.machine
   out.push(`Tasklane benchmark (${r.mode}), ${r.startedAt}`)
   out.push(`${m.cpus} x ${m.cpuModel}, ${m.memoryGb} GB; Node ${m.node}; Postgres ${m.postgres}; Redis ${m.redis}`, '')
+
+  if (r.peers) out.push(formatPeers(r.peers, table), '')
 
   const creates = (['single', 'batch'] as const).flatMap((route) => {
     const c = r.create[route]

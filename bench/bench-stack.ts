@@ -79,14 +79,14 @@ export async function createBenchStack (options: StackOptions) {
   const prefixes: string[] = []
   let serial = 0
 
-  function spawnService (script: string, name: string, env: Record<string, string>): { child: ChildProcess, logFile: string } {
+  function spawnService (script: string, name: string, env: Record<string, string>, root = ROOT): { child: ChildProcess, logFile: string } {
     const logFile = join(logDir, `${name}.log`)
     // The child writes its log straight into the file: relaying it through this process
     // would cost the load generator CPU and make the child's writes block on a pipe.
     const out = openSync(logFile, 'a')
     const flags = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
-    const child = spawn(process.execPath, [...flags, join(ROOT, script)], {
-      cwd: ROOT,
+    const child = spawn(process.execPath, [...flags, join(root, script)], {
+      cwd: root,
       env: {
         PATH: process.env.PATH ?? '',
         DATABASE_URL: databaseUrl,
@@ -138,21 +138,31 @@ export async function createBenchStack (options: StackOptions) {
       prefixes.push(prefix)
       return prefix
     },
-    async startApi (prefix: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+    /** `root` runs another checkout's API (a baseline to compare a change with); its migrations must match. */
+    async startApi (prefix: string, env: Record<string, string> = {}, root = ROOT): Promise<ServiceProcess> {
       const port = await freePort()
       const metricsPort = await freePort()
       const { child, logFile } = spawnService('services/api/server.ts', `api-${serial}`, {
         PORT: String(port), METRICS_PORT: String(metricsPort), TASKLANE_QUEUE_PREFIX: prefix, ...env,
-      })
+      }, root)
       await waitUntilAnswers(`http://127.0.0.1:${port}/readyz`, child, logFile)
       return handle(child, port)
     },
-    async startWorker (prefix: string, index: number, concurrency: number, env: Record<string, string> = {}): Promise<ServiceProcess> {
+    /**
+     * Any other process of the benchmark (the peers Tasklane is measured beside), started like
+     * the API and workers: same Node, flags and environment, ready when `readyPath` on `port` answers.
+     */
+    async startProcess (script: string, name: string, env: Record<string, string>, port: number, readyPath = '/readyz'): Promise<ServiceProcess> {
+      const { child, logFile } = spawnService(script, `${name}-${serial}`, { ...env, PORT: String(port) })
+      await waitUntilAnswers(`http://127.0.0.1:${port}${readyPath}`, child, logFile)
+      return handle(child, port)
+    },
+    async startWorker (prefix: string, index: number, concurrency: number, env: Record<string, string> = {}, root = ROOT): Promise<ServiceProcess> {
       const port = await freePort()
       const { child, logFile } = spawnService('services/worker/main.ts', `worker-${serial}-${index}`, {
         METRICS_PORT: String(port), TASKLANE_QUEUE_PREFIX: prefix,
         TASKLANE_QUEUES: `default:${concurrency}`, TASKLANE_WORKER_ID: `bench-${serial}-${index}`, ...env,
-      })
+      }, root)
       await waitUntilAnswers(`http://127.0.0.1:${port}/readyz`, child, logFile)
       return handle(child, port)
     },

@@ -24,7 +24,8 @@ export type LoadResult = {
 }
 
 /**
- * Drives one route as hard as `connections` keep-alive connections allow, for `durationSec`.
+ * Drives one route as hard as `connections` keep-alive connections allow, for `durationSec`, or
+ * until `amount` requests have been answered when it is given.
  * Latencies come from every response, not autocannon's histogram, so p95 exists.
  */
 export async function runLoad (options: {
@@ -33,6 +34,7 @@ export async function runLoad (options: {
   headers?: Record<string, string>
   connections: number
   durationSec: number
+  amount?: number | undefined
   /** Called once, after `warmupSec`, so the caller can open its measurement window. */
   onWarm?: (() => void) | undefined
   warmupSec?: number
@@ -51,7 +53,7 @@ export async function runLoad (options: {
       headers: { 'content-type': 'application/json', ...options.headers },
       body: options.body,
       connections: options.connections,
-      duration: options.durationSec + (options.warmupSec ?? 0),
+      ...(options.amount ? { amount: options.amount } : { duration: options.durationSec + (options.warmupSec ?? 0) }),
       timeout: 30,
     }, (err, res) => (err ? reject(err) : resolve(res)))
     instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {

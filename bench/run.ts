@@ -5,9 +5,12 @@ import { createBenchPhases } from './bench-phases.ts'
 import { formatReport, type BenchResult } from './bench-report.ts'
 import { createBenchStack } from './bench-stack.ts'
 import { runFairness } from './fairness-phase.ts'
+import { startOwnRedis } from './own-redis.ts'
 import { runRawBullmq } from './raw-bullmq.ts'
 import { runPullPhase } from './pull-phase.ts'
 import { runWebhookPhase } from './webhook-phase.ts'
+import { createPeersPhase, type System } from './peers-phase.ts'
+import { summarizePeers } from './peers-report.ts'
 
 let options: BenchOptions
 try {
@@ -23,9 +26,11 @@ if (options.help) {
 
 const progress = (message: string): void => { process.stderr.write(`bench: ${message}\n`) }
 
+const ownRedis = options.ownRedis ? await startOwnRedis() : undefined
+const redisUrl = ownRedis?.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const stack = await createBenchStack({
   databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  redisUrl,
   logLevel: options.logLevel,
   profileDir: options.profileDir,
   env: {
@@ -49,11 +54,12 @@ try {
     settings: {
       durationSec: options.durationSec, warmupSec: options.warmupSec, createDurationSec: options.createDurationSec,
       rate: options.rate, workers: options.workers, concurrency: options.concurrency, connections: options.connections,
-      batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs, drainTasks: options.drainTasks,
+      batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs, peerTasks: options.peerTasks, peerRounds: options.peerRounds, drainTasks: options.drainTasks,
       logLevel: options.logLevel, poolSize: options.poolSize ?? 'default', nodeOptions: options.nodeOptions ?? '',
-      env: options.env,
+      env: options.env, ownRedis: options.ownRedis,
     },
     rawBullmq: null,
+    peers: null,
     create: { single: null, batch: null },
     drain: null,
     fixedRate: null,
@@ -68,8 +74,15 @@ try {
   if (options.phases.has('raw')) {
     progress(`raw BullMQ: ${options.rawJobs} jobs`)
     const prefix = stack.newPrefix()
-    result.rawBullmq = await runRawBullmq({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix, jobs: options.rawJobs, concurrency: options.concurrency })
+    result.rawBullmq = await runRawBullmq({ redisUrl, prefix, jobs: options.rawJobs, concurrency: options.concurrency })
     await stack.dropPrefix(prefix)
+  }
+
+  // Before the main API starts, so nothing else of Tasklane's is running beside the peers.
+  if (options.phases.has('peers')) {
+    const settings = { rounds: options.peerRounds, tasks: options.peerTasks, connections: options.connections }
+    const runs = await createPeersPhase({ stack, options: { ...settings, concurrency: options.concurrency, systems: options.peerSystems as System[], baselineRoot: options.baselineRoot } }).run(progress)
+    result.peers = summarizePeers(runs, settings)
   }
 
   const prefix = stack.newPrefix()
@@ -138,5 +151,6 @@ try {
   progress(`service logs are in ${stack.logDir}`)
 } finally {
   await stack.close(options.keep)
+  await ownRedis?.stop()
 }
 process.exit(failed ? 1 : 0)

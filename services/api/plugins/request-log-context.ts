@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
 /**
- * Puts what a request is about on its log lines: the task id of a `/:id` route or of the task
- * a request created, and (set by
- * authentication on request.log) the tenant. Fastify writes "request completed" through
+ * Puts what a request is about on its log lines: the task id of a `/:id` route (a created
+ * task's id is added by the access line, access-log.ts) and (set by authentication on
+ * request.log) the tenant. Fastify writes "request completed" through
  * reply.log, which it took from request.log before authentication replaced that, so reply.log
  * is pointed at the final one here, before validation can end the request.
  */
@@ -15,13 +15,5 @@ export default fp(async function requestLogContext (app: FastifyInstance) {
       request.log = request.log.child({ taskId: id.slice(0, 64) })
     }
     reply.log = request.log
-  })
-  // A created task is named by its Location header: put its id on the "request completed" line.
-  app.addHook('onSend', async (_request, reply, payload) => {
-    const location = reply.getHeader('location')
-    if (typeof location === 'string' && location.startsWith('/v1/tasks/')) {
-      reply.log = reply.log.child({ taskId: location.slice('/v1/tasks/'.length, 64 + '/v1/tasks/'.length) })
-    }
-    return payload
   })
 }, { name: 'request-log-context' })
