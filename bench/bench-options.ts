@@ -26,6 +26,9 @@ Phases, in order:
   e2e       echo tasks created over HTTP (single and batch) and recorded completed in Postgres,
             with 1 and then 2 worker processes; throughput is completions per second in the
             window; latency at saturation; CPU seconds per 1,000 tasks per process
+  e2e-notify  the e2e phase with the first worker count, run twice: without notification
+            endpoints, then with an endpoint for task.completed that accepts connections and
+            never answers; tasks/s and latency side by side, with their ratio
 Pickup latency is runAt to startedAt, end-to-end is createdAt to finishedAt, both read from the
 tasks table. CPU comes from /proc/<pid>/stat of the API, the workers and the Postgres backends
 of the bench database (plus the WAL writer, background writer and checkpointer), and from Redis'
@@ -34,7 +37,7 @@ tasks completed, of Postgres and Redis by the mean of the two. Peak RSS is VmHWM
 
 Options:
   --smoke                a few seconds of everything, for the test suite (figures meaningless)
-  --phases LIST          comma list of raw,peers,create,drain,pull,webhook,rate,e2e,fair (default: all)
+  --phases LIST          comma list of raw,peers,create,drain,pull,webhook,rate,e2e,e2e-notify,fair (default: all)
   --duration SEC         measured window of each e2e phase (default 20)
   --warmup SEC           load before each e2e window opens (default 3)
   --create-duration SEC  each create phase (default 10)
@@ -98,7 +101,7 @@ export type BenchOptions = {
 }
 
 const PEER_SYSTEMS = ['tasklane', 'byHand', 'pgBoss1', 'pgBoss50']
-const PHASES = ['raw', 'peers', 'create', 'drain', 'pull', 'webhook', 'rate', 'e2e', 'fair']
+const PHASES = ['raw', 'peers', 'create', 'drain', 'pull', 'webhook', 'rate', 'e2e', 'e2e-notify', 'fair']
 
 function positive (name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback

@@ -147,8 +147,8 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
      * Tasks created over HTTP while `workerCount` worker processes run them. Throughput is what
      * Postgres recorded completed inside the window; latencies are of the window's tasks.
      */
-    async endToEnd (route: Route, workerCount: number, rate?: number): Promise<EndToEndFigures> {
-      const workers = await Promise.all(Array.from({ length: workerCount }, (_, i) => stack.startWorker(prefix, i, options.concurrency)))
+    async endToEnd (route: Route, workerCount: number, rate?: number, workerEnv: Record<string, string> = {}): Promise<EndToEndFigures> {
+      const workers = await Promise.all(Array.from({ length: workerCount }, (_, i) => stack.startWorker(prefix, i, options.concurrency, workerEnv)))
       const meters = {
         api: createCpuMeter(async () => [api.pid]),
         worker: createCpuMeter(async () => workers.map((w) => w.pid)),

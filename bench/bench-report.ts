@@ -1,5 +1,6 @@
 import type { CreateFigures, DrainFigures, EndToEndFigures } from './bench-phases.ts'
 import type { FairnessFigures } from './fairness-phase.ts'
+import { formatNotifyHang, type NotifyHangFigures } from './notify-hang-phase.ts'
 import type { Percentiles } from './http-load.ts'
 import type { RawBullmqResult } from './raw-bullmq.ts'
 import { formatTableWrites } from './table-writes.ts'
@@ -21,6 +22,7 @@ export type BenchResult = {
   webhook?: WebhookFigures | null
   fixedRate: (EndToEndFigures & { targetPerSec: number }) | null
   endToEnd: EndToEndFigures[]
+  notifyHang?: NotifyHangFigures[] | null
   fairness?: FairnessFigures | null
   peakRssMb: { api: number | null, worker: number | null }
   ratioToRawBullmq: { single: number | null, batch: number | null, drain?: number | null }
@@ -68,6 +70,7 @@ export function formatReport (r: BenchResult): string {
         f.cpuSecPer1kTasks.loadGenerator, f.perTask.postgresCommits, f.perTask.redisCommands]),
     ), '')
   }
+  if (r.notifyHang && r.notifyHang.length > 0) out.push(formatNotifyHang(r.notifyHang, table), '')
   if (r.pull) {
     out.push(`Pull workers (${r.pull.tasks} tasks created first, leased ${r.pull.leaseMax} a request and completed over HTTP by the TypeScript client): ${r.pull.tasksPerSec} tasks/s`)
   }

@@ -5,6 +5,7 @@ import { createBenchPhases } from './bench-phases.ts'
 import { formatReport, type BenchResult } from './bench-report.ts'
 import { createBenchStack } from './bench-stack.ts'
 import { runFairness } from './fairness-phase.ts'
+import { runNotifyHang } from './notify-hang-phase.ts'
 import { startOwnRedis } from './own-redis.ts'
 import { runRawBullmq } from './raw-bullmq.ts'
 import { runPullPhase } from './pull-phase.ts'
@@ -129,6 +130,14 @@ try {
         progress(`end to end: ${route}, ${workers} worker(s), ${options.warmupSec} + ${options.durationSec} s`)
         result.endToEnd.push(await phases.endToEnd(route, workers))
       }
+    }
+  }
+  if (options.phases.has('e2e-notify')) {
+    result.notifyHang = []
+    // The smoke run only keeps the phase from rotting: one route is enough for that.
+    for (const route of options.smoke ? routes.slice(0, 1) : routes) {
+      progress(`end to end beside a hanging notification endpoint: ${route}, ${options.workers[0]} worker(s), without and with, ${options.warmupSec} + ${options.durationSec} s each`)
+      result.notifyHang.push(await runNotifyHang({ apiUrl: `http://127.0.0.1:${api.port}`, route, workers: options.workers[0]!, endToEnd: phases.endToEnd }))
     }
   }
   if (options.phases.has('fair')) {

@@ -34,6 +34,12 @@ t.test('npm run bench -- --smoke runs every phase and prints the figures as one 
   t.match(result.fixedRate, { ...flow, targetPerSec: Number })
   t.ok(result.endToEnd.length >= 1, 'at least one end-to-end phase')
   for (const e of result.endToEnd) t.match(e, flow)
+  t.equal(result.notifyHang.length, 1, 'the e2e-notify phase ran once in a smoke run')
+  for (const n of result.notifyHang) {
+    t.match(n, { route: 'single', workers: 1, without: flow, withHangingEndpoint: flow, ratio: Number })
+    t.ok(n.hangingConnections.total > 0, 'the hanging endpoint was called (and held the connections)')
+  }
+  t.match(stdout, /notification endpoint that never answers/, 'prints the side-by-side table')
   t.match(result.fairness, { steadyPerSec: 20, alone: latency, beside: latency, floodCompletedPerSec: Number, floodBacklog: Number })
   t.match(result.peakRssMb, { api: Number, worker: Number })
   const systems = ['tasklane', 'byHand', 'pgBoss1', 'pgBoss50']
