@@ -138,3 +138,17 @@ t.test('webhook executors keep to the tenant\'s concurrency across two worker pr
   t.ok(most <= 2, `at most 2 requests at the receiver at once (saw ${most})`)
   t.ok(most >= 1)
 })
+
+t.test('with no worker process at all, the API\'s admission loop dispatches held tasks to pull workers', async (t) => {
+  const { h, inject, create, lease, state } = await setup(t)
+  await h.deps.admission.start()
+  const first = await create({ type: 'job' })
+  const { queue } = await state(first)
+  await waitFor(async () => (await inject('PUT', '/v1/admin/tenants/acme/limits', { concurrency: { [queue]: 1 } }, bearer(ADMIN_KEY))).statusCode === 200)
+  const second = await create({ type: 'job' })
+  t.match(await state(second), { held: true }, 'past the limit of 1 the task is held')
+  const l1 = (await lease())!
+  t.equal((await inject('POST', `/v1/leases/${l1.leaseId}/complete`, { result: {} })).statusCode, 200)
+  const l2 = await waitFor(lease, 10_000)
+  t.equal(l2.task.id, second, 'the held task was admitted by the API and leased')
+})

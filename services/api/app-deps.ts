@@ -14,6 +14,7 @@ import type { QueueService } from '../core/queues/queue-service.ts'
 import type { TaskControlService } from '../core/tasks/task-control-service.ts'
 import type { TaskEventHub } from '../core/tasks/task-event-hub.ts'
 import type { NotificationService } from '../core/notifications/notification-service.ts'
+import type { AdmissionLoop } from '../core/fairness/admission-loop.ts'
 import type { ScheduleLoop } from '../core/schedules/schedule-loop.ts'
 import type { ScheduleService } from '../core/schedules/schedule-service.ts'
 import type { TenantLimitsService } from '../core/tenants/tenant-limits-service.ts'
@@ -44,6 +45,8 @@ export type AppDeps = {
   schedules: ScheduleService
   /** Fires due schedules; the composition root starts it. */
   scheduleLoop: ScheduleLoop
+  /** Dispatches held tasks as tenants' windows free up (one replica at a time, API or worker). */
+  admission: AdmissionLoop
   readiness: Readiness
   apiKeys: ApiKeyService
   metrics: ApiMetrics

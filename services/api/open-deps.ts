@@ -28,6 +28,7 @@ import { createDependentsDispatch } from '../core/dependencies/dependents-dispat
 import { createDispatchWindow } from '../core/fairness/dispatch-window.ts'
 import { createStoredAdmission } from '../core/fairness/stored-admission.ts'
 import { createTenantLimitsService } from '../core/tenants/tenant-limits-service.ts'
+import { createAdmissionLoop } from '../core/fairness/admission-loop.ts'
 import { createApiMetrics } from './api-metrics.ts'
 import type { AppDeps } from './app-deps.ts'
 
@@ -79,12 +80,19 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const taskEvents = createTaskEventHub({ subscriber, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   const notifications = createNotificationService({ repo: createNotificationRepository(database.sql), seal: secretSealing(secrets).seal, assertTask: (tenant, id) => tasks.get(tenant, id) })
   const { schedules, scheduleLoop } = openScheduling({ db: database.db, tasks, config, registry: metrics.registry, log })
+  // The admission loop runs in the API too, so tasks held by fair sharing are dispatched where
+  // only pull workers or webhook executors consume (no worker process of the queue's own).
+  const admissionLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: 'tasklane-api:admission' })
+  const admission = createAdmissionLoop({
+    sql: database.sql, lockSql: admissionLock.sql, transitions, window: dispatchWindow, queues, config, registry: metrics.registry, log,
+    subscriber: createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:admission'), limits: tenantLimits,
+  })
   const apiKeys = createApiKeyService({ db: database.db, log, cacheMs: config.TASKLANE_AUTH_CACHE_MS, failureCacheMs: config.TASKLANE_AUTH_FAILURE_CACHE_MS })
   return {
     config, database, redis, queues, taskTypes, taskTypeCatalog, taskTypeService, leases, callbacks, tasks, readiness, metrics, apiKeys, taskControl, queueControl, taskEvents,
-    schedules, scheduleLoop, notifications, tenantLimits,
+    schedules, scheduleLoop, admission, notifications, tenantLimits,
     async close () {
-      await scheduleLoop.stop()
+      await Promise.all([scheduleLoop.stop(), admission.stop()])
       taskEvents.close()
       await leases.stop()
       await dispatcher.close()
@@ -92,7 +100,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
       await taskTypeCatalog.close()
       await queues.close()
       redis.disconnect()
-      await database.close()
+      await Promise.all([database.close(), admissionLock.close()])
     },
   }
 }

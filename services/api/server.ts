@@ -43,5 +43,6 @@ closeWithGrace({ delay: config.TASKLANE_SHUTDOWN_GRACE_MS, logger: log, skip: ['
 
 await server.listen({ host: config.HOST, port: config.PORT })
 deps.scheduleLoop.start()
+await deps.admission.start()
 const metricsPort = await metricsListener.listen(config.METRICS_PORT, config.HOST)
 log.info({ metricsPort }, 'metrics listener started')

@@ -1,8 +1,8 @@
 import { Counter, type Registry } from 'prom-client'
 import type postgres from 'postgres'
-import type { DispatchWindow } from '../core/fairness/dispatch-window.ts'
-import type { Logger } from '../core/log.ts'
-import type { QueueRegistry } from '../core/queues/queue-registry.ts'
+import type { DispatchWindow } from './dispatch-window.ts'
+import type { Logger } from '../log.ts'
+import type { QueueRegistry } from '../queues/queue-registry.ts'
 
 /**
  * Corrects the dispatch counters from Postgres' truth: a tenant's dispatched tasks of a queue
