@@ -140,11 +140,14 @@ try {
       result.notifyHang.push(await runNotifyHang({ apiUrl: `http://127.0.0.1:${api.port}`, route, workers: options.workers[0]!, endToEnd: phases.endToEnd }))
     }
   }
+  // One database holds one deployment: the fairness phase starts its own API and worker, and
+  // this API's admission loop would otherwise admit that phase's held tasks into its own queues.
+  const apiPeakRss = (await api.stop()) ?? null
   if (options.phases.has('fair')) {
     progress(`fair sharing: a tenant at 20 tasks/s alone, then beside a saturating tenant, 1 worker, ${options.warmupSec} + ${options.rateDurationSec} s each`)
     result.fairness = await runFairness({ stack, options })
   }
-  result.peakRssMb = { api: (await api.stop()) ?? null, worker: phases.workerPeakRss.length > 0 ? Math.max(...phases.workerPeakRss) : null }
+  result.peakRssMb = { api: apiPeakRss, worker: phases.workerPeakRss.length > 0 ? Math.max(...phases.workerPeakRss) : null }
   if (result.rawBullmq) {
     const raw = result.rawBullmq.drainPerSec
     const share = (perSec: number) => Math.round((perSec / raw) * 1000) / 1000
