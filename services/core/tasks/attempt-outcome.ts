@@ -41,3 +41,25 @@ export function decideFailure (task: Pick<TaskRow, 'attempts' | 'maxAttempts' | 
   const delayMs = Math.max(retryDelayMs(task.backoff, task.attempts), failure.retryAfterMs ?? 0)
   return { kind: 'retry', error: failure.error, delayMs, runAt: new Date((failure.now ?? Date.now()) + delayMs) }
 }
+
+export type AttemptFailure = { error: TaskError, retryable: boolean, retryAfterMs?: number, durationMs: number, leaseId?: string | null }
+export type FailOutcome = { outcome: 'retried', delayMs: number } | { outcome: 'failed' }
+
+export type FailingTask = Pick<TaskRow, 'id' | 'attempts' | 'maxAttempts' | 'backoff'>
+type FailWrites = {
+  scheduleRetry: (taskId: string, attempt: number, fields: { error: TaskError, runAt: Date, durationMs: number, leaseId?: string | null }) => Promise<boolean>
+  fail: (taskId: string, attempt: number, fields: { error: TaskError, durationMs: number, leaseId?: string | null }) => Promise<boolean>
+}
+
+/** failAttempt over a given pair of writes (the plain ones, or ones that also publish events). */
+export function createFailAttempt (writes: FailWrites) {
+  return async (task: FailingTask, failure: AttemptFailure): Promise<FailOutcome | undefined> => {
+    const decision = decideFailure(task, failure)
+    const { durationMs, leaseId } = failure
+    if (decision.kind === 'retry') {
+      const done = await writes.scheduleRetry(task.id, task.attempts, { error: decision.error, runAt: decision.runAt, durationMs, leaseId })
+      return done ? { outcome: 'retried', delayMs: decision.delayMs } : undefined
+    }
+    return (await writes.fail(task.id, task.attempts, { error: decision.error, durationMs, leaseId })) ? { outcome: 'failed' } : undefined
+  }
+}

@@ -5,7 +5,8 @@ import { NO_DEPENDENTS, type DependentsDispatch } from '../dependencies/dependen
 import { createDependentsTransaction, retryOnDeadlock } from '../dependencies/dependents-transaction.ts'
 import { TaskConflictError } from '../errors.ts'
 import { createWriteBatcher } from '../write-batcher.ts'
-import { decideFailure } from './attempt-outcome.ts'
+import { createFailAttempt, type AttemptFailure, type FailingTask, type FailOutcome } from './attempt-outcome.ts'
+export { createFailAttempt, type AttemptFailure, type FailOutcome } from './attempt-outcome.ts'
 import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type DispatchedRow, type FinishInput } from './transition-batch-statements.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
 import { createLeaseStatements, type LeaseEnding, type LeaseScope } from './lease-statements.ts'
@@ -24,8 +25,6 @@ import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
 /** What the reconciler needs to look a task's job up in Redis and enqueue it again. */
 export type UnfinishedTask = Pick<TaskRow, 'id' | 'queue' | 'type' | 'priority' | 'runAt' | 'maxAttempts' | 'attempts'>
 export type { ClaimOutcome } from './transition-batch-statements.ts'
-export type AttemptFailure = { error: TaskError, retryable: boolean, retryAfterMs?: number, durationMs: number, leaseId?: string | null }
-export type FailOutcome = { outcome: 'retried', delayMs: number } | { outcome: 'failed' }
 
 const UNFINISHED_COLUMNS = `id, queue, type, priority, run_at as "runAt", max_attempts as "maxAttempts", attempts`
 const withDate = (row: UnfinishedTask): UnfinishedTask => ({ ...row, runAt: new Date(row.runAt) })
@@ -33,25 +32,6 @@ const withDate = (row: UnfinishedTask): UnfinishedTask => ({ ...row, runAt: new 
 // serializer from the parameter type the server infers, which inside CTEs is not always jsonb.
 const json = (value: unknown): string | null => (value == null ? null : JSON.stringify(value))
 const LOST_ERROR = `'{"message":"the worker running this attempt stopped","code":"WORKER_LOST"}'`
-
-type FailingTask = Pick<TaskRow, 'id' | 'attempts' | 'maxAttempts' | 'backoff'>
-type FailWrites = {
-  scheduleRetry: (taskId: string, attempt: number, fields: { error: TaskError, runAt: Date, durationMs: number, leaseId?: string | null }) => Promise<boolean>
-  fail: (taskId: string, attempt: number, fields: { error: TaskError, durationMs: number, leaseId?: string | null }) => Promise<boolean>
-}
-
-/** failAttempt over a given pair of writes (the plain ones, or ones that also publish events). */
-export function createFailAttempt (writes: FailWrites) {
-  return async (task: FailingTask, failure: AttemptFailure): Promise<FailOutcome | undefined> => {
-    const decision = decideFailure(task, failure)
-    const { durationMs, leaseId } = failure
-    if (decision.kind === 'retry') {
-      const done = await writes.scheduleRetry(task.id, task.attempts, { error: decision.error, runAt: decision.runAt, durationMs, leaseId })
-      return done ? { outcome: 'retried', delayMs: decision.delayMs } : undefined
-    }
-    return (await writes.fail(task.id, task.attempts, { error: decision.error, durationMs, leaseId })) ? { outcome: 'failed' } : undefined
-  }
-}
 
 export type { DispatchedRow } from './transition-batch-statements.ts'
 /**
