@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit'
 import createError from '@fastify/error'
-import type { FastifyInstance, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AppDeps } from '../app-deps.ts'
 
@@ -19,11 +19,21 @@ const CREATION_ROUTES = new Set(['POST /v1/tasks', 'POST /v1/tasks/batch'])
  */
 export default fp(async function taskRateLimit (app: FastifyInstance, deps: Pick<AppDeps, 'config' | 'redis' | 'tenantLimits'>) {
   const { config, tenantLimits } = deps
+  // The limiter asks for the allow list and then for the maximum: one lookup per request
+  // answers both. A lookup failing (the database away) falls back to the deployment's limit.
+  const limits = new WeakMap<FastifyRequest, Promise<number>>()
+  const limitOf = (request: FastifyRequest): Promise<number> => {
+    let limit = limits.get(request)
+    if (!limit) {
+      limit = tenantLimits.createLimit(request.tenant).catch(() => config.TASKLANE_RATE_LIMIT_MAX)
+      limits.set(request, limit)
+    }
+    return limit
+  }
   await app.register(rateLimit, {
     global: false,
-    // A lookup failing (the database away) falls back to the deployment's limit.
-    max: async (request) => (await tenantLimits.createLimit(request.tenant).catch(() => config.TASKLANE_RATE_LIMIT_MAX)) || 1,
-    allowList: async (request) => (await tenantLimits.createLimit(request.tenant).catch(() => config.TASKLANE_RATE_LIMIT_MAX)) === 0,
+    max: async (request) => (await limitOf(request)) || 1,
+    allowList: async (request) => (await limitOf(request)) === 0,
     timeWindow: config.TASKLANE_RATE_LIMIT_WINDOW_MS,
     redis: deps.redis,
     // Inside the BullMQ prefix: one Redis can serve several Tasklanes, and a hash-tagged
