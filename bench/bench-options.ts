@@ -51,7 +51,8 @@ Options:
   --raw-jobs N           jobs in the raw BullMQ phase (default 50000)
   --peer-tasks N         tasks each system runs in each peers round (default 30000)
   --peer-rounds N        rounds of the peers phase (default 6)
-  --peers LIST           systems of the peers phase: tasklane,byHand,pgBoss1,pgBoss50 (default: all)
+  --peers LIST           systems of the peers phase: tasklane,byHand,pgBoss1,pgBoss50 (default: all;
+                         baseline too with --baseline)
   --baseline DIR         another checkout of Tasklane (same migrations, node_modules installed) run as
                          one more system of the peers phase: a change's before and after in one run
   --drain-tasks N        tasks in the drain phase (default 20000)
@@ -101,6 +102,13 @@ export type BenchOptions = {
 }
 
 const PEER_SYSTEMS = ['tasklane', 'byHand', 'pgBoss1', 'pgBoss50']
+/** The systems --peers names (all by default); `baseline` runs beside them whenever --baseline is given. */
+function peerSystems (list: string | undefined, withBaseline: boolean): string[] {
+  const known = withBaseline ? [...PEER_SYSTEMS, 'baseline'] : PEER_SYSTEMS
+  const named = (list ?? PEER_SYSTEMS.join(',')).split(',').map((p) => p.trim())
+  for (const p of named) if (!known.includes(p)) throw new Error(`--peers: unknown system "${p}" (known: ${known.join(', ')})`)
+  return withBaseline && !named.includes('baseline') ? [...named, 'baseline'] : named
+}
 const PHASES = ['raw', 'peers', 'create', 'drain', 'pull', 'webhook', 'rate', 'e2e', 'e2e-notify', 'fair']
 
 function positive (name: string, raw: string | undefined, fallback: number): number {
@@ -163,13 +171,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     rawJobs: positive('raw-jobs', values['raw-jobs'], smoke ? 1_000 : 50_000),
     peerTasks: positive('peer-tasks', values['peer-tasks'], smoke ? 200 : 30_000),
     peerRounds: positive('peer-rounds', values['peer-rounds'], smoke ? 1 : 6),
-    peerSystems: [
-      ...(values.peers ?? PEER_SYSTEMS.join(',')).split(',').map((p) => {
-        if (!PEER_SYSTEMS.includes(p.trim())) throw new Error(`--peers: unknown system "${p}" (known: ${PEER_SYSTEMS.join(', ')})`)
-        return p.trim()
-      }),
-      ...(values.baseline ? ['baseline'] : []),
-    ],
+    peerSystems: peerSystems(values.peers, values.baseline !== undefined),
     baselineRoot: values.baseline === undefined ? undefined : resolve(values.baseline),
     drainTasks: positive('drain-tasks', values['drain-tasks'], smoke ? 500 : 20_000),
     logLevel: values['log-level'] ?? 'info',

@@ -94,9 +94,11 @@ const EnvSchema = Type.Object({
   // auto: the purger vacuums the tables it churns when the server's autovacuum is off.
   TASKLANE_PURGE_VACUUM: Type.Union([Type.Literal('auto'), Type.Literal('off')], { default: 'auto' }),
   // Fair sharing: the default per-tenant concurrency per queue ("default:50,reports:5"), the
-  // dispatch window of a tenant without one, and how often the admission loop looks for held work.
+  // dispatch window of a tenant without one while other tenants have work in the queue, the
+  // window of a tenant alone in it, and how often the admission loop looks for held work.
   TASKLANE_TENANT_CONCURRENCY: Type.String({ default: '' }),
   TASKLANE_DISPATCH_WINDOW: Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }),
+  TASKLANE_DISPATCH_WINDOW_ALONE: Type.Integer({ default: 10_000, minimum: 1, maximum: 1_000_000 }),
   TASKLANE_ADMISSION_INTERVAL_MS: Type.Integer({ default: 200, minimum: 0 }),
   TASKLANE_TENANT_LIMITS_CACHE_MS: Type.Integer({ default: 2_000, minimum: 0, maximum: 60_000 }),
   LOG_LEVEL: Type.Union(

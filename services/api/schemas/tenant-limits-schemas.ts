@@ -27,6 +27,7 @@ export const TenantLimitsView = Type.Object({
   }),
   createPerMinute: nullable(Type.Integer({ description: 'null: no limit' })),
   retentionDays: nullable(Type.Integer({ description: 'null: the deployment\'s retention' })),
-  dispatchWindow: Type.Integer({ description: 'the most tasks per queue a tenant without a concurrency limit has dispatched at once' }),
+  dispatchWindow: Type.Integer({ description: 'the most tasks per queue a tenant without a concurrency limit has dispatched at once while other tenants have work in the queue' }),
+  dispatchWindowAlone: Type.Integer({ description: 'the same while no other tenant has work in the queue' }),
   usage: Type.Record(Type.String(), Type.Integer(), { description: 'running tasks per queue' }),
 }, { $id: 'TenantLimits', title: 'TenantLimits' })

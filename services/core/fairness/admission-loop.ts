@@ -108,8 +108,8 @@ export function createAdmissionLoop (deps: {
     // A tenant whose lookup fails gets nothing this pass; the others go on.
     await Promise.all([...held].map(async ([tenant, count]) => {
       try {
-        const { cap } = await deps.limits.cap(tenant, queue)
-        const { granted, first } = await deps.window.reserve(queue, tenant, Math.min(count, PER_TENANT_PER_PASS), cap, false)
+        const limit = await deps.limits.cap(tenant, queue)
+        const { granted, first } = await deps.window.reserve(queue, tenant, Math.min(count, PER_TENANT_PER_PASS), limit, false)
         if (granted > 0) quota.set(tenant, granted)
         firstSlot.set(tenant, first)
         if (granted === PER_TENANT_PER_PASS) full = true

@@ -12,14 +12,25 @@ import type { Logger } from '../log.ts'
 // tasks queue behind them instead of overtaking). Postgres stays the truth: the admission loop
 // recomputes the counters from it and corrects drift.
 
-// KEYS: counter hash, held-flag hash. ARGV: tenant, wanted, cap, honour the held flag (1/0).
-// Grants min(wanted, cap - dispatched) slots and answers { granted, dispatched before }; when it
-// grants fewer than wanted, the tenant is marked as having held tasks.
+// A tenant's entry in the counter hash exists only while it has tasks dispatched (the scripts
+// delete it at zero), so the hash's length says how many tenants have work in BullMQ.
+
+// KEYS: counter hash, held-flag hash. ARGV: tenant, wanted, cap, honour the held flag (1/0), cap
+// while alone. Grants min(wanted, cap - dispatched) slots and answers { granted, dispatched
+// before }; the cap is the larger one while no other tenant has tasks dispatched or held in the
+// queue. When it grants fewer than wanted, the tenant is marked as having held tasks.
 const RESERVE = `
 local wanted = tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return { 0, 0 } end
 local used = math.max(0, tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'))
-local granted = math.min(wanted, tonumber(ARGV[3]) - used)
+local cap = tonumber(ARGV[3])
+local alone = tonumber(ARGV[5])
+if alone > cap and used + wanted > cap
+  and redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+  and redis.call('HLEN', KEYS[2]) - redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  cap = alone
+end
+local granted = math.min(wanted, cap - used)
 if granted < 0 then granted = 0 end
 if granted > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], granted) end
 if granted < wanted and ARGV[4] == '1' then redis.call('HSET', KEYS[2], ARGV[1], 1) end
@@ -30,15 +41,21 @@ return { granted, used }`
 const RELEASE = `
 local signal = false
 for i = 3, #ARGV, 2 do
-  redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1]))
+  if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then signal = true end
 end
 if signal then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return 0`
 
+// KEYS: counter hash. ARGV: tenant, delta. A correction from Postgres' truth.
+const ADJUST = `
+if redis.call('HINCRBY', KEYS[1], ARGV[1], tonumber(ARGV[2])) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0`
+
 type ScriptRedis = Redis & {
-  fairReserve: (counter: string, held: string, tenant: string, wanted: number, cap: number, honourHeld: string) => Promise<[number, number]>
+  fairReserve: (counter: string, held: string, tenant: string, wanted: number, cap: number, honourHeld: string, alone: number) => Promise<[number, number]>
   fairRelease: (counter: string, held: string, ...args: (string | number)[]) => Promise<number>
+  fairAdjust: (counter: string, tenant: string, delta: number) => Promise<number>
 }
 
 export type DispatchedTask = { tenant: string, queue: string }
@@ -58,6 +75,7 @@ export function createDispatchWindow (deps: { redis: Redis, prefix: string, log:
   if (typeof redis.fairReserve !== 'function') {
     redis.defineCommand('fairReserve', { numberOfKeys: 2, lua: RESERVE })
     redis.defineCommand('fairRelease', { numberOfKeys: 2, lua: RELEASE })
+    redis.defineCommand('fairAdjust', { numberOfKeys: 1, lua: ADJUST })
   }
 
   // Releases of one turn of the event loop go out together: one script call per queue.
@@ -82,12 +100,13 @@ export function createDispatchWindow (deps: { redis: Redis, prefix: string, log:
   return {
     keys,
     /**
-     * Takes up to `wanted` of the tenant's slots in the queue; answers how many it got and how
-     * many the tenant had dispatched before (the first slot's number).
+     * Takes up to `wanted` of the tenant's slots in the queue, within `cap` or, while no other
+     * tenant has work there, `alone`; answers how many it got and how many the tenant had
+     * dispatched before (the first slot's number).
      * `honourHeld`: none while the tenant has held tasks there (they go first).
      */
-    async reserve (queue: string, tenant: string, wanted: number, cap: number, honourHeld = true): Promise<{ granted: number, first: number }> {
-      const [granted, first] = await redis.fairReserve(keys.counter(queue), keys.held(queue), tenant, wanted, cap, honourHeld ? '1' : '0')
+    async reserve (queue: string, tenant: string, wanted: number, limit: { cap: number, alone: number }, honourHeld = true): Promise<{ granted: number, first: number }> {
+      const [granted, first] = await redis.fairReserve(keys.counter(queue), keys.held(queue), tenant, wanted, limit.cap, honourHeld ? '1' : '0', limit.alone)
       return { granted, first }
     },
     /** Frees slots of tasks that left BullMQ for good; sent with the others of this tick. */
@@ -106,7 +125,7 @@ export function createDispatchWindow (deps: { redis: Redis, prefix: string, log:
       return new Map(Object.entries(raw).map(([tenant, n]) => [tenant, Number(n)]))
     },
     async adjust (queue: string, tenant: string, delta: number): Promise<void> {
-      await redis.hincrby(keys.counter(queue), tenant, delta)
+      await redis.fairAdjust(keys.counter(queue), tenant, delta)
     },
     async heldFlags (queue: string): Promise<string[]> {
       return redis.hkeys(keys.held(queue))

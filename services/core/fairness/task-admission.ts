@@ -44,9 +44,9 @@ export function createTaskAdmission (deps: FairnessDeps) {
       let granted = 0
       let first = 0
       try {
-        const { cap, reason } = await deps.limits.cap(tenant, queue)
-        reasons.set(queue, reason)
-        ;({ granted, first } = await deps.window.reserve(queue, tenant, list.length, cap))
+        const limit = await deps.limits.cap(tenant, queue)
+        reasons.set(queue, limit.reason)
+        ;({ granted, first } = await deps.window.reserve(queue, tenant, list.length, limit))
       } catch (err) {
         reasons.set(queue, 'dispatch_unavailable')
         deps.log.warn({ err, queue }, 'no dispatch slot could be reserved; the tasks are stored held and dispatched by the admission loop')

@@ -4,11 +4,15 @@ import type { Db } from '../db/db-client.ts'
 import type { Logger } from '../log.ts'
 import { createTenantLimitsRepository, type TenantLimits as StoredLimits } from './tenant-limits-repository.ts'
 
-export type TenantLimitsConfig = Pick<Config, 'tenantConcurrency' | 'TASKLANE_DISPATCH_WINDOW' | 'TASKLANE_RATE_LIMIT_MAX' |
+export type TenantLimitsConfig = Pick<Config, 'tenantConcurrency' | 'TASKLANE_DISPATCH_WINDOW' | 'TASKLANE_DISPATCH_WINDOW_ALONE' | 'TASKLANE_RATE_LIMIT_MAX' |
   'TASKLANE_RATE_LIMIT_WINDOW_MS' | 'TASKLANE_TENANT_LIMITS_CACHE_MS' | 'TASKLANE_QUEUE_PREFIX'>
 
-/** A queue's cap for one tenant, and why tasks beyond it wait (the metric's reason label). */
-export type DispatchCap = { cap: number, reason: 'tenant_concurrency' | 'tenant_window' }
+/**
+ * A queue's cap for one tenant, and why tasks beyond it wait (the metric's reason label).
+ * `alone`: the cap while no other tenant has work in the queue (a concurrency limit holds
+ * whatever the others do; the window only matters when there is someone to share with).
+ */
+export type DispatchCap = { cap: number, alone: number, reason: 'tenant_concurrency' | 'tenant_window' }
 
 export const limitsChannel = (prefix: string): string => `${prefix}:tenant-limits`
 
@@ -34,7 +38,9 @@ export function createTenantLimitsService (deps: { db: Db, config: TenantLimitsC
 
   function capOf (limits: StoredLimits | undefined, queue: string): DispatchCap {
     const own = limits?.concurrency?.[queue] ?? config.tenantConcurrency[queue]
-    return own === undefined ? { cap: config.TASKLANE_DISPATCH_WINDOW, reason: 'tenant_window' } : { cap: own, reason: 'tenant_concurrency' }
+    if (own !== undefined) return { cap: own, alone: own, reason: 'tenant_concurrency' }
+    const cap = config.TASKLANE_DISPATCH_WINDOW
+    return { cap, alone: Math.max(cap, config.TASKLANE_DISPATCH_WINDOW_ALONE), reason: 'tenant_window' }
   }
 
   return {
@@ -60,6 +66,7 @@ export function createTenantLimitsService (deps: { db: Db, config: TenantLimitsC
           : Math.round(config.TASKLANE_RATE_LIMIT_MAX * 60_000 / config.TASKLANE_RATE_LIMIT_WINDOW_MS)),
         retentionDays: own?.retentionDays ?? null,
         dispatchWindow: config.TASKLANE_DISPATCH_WINDOW,
+        dispatchWindowAlone: Math.max(config.TASKLANE_DISPATCH_WINDOW, config.TASKLANE_DISPATCH_WINDOW_ALONE),
       }
     },
     async replace (tenant: string, limits: StoredLimits): Promise<void> {
