@@ -22,13 +22,15 @@ import type { Logger } from '../log.ts'
 const RESERVE = `
 local wanted = tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return { 0, 0 } end
-local used = math.max(0, tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'))
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local used = math.max(0, tonumber(raw or '0'))
 local cap = tonumber(ARGV[3])
 local alone = tonumber(ARGV[5])
-if alone > cap and used + wanted > cap
-  and redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
-  and redis.call('HLEN', KEYS[2]) - redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
-  cap = alone
+if alone > cap and used + wanted > cap then
+  -- The tenant's own entries, known already: its counter from HGET, its held flag from the check above.
+  local ownHeld = 0
+  if ARGV[4] ~= '1' then ownHeld = redis.call('HEXISTS', KEYS[2], ARGV[1]) end
+  if redis.call('HLEN', KEYS[1]) - (raw and 1 or 0) == 0 and redis.call('HLEN', KEYS[2]) - ownHeld == 0 then cap = alone end
 end
 local granted = math.min(wanted, cap - used)
 if granted < 0 then granted = 0 end
