@@ -5,11 +5,12 @@ import { DRILL_ENV, faultReport, judge, submitDrillTasks, waitForTerminalCount, 
 import { startExecutionReceiver } from './helpers/execution-receiver.ts'
 import { startPrivatePostgres } from './helpers/private-postgres.ts'
 
-// Short locks and a fast reconciler: recovery within seconds (the defaults are minutes-safe).
+// A fast reconciler: a create whose enqueue the restart cut is dispatched within seconds. The
+// lock keeps its default length: no worker dies here, and a 2 s lock expires on a machine so
+// starved of CPU that the worker misses renewing it, which hands a running job to a second
+// delivery (a lost attempt, run twice) for a reason that has nothing to do with Postgres.
 const WORKER_ENV = {
   TASKLANE_QUEUES: 'http:25',
-  TASKLANE_LOCK_DURATION_MS: '2000',
-  TASKLANE_STALLED_INTERVAL_MS: '1000',
   TASKLANE_RECONCILER_INTERVAL_MS: '300',
   TASKLANE_RECONCILER_MIN_AGE_MS: '1000',
   TASKLANE_RECONCILER_STALE_RUNNING_MS: '3000',
@@ -27,6 +28,19 @@ async function createUntilAccepted (h: Harness, key: string, body: Record<string
     if (res.statusCode !== 503) throw new Error(`create ${key} answered ${res.statusCode}: ${res.body}`)
     await sleep(100)
   }
+}
+
+/** Tasks with more attempts recorded lost than BullMQ's stalled check took their job back (its `stc`). */
+async function lostAttemptsBeyondStalls (h: Harness, tasks: DrillTask[]): Promise<{ id: string, lost: number, stalled: number }[]> {
+  const rows = await h.sql<{ id: string, lost: number }[]>`
+    select task_id as id, count(*)::int as lost from task_attempts
+    where task_id = any(${tasks.map((x) => x.id)}::uuid[]) and outcome = 'lost' group by task_id`
+  const beyond: { id: string, lost: number, stalled: number }[] = []
+  for (const { id, lost } of rows) {
+    const stalled = Number(await h.deps.redis.hget(`${h.config.TASKLANE_QUEUE_PREFIX}:http:${id}`, 'stc') ?? 0)
+    if (lost > stalled) beyond.push({ id, lost, stalled })
+  }
+  return beyond
 }
 
 t.test('the Postgres server restarted (pg_ctl restart -m fast) mid-run with creates in flight: nothing lost, each result from a real execution', async (t) => {
@@ -56,8 +70,12 @@ t.test('the Postgres server restarted (pg_ctl restart -m fast) mid-run with crea
   await waitForTerminalCount(h.sql, tasks, tasks.length, 60_000)
   const report = await faultReport(h.sql, tasks, receiver)
   judge(t, 'postgres restarted', report)
-  // No worker was lost, so a lost attempt here would be a claim re-run after an ambiguous commit.
-  t.equal(report.lostAttempts, 0, 'no attempt recorded lost: no worker was lost')
+  // No worker was lost. A lost attempt has one legitimate cause left: BullMQ's stalled check took
+  // the job back because its lock expired all the same (the job's stalled counter says so). Any
+  // other is a claim run again under a new lease after the first went unanswered: an attempt
+  // recorded lost that no worker lost.
+  const unexplained = await lostAttemptsBeyondStalls(h, tasks)
+  t.same(unexplained, [], 'no attempt recorded lost beyond the deliveries the stalled check took back: no worker was lost')
   const unavailable = statuses.filter((s) => s === 503).length
   t.comment(`creates during the restart: ${during.length} accepted after ${statuses.length} requests (${unavailable} answered 503)`)
   t.same(statuses.filter((s) => ![200, 202, 503].includes(s)), [], 'every create answered 202, 200 (a replay) or 503, nothing else')

@@ -1,4 +1,6 @@
 import t from 'tap'
+import { retryOnOutage } from '../services/core/retry-on-outage.ts'
+import { createTransitionBatchStatements } from '../services/core/tasks/transition-batch-statements.ts'
 import { createTaskTransitions } from '../services/core/tasks/transitions.ts'
 import { createWriteBatcher } from '../services/core/write-batcher.ts'
 import { startHarness } from './helpers/harness.ts'
@@ -129,6 +131,29 @@ t.test('two claims of one task at the same moment are two attempts in order, the
   t.same([a?.attempts, b?.attempts], [1, 2], 'never one statement claiming the same row twice')
   const attempts = (await h.app.inject({ url: `/v1/tasks/${id}/attempts` })).json().items
   t.same(attempts.map((x: { outcome: string }) => x.outcome), ['lost', 'running'])
+})
+
+t.test('a claim the batcher stopped waiting for is retried under its lease: the late statement\'s attempt is the one answered, none lost', async (t) => {
+  const h = await startHarness(t)
+  // As transitions.ts batches claims, with a timeout short enough to pass while a row lock holds the statement.
+  const batches = createTransitionBatchStatements(h.sql, { maxLostAttempts: 3, left: () => {} })
+  const claim = createWriteBatcher({ run: batches.claim, key: (i: { taskId: string }) => i.taskId, timeoutMs: 200 })
+  const { id } = await h.createTask({ type: 'echo', payload: {} })
+  const holder = await h.sql.reserve()
+  t.teardown(() => holder.release())
+  await holder`begin`
+  await holder`select 1 from tasks where id = ${id} for update`
+  const leaseId = crypto.randomUUID()
+  let tries = 0
+  const claimed = retryOnOutage(() => { tries++; return claim({ taskId: id, workerId: 'w1', leaseId }) }).catch((err: unknown) => err)
+  // Past the timeout the first statement is still blocked: the retry waits for it, not beside it.
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  await holder`commit`
+  const outcome = await claimed
+  t.ok(tries >= 2, 'the claim was tried again after the batcher stopped waiting')
+  t.match(outcome, { outcome: 'claimed', task: { attempts: 1, leaseId, lostAttempts: 0 } }, 'the retry answers the attempt the late statement opened')
+  const attempts = await h.sql<{ attempt: number, outcome: string }[]>`select attempt, outcome from task_attempts where task_id = ${id} order by attempt`
+  t.same(attempts, [{ attempt: 1, outcome: 'running' }], 'one attempt, none recorded lost')
 })
 
 t.test('concurrent single and batch creates share statements and each gets exactly its own tasks', async (t) => {

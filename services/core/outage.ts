@@ -21,14 +21,24 @@ export function isOutage (err: unknown): boolean {
 }
 
 /**
+ * A batched write the write batcher stopped waiting for: its statement may still land, later.
+ * Retrying it is as safe as retrying after a cut connection (the writes are conditional), and
+ * a keyed batcher holds the retry of a row until that statement has ended, so the retry's
+ * answer is the final one.
+ */
+export function isUnanswered (err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'WRITE_TIMEOUT'
+}
+
+/**
  * What the API answers with 503 and Retry-After: an outage, and also a dependency too slow to
- * answer, whose write may still land (so not retried blindly by retryOnOutage): the write
- * batcher's WRITE_TIMEOUT, and ioredis' offline, timeout and max-retries rejections.
+ * answer, whose write may still land: the write batcher's WRITE_TIMEOUT, and ioredis'
+ * offline, timeout and max-retries rejections.
  */
 export function isUnavailable (err: unknown): boolean {
-  if (isOutage(err)) return true
+  if (isOutage(err) || isUnanswered(err)) return true
   const e = err as { code?: unknown, name?: unknown, message?: unknown } | null
-  if (e?.code === 'WRITE_TIMEOUT' || e?.name === 'MaxRetriesPerRequestError') return true
+  if (e?.name === 'MaxRetriesPerRequestError') return true
   const message = typeof e?.message === 'string' ? e.message : ''
   return REDIS_OUTAGE_MESSAGES.some((m) => message.startsWith(m))
 }
