@@ -92,30 +92,75 @@ const CANCELLED_LEASE = `
   select l.task_id as "taskId", l.expires_at as "expiresAt" from task_leases l join tasks t on t.id = l.task_id
   where l.lease_id = $1 and l.tenant = $2 and l.expires_at > now() and t.status = 'cancelled' and t.attempts = l.attempt`
 
-const END = `
-  with lease as (
-    update task_leases l set ended_at = now()
-    from tasks t
-    where l.lease_id = $1 and l.tenant = $2 and l.ended_at is null
-      and case $3::text when 'live' then l.expires_at > now() when 'expired' then l.expires_at <= now() else true end
-      and t.id = l.task_id and t.status = 'running' and t.attempts = l.attempt and t.lease_id = l.lease_id
-    returning l.task_id, l.attempt
+// The end of leases, one or several (each input row keeps its own conditions). The lease row is
+// locked, then its task's row, and the task's state is checked on the row as locked: a write
+// that committed meanwhile (another ending, a cancel, a dependent being created) is seen, and
+// nothing is written unless both still match. Several rows are locked in task id order, the
+// order in which creating dependents locks tasks, so two such statements wait instead of
+// deadlocking.
+//
+// `withoutDependents` leaves alone a task others depend on whose end is final: it must end in
+// a transaction that also settles its dependents (transitions.ts falls back to one). Creating
+// a dependent sets has_dependents under the task's row lock, so a task found without
+// dependents here gets none until this statement has committed. A retry (queued) changes
+// nothing for dependents and needs no such transaction.
+//
+// Like the batched finish (transition-batch-statements.ts), several rows come in as arrays
+// expanded with unnest and that statement is planned on each run; a single row is prepared.
+const endSql = (input: string, withoutDependents: boolean) => `
+  with input as (
+    ${input}
+  ), lease as materialized (
+    select l.lease_id, l.task_id, l.attempt, i.status, i.outcome, i.result, i.error, i.run_at
+    from input i join task_leases l on l.lease_id = i.lease_id and l.tenant = i.tenant
+    where l.ended_at is null
+      and case i.scope when 'live' then l.expires_at > now() when 'expired' then l.expires_at <= now() else true end
+    order by l.task_id
+    for no key update of l
+  ), ending as materialized (
+    select e.* from lease e join tasks t on t.id = e.task_id
+    where t.status = 'running' and t.attempts = e.attempt and t.lease_id = e.lease_id
+      ${withoutDependents ? "and (not t.has_dependents or e.status = 'queued')" : ''}
+    order by t.id
+    for no key update of t
+  ), ended as (
+    update task_leases l set ended_at = now() from ending e where l.lease_id = e.lease_id
   ), moved as (
-    update tasks t set status = $4::text,
-           result = case when $4::text = 'completed' then $6::text::jsonb else t.result end,
-           error = coalesce($7::text::jsonb, t.error),
-           run_at = coalesce($8::timestamptz, t.run_at),
-           worker_id = case when $4::text = 'queued' then null else t.worker_id end,
-           finished_at = case when $4::text = 'queued' then t.finished_at else now() end,
+    update tasks t set status = e.status,
+           result = case when e.status = 'completed' then e.result::jsonb else t.result end,
+           error = coalesce(e.error::jsonb, t.error),
+           run_at = coalesce(e.run_at::timestamptz, t.run_at),
+           worker_id = case when e.status = 'queued' then null else t.worker_id end,
+           finished_at = case when e.status = 'queued' then t.finished_at else now() end,
            updated_at = now()
-    from lease where t.id = lease.task_id
+    from ending e where t.id = e.task_id
     returning t.*
   ), closed as (
-    update task_attempts a set outcome = $5::text, finished_at = now(),
-           duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = $7::text::jsonb
-    from lease where a.task_id = lease.task_id and a.attempt = lease.attempt
+    update task_attempts a set outcome = e.outcome, finished_at = now(),
+           duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = e.error::jsonb
+    from ending e where a.task_id = e.task_id and a.attempt = e.attempt
   ), ${owedNotificationsCte('moved')}
   select ${TASK_RETURNING} from moved`
+
+const ONE_END_INPUT = `select $1::uuid as lease_id, $2::text as tenant, $3::text as scope, $4::text as status, $5::text as outcome,
+      $6::text as result, $7::text as error, $8::text as run_at`
+/** One lease's end, whatever depends on its task (in the caller's transaction). */
+const END_ONE = endSql(ONE_END_INPUT, false)
+const END_ONE_WITHOUT_DEPENDENTS = endSql(ONE_END_INPUT, true)
+const END_MANY_WITHOUT_DEPENDENTS = endSql(`select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+      as i(lease_id, tenant, scope, status, outcome, result, error, run_at)`, true)
+
+/** A lease to end: whose, which leases the ending may touch, and how the task moves. */
+export type LeaseEnd = { tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding }
+
+const endColumns = (e: LeaseEnd): unknown[] => [e.leaseId, e.tenant, e.scope, e.ending.status, e.ending.outcome,
+  e.ending.status === 'completed' ? json(e.ending.result ?? null) ?? 'null' : null, json(e.ending.error),
+  e.ending.runAt ? e.ending.runAt.toISOString() : null]
+/** One row's parameters as they are; several rows' as one array per column. */
+function columns (ends: LeaseEnd[]): unknown[] {
+  const rows = ends.map(endColumns)
+  return rows.length === 1 ? rows[0]! : rows[0]!.map((_, c) => rows.map((row) => row[c]))
+}
 
 // A webhook attempt's window for callbacks: a lease on the attempt the in-process claim opened
 // (same lease id, so ending it is fenced like a pull worker's), expiring at the deadline.
@@ -188,12 +233,22 @@ export function createLeaseStatements (sql: postgres.Sql) {
     },
 
     /** Ends the lease and its attempt, and moves the task; undefined when the lease was not in `scope`. */
-    async end (tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding,
-      tx: Pick<postgres.Sql, 'unsafe'> = sql): Promise<TaskRow | undefined> {
-      const rows = await tx.unsafe(END, [leaseId, tenant, scope, ending.status, ending.outcome,
-        ending.status === 'completed' ? json(ending.result ?? null) ?? 'null' : null, json(ending.error),
-        ending.runAt ? ending.runAt.toISOString() : null])
+    async end (input: LeaseEnd, tx: Pick<postgres.Sql, 'unsafe'> = sql): Promise<TaskRow | undefined> {
+      const rows = await tx.unsafe(END_ONE, endColumns(input) as never[])
       return rows[0] && toTaskRow(rows[0])
+    },
+
+    /**
+     * Ends leases as `end` does, one statement for all, except where the task's end is final and
+     * others depend on it: per input, in input order, the task as moved or undefined (it moved on
+     * without the lease, the lease was not in `scope`, or the task has dependents).
+     */
+    async endWithoutDependents (inputs: LeaseEnd[]): Promise<(TaskRow | undefined)[]> {
+      const one = inputs.length === 1
+      const rows = await sql.unsafe(one ? END_ONE_WITHOUT_DEPENDENTS : END_MANY_WITHOUT_DEPENDENTS, columns(inputs) as never[], { prepare: one })
+      // The task keeps the lease id it ended with (as Postgres spells it: lowercase).
+      const byLease = new Map(rows.map((raw) => { const row = toTaskRow(raw); return [row.leaseId, row] }))
+      return inputs.map((i) => byLease.get(i.leaseId.toLowerCase()))
     },
 
     /** The open lease of a running task, if a pull worker holds it. */
