@@ -22,6 +22,8 @@ export type LeasedTask = {
   runAt: Date
   expiresAt: Date
   deadline: Date
+  /** How many tasks it depends on (their results go with the lease). */
+  dependencyCount: number
 }
 
 /** Which leases an ending may touch: live ones (a worker's call), expired ones (the sweeper), any (a cancel). */
@@ -54,25 +56,35 @@ export type ExpiredLease = {
 const json = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value))
 const secs = (param: string) => `make_interval(secs => ${param}::double precision / 1000)`
 
-const CLAIM = `
-  with claimed as (
-    update tasks set status = 'running', attempts = attempts + 1, worker_id = $4, lease_id = $3, started_at = now(), updated_at = now()
-    where id = $1 and tenant = $2 and status = 'queued' and cancel_requested_at is null
-    returning *
+// The claim of the tasks whose jobs one lease request took: each queued one becomes running on
+// a new attempt held by its own lease. The tenant, worker and visibility are the request's.
+// Rows are updated in task id order (the caller sorts them), the order in which creating
+// dependents locks tasks. Several rows are planned on each run, one is prepared, as in
+// the batched statements of in-process workers (transition-batch-statements.ts).
+const claimSql = (input: string) => `
+  with input as (
+    ${input}
+  ), claimed as (
+    update tasks t set status = 'running', attempts = t.attempts + 1, worker_id = $4, lease_id = i.lease_id, started_at = now(), updated_at = now()
+    from input i
+    where t.id = i.task_id and t.tenant = $2 and t.status = 'queued' and t.cancel_requested_at is null
+    returning t.*
   ), opened as (
     insert into task_attempts (task_id, attempt, worker_id, started_at, outcome)
     select id, attempts, worker_id, started_at, 'running' from claimed
     on conflict (task_id, attempt) do nothing
   ), leased as (
     insert into task_leases (lease_id, task_id, tenant, attempt, worker_id, visibility_ms, expires_at, deadline)
-    select $3, id, tenant, attempts, worker_id, $5::int,
+    select lease_id, id, tenant, attempts, worker_id, $5::int,
            least(now() + ${secs('$5::int')}, now() + ${secs('timeout_ms')}), now() + ${secs('timeout_ms')}
     from claimed
-    returning expires_at, deadline
+    returning task_id, expires_at, deadline
   )
   select c.id, c.type, c.payload, c.attempts as attempt, c.max_attempts as "maxAttempts", c.queue, c.priority,
-         c.run_at as "runAt", l.expires_at as "expiresAt", l.deadline
-  from claimed c, leased l`
+         c.run_at as "runAt", l.expires_at as "expiresAt", l.deadline, c.dependency_count as "dependencyCount"
+  from claimed c join leased l on l.task_id = c.id`
+const CLAIM_ONE = claimSql('select $1::uuid as task_id, $3::uuid as lease_id')
+const CLAIM_MANY = claimSql('select * from unnest($1::uuid[], $3::uuid[]) as i(task_id, lease_id)')
 
 const HEARTBEAT = `
   with lease as (
@@ -207,17 +219,28 @@ export function createLeaseStatements (sql: postgres.Sql) {
       return row
     },
 
-    /** A queued task of the tenant becomes running on a new attempt held by the lease; undefined when it is not queued. */
-    async claim (input: { taskId: string, tenant: string, leaseId: string, workerId: string, visibilityMs: number }): Promise<LeasedTask | undefined> {
-      const rows = await sql.unsafe(CLAIM, [input.taskId, input.tenant, input.leaseId, input.workerId, input.visibilityMs])
-      const row = rows[0]
-      if (!row) return undefined
-      return {
+    /**
+     * The queued tasks among `jobs` (ids of the tenant's tasks, each with the lease that took
+     * its job) become running on a new attempt held by that lease: per job, in order, the
+     * leased task or undefined (it is not queued, or not the tenant's).
+     */
+    async claim (tenant: string, workerId: string, visibilityMs: number, jobs: readonly { taskId: string, leaseId: string }[]):
+      Promise<(LeasedTask | undefined)[]> {
+      if (jobs.length === 0) return []
+      const one = jobs.length === 1
+      // In id order (uuids sort as their lowercase text does).
+      const sorted = jobs.map((j) => ({ taskId: j.taskId.toLowerCase(), leaseId: j.leaseId })).toSorted((a, b) => (a.taskId < b.taskId ? -1 : 1))
+      const rows = await sql.unsafe(one ? CLAIM_ONE : CLAIM_MANY, [
+        one ? sorted[0]!.taskId : sorted.map((j) => j.taskId), tenant,
+        one ? sorted[0]!.leaseId : sorted.map((j) => j.leaseId), workerId, visibilityMs,
+      ] as never[], { prepare: one })
+      const byId = new Map(rows.map((row) => [row.id as string, {
         ...(row as unknown as LeasedTask),
         runAt: new Date(row.runAt as string),
         expiresAt: new Date(row.expiresAt as string),
         deadline: new Date(row.deadline as string),
-      }
+      }]))
+      return jobs.map((j) => byId.get(j.taskId.toLowerCase()))
     },
 
     /**

@@ -99,10 +99,11 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
 
   const transitions = {
     /**
-     * A pull worker's lease (lease-statements.ts): a queued task of the tenant becomes running
-     * on a new attempt held by the lease (tasks.lease_id), which expires unless extended.
+     * A pull worker's leases (lease-statements.ts): queued tasks of the tenant whose jobs a
+     * lease request took become running, each on a new attempt held by its lease
+     * (tasks.lease_id), which expires unless extended. One statement for the request.
      */
-    claimLease: leases.claim,
+    claimLeases: (...args: Parameters<typeof leases.claim>) => retryOnDeadlock(() => leases.claim(...args)),
     /** Extends a live lease, never past the attempt's deadline, and records progress. */
     extendLease: leases.extend,
     /**
