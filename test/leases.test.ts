@@ -321,3 +321,23 @@ t.test('completes that arrive together share a statement; each keeps its own ans
   t.match(await waiting(h, dependent.id), { status: 'queued', blocked: 0 }, 'the task with a dependent released it')
   t.equal(tasks.length, 8)
 })
+
+t.test('one lease request claims its tasks together: in priority order, passing over a task that ended while its job waited', async (t) => {
+  const { h, put, create, lease, get } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const low = await create(A, { type: 'job', priority: 'low' })
+  const normal = await create(A, { type: 'job', priority: 'normal' })
+  const gone = await create(A, { type: 'job', priority: 'high' })
+  const critical = await create(A, { type: 'job', priority: 'critical' })
+  const extra = await create(A, { type: 'job', priority: 'low' })
+  // Ended in Postgres behind BullMQ's back: its job is still ready.
+  await h.sql`update tasks set status = 'cancelled', finished_at = now() where id = ${gone.id}`
+  const got = (await lease(A, { types: ['job'], max: 3, workerId: 'w-batch' })).body.items
+  t.same(got.map((i) => i.task.id), [critical.id, normal.id, low.id], 'the three ready tasks of highest priority, in that order')
+  t.equal(new Set(got.map((i) => i.leaseId)).size, 3, 'each on its own lease')
+  for (const item of got) t.match(await get(item.task.id), { status: 'running', attempts: 1 })
+  t.equal((await get(gone.id)).status, 'cancelled')
+  const queue = h.deps.queues.get('acme/job')
+  t.equal(await (await queue.getJob(gone.id))?.getState(), 'completed', 'the ended task\'s job was finished instead of leased')
+  t.same((await lease(A, { types: ['job'], max: 5 })).body.items.map((i) => i.task.id), [extra.id], 'what is left')
+})
