@@ -234,3 +234,110 @@ t.test('pull tasks and dependencies: a leased dependent receives its dependencie
   t.equal((await call(A, second.leaseId, 'complete', { result: { big: 'x'.repeat(2_000) } })).statusCode, 200)
   t.match(await get(load!.id), { status: 'failed', error: { code: 'RESULT_TOO_LARGE' } }, 'the result cap holds for pull workers too')
 })
+
+/** The dependent's own state: whether it still waits for a dependency. */
+const waiting = async (h: Harness, id: string) =>
+  (await h.sql<{ status: string, blocked: number }[]>`select status, blocked_count as blocked from tasks where id = ${id}`)[0]
+
+t.test('a leased task that gains dependents while it runs settles them when it ends, completed or failed', async (t) => {
+  const { h, put, create, lease, call } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const done = await create(A, { type: 'job' })
+  const broken = await create(A, { type: 'job' })
+  const leased = (await lease(A, { types: ['job'], max: 2 })).body.items
+  t.same(leased.map((l) => l.task.id).sort(), [done.id, broken.id].sort())
+  // Made after the lease: the task had no dependents when the worker took it.
+  const after = await create(A, { type: 'job', dependsOn: [done.id] })
+  const doomed = await create(A, { type: 'job', dependsOn: [broken.id] })
+  t.match(await waiting(h, after.id), { status: 'queued', blocked: 1 })
+  const leaseOf = (id: string) => leased.find((l) => l.task.id === id)!.leaseId
+  t.equal((await call(A, leaseOf(done.id), 'complete', { result: {} })).statusCode, 200)
+  t.match(await waiting(h, after.id), { status: 'queued', blocked: 0 }, 'completing the dependency released its dependent')
+  const next = await waitFor(async () => (await lease(A, { types: ['job'] })).body.items[0], 10_000)
+  t.equal(next.task.id, after.id, 'and the dependent was dispatched')
+  t.equal((await call(A, leaseOf(broken.id), 'fail', { error: { message: 'no' }, retryable: false })).statusCode, 200)
+  t.match(await h.sql`select status, error from tasks where id = ${doomed.id}`, [{ status: 'failed', error: { code: 'DEPENDENCY_FAILED' } }],
+    'failing the dependency failed its dependent')
+})
+
+t.test('a dependent created while its leased dependency completes is never missed', async (t) => {
+  const { h, put, create, lease, call, get } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const task = await create(A, { type: 'job' })
+  const l = (await lease(A, { types: ['job'] })).body.items[0]!
+  // The task row is held locked, so that the create (which locks it to mark it has dependents)
+  // queues first and the complete, which started before the create commits, queues behind it.
+  const lockWaits = async () => Number((await h.sql<{ n: string }[]>`
+    select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)[0]!.n)
+  let unlock!: () => void
+  const unlocked = new Promise<void>((resolve) => { unlock = resolve })
+  let locked!: () => void
+  const isLocked = new Promise<void>((resolve) => { locked = resolve })
+  const holder = h.sql.begin(async (tx) => {
+    await tx`select 1 from tasks where id = ${task.id} for no key update`
+    locked()
+    await unlocked
+  })
+  await isLocked
+  const creating = create(A, { type: 'job', dependsOn: [task.id] })
+  await waitFor(async () => (await lockWaits()) >= 1, 10_000)
+  const completing = call(A, l.leaseId, 'complete', { result: { ok: true } })
+  await waitFor(async () => (await lockWaits()) >= 2, 10_000)
+  unlock()
+  await holder
+  const dependent = await creating
+  t.equal((await completing).statusCode, 200)
+  t.equal((await get(task.id)).status, 'completed')
+  t.match(await waiting(h, dependent.id), { status: 'queued', blocked: 0 }, 'the dependent does not wait for a completed task')
+  const next = await waitFor(async () => (await lease(A, { types: ['job'] })).body.items[0], 10_000)
+  t.equal(next.task.id, dependent.id, 'and it was dispatched')
+})
+
+t.test('completes that arrive together share a statement; each keeps its own answer', async (t) => {
+  const { h, put, create, lease, call, get } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const tasks = await Promise.all(Array.from({ length: 8 }, () => create(A, { type: 'job' })))
+  const leased = (await lease(A, { types: ['job'], max: 8 })).body.items
+  t.equal(leased.length, 8)
+  const dependent = await create(A, { type: 'job', dependsOn: [leased[0]!.task.id] })
+  // One lease is completed twice at once, one is retried, one named in upper case.
+  const calls = await Promise.all([
+    ...leased.slice(0, 6).map((l, i) => call(A, i === 5 ? l.leaseId.toUpperCase() : l.leaseId, 'complete', { result: { i } })),
+    call(A, leased[1]!.leaseId, 'complete', { result: { again: true } }),
+    call(A, leased[6]!.leaseId, 'fail', { error: { message: 'later' } }),
+    call(B, leased[7]!.leaseId, 'complete', { result: {} }),
+  ])
+  const codes = calls.map((c) => c.statusCode)
+  t.same(codes.slice(0, 1), [200])
+  t.same(codes.slice(2, 6), [200, 200, 200, 200])
+  t.same([codes[1], codes[6]].sort(), [200, 409], 'one of the two completes of a lease records, the other is lease-lost')
+  t.equal(codes[7], 200, 'the failure with attempts left is a retry')
+  t.equal(codes[8], 409, 'another tenant cannot end the lease')
+  for (const l of leased.slice(0, 6)) t.equal((await get(l.task.id)).status, 'completed')
+  t.match(await get(leased[6]!.task.id), { status: 'queued', error: { message: 'later' } })
+  t.equal((await get(leased[7]!.task.id)).status, 'running')
+  t.same((await attempts(h, leased[0]!.task.id)).map((a) => a.outcome), ['completed'])
+  t.same((await attempts(h, leased[6]!.task.id)).map((a) => a.outcome), ['failed'])
+  t.match(await waiting(h, dependent.id), { status: 'queued', blocked: 0 }, 'the task with a dependent released it')
+  t.equal(tasks.length, 8)
+})
+
+t.test('one lease request claims its tasks together: in priority order, passing over a task that ended while its job waited', async (t) => {
+  const { h, put, create, lease, get } = await setup(t)
+  await put(A, 'job', { executor: { kind: 'pull' } })
+  const low = await create(A, { type: 'job', priority: 'low' })
+  const normal = await create(A, { type: 'job', priority: 'normal' })
+  const gone = await create(A, { type: 'job', priority: 'high' })
+  const critical = await create(A, { type: 'job', priority: 'critical' })
+  const extra = await create(A, { type: 'job', priority: 'low' })
+  // Ended in Postgres behind BullMQ's back: its job is still ready.
+  await h.sql`update tasks set status = 'cancelled', finished_at = now() where id = ${gone.id}`
+  const got = (await lease(A, { types: ['job'], max: 3, workerId: 'w-batch' })).body.items
+  t.same(got.map((i) => i.task.id), [critical.id, normal.id, low.id], 'the three ready tasks of highest priority, in that order')
+  t.equal(new Set(got.map((i) => i.leaseId)).size, 3, 'each on its own lease')
+  for (const item of got) t.match(await get(item.task.id), { status: 'running', attempts: 1 })
+  t.equal((await get(gone.id)).status, 'cancelled')
+  const queue = h.deps.queues.get('acme/job')
+  t.equal(await (await queue.getJob(gone.id))?.getState(), 'completed', 'the ended task\'s job was finished instead of leased')
+  t.same((await lease(A, { types: ['job'], max: 5 })).body.items.map((i) => i.task.id), [extra.id], 'what is left')
+})

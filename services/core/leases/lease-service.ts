@@ -44,7 +44,7 @@ const lost = (detail = 'The lease expired, ended, or is not known') => new Lease
  */
 export function createLeaseService (deps: {
   sql: postgres.Sql
-  transitions: Pick<TaskTransitions, 'claimLease' | 'extendLease' | 'endLease' | 'expiredLeases' | 'closeLease' | 'openLeaseOf'>
+  transitions: Pick<TaskTransitions, 'claimLeases' | 'extendLease' | 'endLease' | 'expiredLeases' | 'closeLease' | 'openLeaseOf'>
   catalog: Pick<TaskTypeCatalog, 'registered' | 'validateResult'>
   dispatcher: PullDispatcher
   queues: Pick<QueueRegistry, 'enqueue'>
@@ -54,7 +54,7 @@ export function createLeaseService (deps: {
   maxResultBytes?: number
 }) {
   const transitions = {
-    claim: deps.transitions.claimLease,
+    claim: deps.transitions.claimLeases,
     extend: deps.transitions.extendLease,
     end: deps.transitions.endLease,
     listExpired: deps.transitions.expiredLeases,
@@ -95,44 +95,84 @@ export function createLeaseService (deps: {
     else await deps.dispatcher.delay(queue, taskId, token, Date.now() + 1_000)
   }
 
-  async function takeOne (tenant: string, queue: string, names: Set<string>, request: LeaseRequest, workerId: string,
-    foreign: { id: string, token: string }[]): Promise<Lease | undefined | 'empty'> {
-    const leaseId = randomUUID()
-    const job = await deps.dispatcher.take(queue, leaseId, request.visibilityMs)
-    if (!job) return 'empty'
-    const taskId = job.id!
-    if (!names.has(job.name)) {
-      // Another type of a shared queue, which this worker did not ask for: held until the end
-      // of the round (so it is not taken again), then handed back.
-      foreign.push({ id: taskId, token: leaseId })
-      return undefined
-    }
-    let task: LeasedTask | undefined
-    try {
-      task = await transitions.claim({ taskId, tenant, leaseId, workerId, visibilityMs: request.visibilityMs })
-    } catch (err) {
-      await deps.dispatcher.delay(queue, taskId, leaseId, Date.now()).catch(() => {})
-      throw err
-    }
-    if (!task) {
-      await settleUnclaimed(queue, taskId, leaseId)
-      return undefined
-    }
-    // The lock expires with the lease (it was set for the requested visibility), or at the deadline.
-    if (task.expiresAt.getTime() - Date.now() < request.visibilityMs) {
-      await deps.dispatcher.extend(queue, taskId, leaseId, task.expiresAt.getTime() - Date.now())
-    }
-    void deps.events.publish(taskId, { kind: 'status', status: 'running', attempts: task.attempt, updatedAt: new Date().toISOString() })
-    return {
-      leaseId,
-      expiresAt: task.expiresAt.toISOString(),
-      task: { id: task.id, type: task.type, payload: task.payload, attempt: task.attempt, maxAttempts: task.maxAttempts, deadline: task.deadline.toISOString() },
-    }
+  /** Jobs taken, each locked with the lease id that will hold its task, not claimed yet. */
+  type Taken = { taskId: string, leaseId: string, job: NonNullable<Awaited<ReturnType<PullDispatcher['take']>>> }
+
+  /** Gives jobs back at once: they were taken but will not be leased. */
+  async function handBack (queue: string, jobs: readonly { id: string, token: string }[]): Promise<void> {
+    await Promise.all(jobs.map((j) => deps.dispatcher.delay(queue, j.id, j.token, Date.now()).catch(() => {})))
   }
 
-  /** Each leased task that depends on others gets their results, as in-process handlers do. */
-  async function withDependencies (items: Lease[]): Promise<Lease[]> {
-    const results = await dependencies.results(items.map((item) => item.task.id))
+  /**
+   * Up to `room` ready jobs of the queue's named types, in BullMQ's order. Jobs of other types
+   * of a shared queue, which this worker did not ask for, go to `foreign`: held until the end of
+   * the round (so they are not taken again), then handed back. One job is asked for first, so an
+   * empty queue costs one call; once that came, the rest are asked for at once (Redis runs the
+   * calls one after another, each atomic, as for concurrent workers).
+   */
+  async function takeJobs (queue: string, names: Set<string>, room: number, visibilityMs: number,
+    foreign: { id: string, token: string }[]): Promise<Taken[]> {
+    const taken: Taken[] = []
+    let wave = 1
+    while (taken.length < room && foreign.length < MAX_FOREIGN) {
+      const leaseIds = Array.from({ length: Math.min(wave, room - taken.length, MAX_FOREIGN - foreign.length) }, () => randomUUID())
+      const jobs = await Promise.allSettled(leaseIds.map((leaseId) => deps.dispatcher.take(queue, leaseId, visibilityMs)))
+      let empty = false
+      jobs.forEach((job, i) => {
+        if (job.status === 'rejected') return
+        if (!job.value) empty = true
+        else if (names.has(job.value.name)) taken.push({ taskId: job.value.id!, leaseId: leaseIds[i]!, job: job.value })
+        else foreign.push({ id: job.value.id!, token: leaseIds[i]! })
+      })
+      const failed = jobs.find((job) => job.status === 'rejected')
+      if (failed) {
+        await handBack(queue, taken.map((t) => ({ id: t.taskId, token: t.leaseId })))
+        throw failed.reason
+      }
+      if (empty) break
+      wave = room
+    }
+    return taken
+  }
+
+  /**
+   * The tasks of the jobs taken become running, in one statement; a job whose task could not be
+   * claimed is settled. The ids of leased tasks that depend on others are added to `dependent`.
+   */
+  async function claimJobs (tenant: string, queue: string, taken: Taken[], request: LeaseRequest, workerId: string,
+    dependent: Set<string>): Promise<Lease[]> {
+    let tasks: (LeasedTask | undefined)[]
+    try {
+      tasks = await transitions.claim(tenant, workerId, request.visibilityMs, taken)
+    } catch (err) {
+      await handBack(queue, taken.map((t) => ({ id: t.taskId, token: t.leaseId })))
+      throw err
+    }
+    const leases = await Promise.all(taken.map(async ({ taskId, leaseId, job }, i): Promise<Lease | undefined> => {
+      const task = tasks[i]
+      if (!task) {
+        await settleUnclaimed(queue, taskId, leaseId)
+        return undefined
+      }
+      // The lock expires with the lease (it was set for the requested visibility), or at the deadline.
+      if (task.expiresAt.getTime() - Date.now() < request.visibilityMs) {
+        await deps.dispatcher.extendTaken(job, leaseId, task.expiresAt.getTime() - Date.now())
+      }
+      if (task.dependencyCount > 0) dependent.add(taskId)
+      void deps.events.publish(taskId, { kind: 'status', status: 'running', attempts: task.attempt, updatedAt: new Date().toISOString() })
+      return {
+        leaseId,
+        expiresAt: task.expiresAt.toISOString(),
+        task: { id: task.id, type: task.type, payload: task.payload, attempt: task.attempt, maxAttempts: task.maxAttempts, deadline: task.deadline.toISOString() },
+      }
+    }))
+    return leases.filter((lease): lease is Lease => lease !== undefined)
+  }
+
+  /** Each leased task that depends on others (`dependent`) gets their results, as in-process handlers do. */
+  async function withDependencies (items: Lease[], dependent: Set<string>): Promise<Lease[]> {
+    if (dependent.size === 0) return items
+    const results = await dependencies.results([...dependent])
     for (const item of items) {
       const found = results.get(item.task.id)
       if (found) item.task.dependencies = found
@@ -202,20 +242,25 @@ export function createLeaseService (deps: {
       const workerId = request.workerId ?? 'pull-worker'
       const deadline = Date.now() + request.waitMs
       const items: Lease[] = []
+      const dependent = new Set<string>()
       for (;;) {
         for (const [queue, names] of byQueue) {
           const foreign: { id: string, token: string }[] = []
           try {
+            // The jobs are taken first, then their tasks claimed in one statement; again while
+            // some could not be claimed and more may be ready.
             while (items.length < request.max && foreign.length < MAX_FOREIGN) {
-              const lease = await takeOne(tenant, queue, names, request, workerId, foreign)
-              if (lease === 'empty') break
-              if (lease) items.push(lease)
+              const taken = await takeJobs(queue, names, request.max - items.length, request.visibilityMs, foreign)
+              if (taken.length === 0) break
+              const leased = await claimJobs(tenant, queue, taken, request, workerId, dependent)
+              items.push(...leased)
+              if (leased.length === taken.length) break
             }
           } finally {
             await Promise.all(foreign.map((f) => deps.dispatcher.delay(queue, f.id, f.token, Date.now())))
           }
         }
-        if (items.length > 0) return withDependencies(items)
+        if (items.length > 0) return withDependencies(items, dependent)
         if (Date.now() + POLL_MS > deadline) return items
         await sleep(POLL_MS)
       }

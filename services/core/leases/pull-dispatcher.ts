@@ -43,6 +43,10 @@ export function createPullDispatcher (deps: {
       if (lockMs !== 60_000) await next.extendLock(token, lockMs)
       return next
     },
+    /** Sets the lock of a job `take` just answered to expire `lockMs` from now (no need to read it again). */
+    async extendTaken (job: Job, token: string, lockMs: number): Promise<void> {
+      await job.extendLock(token, Math.max(1, lockMs))
+    },
     /** Sets the lock of a leased job to expire `lockMs` from now. */
     async extend (queue: string, id: string, token: string, lockMs: number): Promise<void> {
       const j = await job(queue, id)

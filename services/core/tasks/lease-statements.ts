@@ -22,6 +22,8 @@ export type LeasedTask = {
   runAt: Date
   expiresAt: Date
   deadline: Date
+  /** How many tasks it depends on (their results go with the lease). */
+  dependencyCount: number
 }
 
 /** Which leases an ending may touch: live ones (a worker's call), expired ones (the sweeper), any (a cancel). */
@@ -54,25 +56,35 @@ export type ExpiredLease = {
 const json = (value: unknown): string | null => (value === undefined || value === null ? null : JSON.stringify(value))
 const secs = (param: string) => `make_interval(secs => ${param}::double precision / 1000)`
 
-const CLAIM = `
-  with claimed as (
-    update tasks set status = 'running', attempts = attempts + 1, worker_id = $4, lease_id = $3, started_at = now(), updated_at = now()
-    where id = $1 and tenant = $2 and status = 'queued' and cancel_requested_at is null
-    returning *
+// The claim of the tasks whose jobs one lease request took: each queued one becomes running on
+// a new attempt held by its own lease. The tenant, worker and visibility are the request's.
+// Rows are updated in task id order (the caller sorts them), the order in which creating
+// dependents locks tasks. Several rows are planned on each run, one is prepared, as in
+// the batched statements of in-process workers (transition-batch-statements.ts).
+const claimSql = (input: string) => `
+  with input as (
+    ${input}
+  ), claimed as (
+    update tasks t set status = 'running', attempts = t.attempts + 1, worker_id = $4, lease_id = i.lease_id, started_at = now(), updated_at = now()
+    from input i
+    where t.id = i.task_id and t.tenant = $2 and t.status = 'queued' and t.cancel_requested_at is null
+    returning t.*
   ), opened as (
     insert into task_attempts (task_id, attempt, worker_id, started_at, outcome)
     select id, attempts, worker_id, started_at, 'running' from claimed
     on conflict (task_id, attempt) do nothing
   ), leased as (
     insert into task_leases (lease_id, task_id, tenant, attempt, worker_id, visibility_ms, expires_at, deadline)
-    select $3, id, tenant, attempts, worker_id, $5::int,
+    select lease_id, id, tenant, attempts, worker_id, $5::int,
            least(now() + ${secs('$5::int')}, now() + ${secs('timeout_ms')}), now() + ${secs('timeout_ms')}
     from claimed
-    returning expires_at, deadline
+    returning task_id, expires_at, deadline
   )
   select c.id, c.type, c.payload, c.attempts as attempt, c.max_attempts as "maxAttempts", c.queue, c.priority,
-         c.run_at as "runAt", l.expires_at as "expiresAt", l.deadline
-  from claimed c, leased l`
+         c.run_at as "runAt", l.expires_at as "expiresAt", l.deadline, c.dependency_count as "dependencyCount"
+  from claimed c join leased l on l.task_id = c.id`
+const CLAIM_ONE = claimSql('select $1::uuid as task_id, $3::uuid as lease_id')
+const CLAIM_MANY = claimSql('select * from unnest($1::uuid[], $3::uuid[]) as i(task_id, lease_id)')
 
 const HEARTBEAT = `
   with lease as (
@@ -92,30 +104,75 @@ const CANCELLED_LEASE = `
   select l.task_id as "taskId", l.expires_at as "expiresAt" from task_leases l join tasks t on t.id = l.task_id
   where l.lease_id = $1 and l.tenant = $2 and l.expires_at > now() and t.status = 'cancelled' and t.attempts = l.attempt`
 
-const END = `
-  with lease as (
-    update task_leases l set ended_at = now()
-    from tasks t
-    where l.lease_id = $1 and l.tenant = $2 and l.ended_at is null
-      and case $3::text when 'live' then l.expires_at > now() when 'expired' then l.expires_at <= now() else true end
-      and t.id = l.task_id and t.status = 'running' and t.attempts = l.attempt and t.lease_id = l.lease_id
-    returning l.task_id, l.attempt
+// The end of leases, one or several (each input row keeps its own conditions). The lease row is
+// locked, then its task's row, and the task's state is checked on the row as locked: a write
+// that committed meanwhile (another ending, a cancel, a dependent being created) is seen, and
+// nothing is written unless both still match. Several rows are locked in task id order, the
+// order in which creating dependents locks tasks, so two such statements wait instead of
+// deadlocking.
+//
+// `withoutDependents` leaves alone a task others depend on whose end is final: it must end in
+// a transaction that also settles its dependents (transitions.ts falls back to one). Creating
+// a dependent sets has_dependents under the task's row lock, so a task found without
+// dependents here gets none until this statement has committed. A retry (queued) changes
+// nothing for dependents and needs no such transaction.
+//
+// Like the batched finish (transition-batch-statements.ts), several rows come in as arrays
+// expanded with unnest and that statement is planned on each run; a single row is prepared.
+const endSql = (input: string, withoutDependents: boolean) => `
+  with input as (
+    ${input}
+  ), lease as materialized (
+    select l.lease_id, l.task_id, l.attempt, i.status, i.outcome, i.result, i.error, i.run_at
+    from input i join task_leases l on l.lease_id = i.lease_id and l.tenant = i.tenant
+    where l.ended_at is null
+      and case i.scope when 'live' then l.expires_at > now() when 'expired' then l.expires_at <= now() else true end
+    order by l.task_id
+    for no key update of l
+  ), ending as materialized (
+    select e.* from lease e join tasks t on t.id = e.task_id
+    where t.status = 'running' and t.attempts = e.attempt and t.lease_id = e.lease_id
+      ${withoutDependents ? "and (not t.has_dependents or e.status = 'queued')" : ''}
+    order by t.id
+    for no key update of t
+  ), ended as (
+    update task_leases l set ended_at = now() from ending e where l.lease_id = e.lease_id
   ), moved as (
-    update tasks t set status = $4::text,
-           result = case when $4::text = 'completed' then $6::text::jsonb else t.result end,
-           error = coalesce($7::text::jsonb, t.error),
-           run_at = coalesce($8::timestamptz, t.run_at),
-           worker_id = case when $4::text = 'queued' then null else t.worker_id end,
-           finished_at = case when $4::text = 'queued' then t.finished_at else now() end,
+    update tasks t set status = e.status,
+           result = case when e.status = 'completed' then e.result::jsonb else t.result end,
+           error = coalesce(e.error::jsonb, t.error),
+           run_at = coalesce(e.run_at::timestamptz, t.run_at),
+           worker_id = case when e.status = 'queued' then null else t.worker_id end,
+           finished_at = case when e.status = 'queued' then t.finished_at else now() end,
            updated_at = now()
-    from lease where t.id = lease.task_id
+    from ending e where t.id = e.task_id
     returning t.*
   ), closed as (
-    update task_attempts a set outcome = $5::text, finished_at = now(),
-           duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = $7::text::jsonb
-    from lease where a.task_id = lease.task_id and a.attempt = lease.attempt
+    update task_attempts a set outcome = e.outcome, finished_at = now(),
+           duration_ms = (extract(epoch from now() - a.started_at) * 1000)::int, error = e.error::jsonb
+    from ending e where a.task_id = e.task_id and a.attempt = e.attempt
   ), ${owedNotificationsCte('moved')}
   select ${TASK_RETURNING} from moved`
+
+const ONE_END_INPUT = `select $1::uuid as lease_id, $2::text as tenant, $3::text as scope, $4::text as status, $5::text as outcome,
+      $6::text as result, $7::text as error, $8::text as run_at`
+/** One lease's end, whatever depends on its task (in the caller's transaction). */
+const END_ONE = endSql(ONE_END_INPUT, false)
+const END_ONE_WITHOUT_DEPENDENTS = endSql(ONE_END_INPUT, true)
+const END_MANY_WITHOUT_DEPENDENTS = endSql(`select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+      as i(lease_id, tenant, scope, status, outcome, result, error, run_at)`, true)
+
+/** A lease to end: whose, which leases the ending may touch, and how the task moves. */
+export type LeaseEnd = { tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding }
+
+const endColumns = (e: LeaseEnd): unknown[] => [e.leaseId, e.tenant, e.scope, e.ending.status, e.ending.outcome,
+  e.ending.status === 'completed' ? json(e.ending.result ?? null) ?? 'null' : null, json(e.ending.error),
+  e.ending.runAt ? e.ending.runAt.toISOString() : null]
+/** One row's parameters as they are; several rows' as one array per column. */
+function columns (ends: LeaseEnd[]): unknown[] {
+  const rows = ends.map(endColumns)
+  return rows.length === 1 ? rows[0]! : rows[0]!.map((_, c) => rows.map((row) => row[c]))
+}
 
 // A webhook attempt's window for callbacks: a lease on the attempt the in-process claim opened
 // (same lease id, so ending it is fenced like a pull worker's), expiring at the deadline.
@@ -162,17 +219,28 @@ export function createLeaseStatements (sql: postgres.Sql) {
       return row
     },
 
-    /** A queued task of the tenant becomes running on a new attempt held by the lease; undefined when it is not queued. */
-    async claim (input: { taskId: string, tenant: string, leaseId: string, workerId: string, visibilityMs: number }): Promise<LeasedTask | undefined> {
-      const rows = await sql.unsafe(CLAIM, [input.taskId, input.tenant, input.leaseId, input.workerId, input.visibilityMs])
-      const row = rows[0]
-      if (!row) return undefined
-      return {
+    /**
+     * The queued tasks among `jobs` (ids of the tenant's tasks, each with the lease that took
+     * its job) become running on a new attempt held by that lease: per job, in order, the
+     * leased task or undefined (it is not queued, or not the tenant's).
+     */
+    async claim (tenant: string, workerId: string, visibilityMs: number, jobs: readonly { taskId: string, leaseId: string }[]):
+      Promise<(LeasedTask | undefined)[]> {
+      if (jobs.length === 0) return []
+      const one = jobs.length === 1
+      // In id order (uuids sort as their lowercase text does).
+      const sorted = jobs.map((j) => ({ taskId: j.taskId.toLowerCase(), leaseId: j.leaseId })).toSorted((a, b) => (a.taskId < b.taskId ? -1 : 1))
+      const rows = await sql.unsafe(one ? CLAIM_ONE : CLAIM_MANY, [
+        one ? sorted[0]!.taskId : sorted.map((j) => j.taskId), tenant,
+        one ? sorted[0]!.leaseId : sorted.map((j) => j.leaseId), workerId, visibilityMs,
+      ] as never[], { prepare: one })
+      const byId = new Map(rows.map((row) => [row.id as string, {
         ...(row as unknown as LeasedTask),
         runAt: new Date(row.runAt as string),
         expiresAt: new Date(row.expiresAt as string),
         deadline: new Date(row.deadline as string),
-      }
+      }]))
+      return jobs.map((j) => byId.get(j.taskId.toLowerCase()))
     },
 
     /**
@@ -188,12 +256,22 @@ export function createLeaseStatements (sql: postgres.Sql) {
     },
 
     /** Ends the lease and its attempt, and moves the task; undefined when the lease was not in `scope`. */
-    async end (tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding,
-      tx: Pick<postgres.Sql, 'unsafe'> = sql): Promise<TaskRow | undefined> {
-      const rows = await tx.unsafe(END, [leaseId, tenant, scope, ending.status, ending.outcome,
-        ending.status === 'completed' ? json(ending.result ?? null) ?? 'null' : null, json(ending.error),
-        ending.runAt ? ending.runAt.toISOString() : null])
+    async end (input: LeaseEnd, tx: Pick<postgres.Sql, 'unsafe'> = sql): Promise<TaskRow | undefined> {
+      const rows = await tx.unsafe(END_ONE, endColumns(input) as never[])
       return rows[0] && toTaskRow(rows[0])
+    },
+
+    /**
+     * Ends leases as `end` does, one statement for all, except where the task's end is final and
+     * others depend on it: per input, in input order, the task as moved or undefined (it moved on
+     * without the lease, the lease was not in `scope`, or the task has dependents).
+     */
+    async endWithoutDependents (inputs: LeaseEnd[]): Promise<(TaskRow | undefined)[]> {
+      const one = inputs.length === 1
+      const rows = await sql.unsafe(one ? END_ONE_WITHOUT_DEPENDENTS : END_MANY_WITHOUT_DEPENDENTS, columns(inputs) as never[], { prepare: one })
+      // The task keeps the lease id it ended with (as Postgres spells it: lowercase).
+      const byLease = new Map(rows.map((raw) => { const row = toTaskRow(raw); return [row.leaseId, row] }))
+      return inputs.map((i) => byLease.get(i.leaseId.toLowerCase()))
     },
 
     /** The open lease of a running task, if a pull worker holds it. */

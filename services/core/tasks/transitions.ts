@@ -9,7 +9,7 @@ import { createFailAttempt, type AttemptFailure, type FailingTask, type FailOutc
 export { createFailAttempt, type AttemptFailure, type FailOutcome } from './attempt-outcome.ts'
 import { createTransitionBatchStatements, type ClaimInput, type ClaimOutcome, type DispatchedRow, type FinishInput } from './transition-batch-statements.ts'
 import { TASK_RETURNING, toTaskRow } from './task-row-mapper.ts'
-import { createLeaseStatements, type LeaseEnding, type LeaseScope } from './lease-statements.ts'
+import { createLeaseStatements, type LeaseEnd, type LeaseEnding, type LeaseScope } from './lease-statements.ts'
 import { ALLOWED_FROM } from './task-states.ts'
 import type { TaskError } from './task-view.ts'
 import { owedNotificationsCte } from '../notifications/owed-notifications.ts'
@@ -70,6 +70,13 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
   const claimBatched = createWriteBatcher({ run: batches.claim, key: (i: ClaimInput) => i.taskId })
   const finishBatched = createWriteBatcher({ run: batches.finish, key: (i: FinishInput) => i.taskId })
   const leases = createLeaseStatements(sql)
+  // Lease endings that arrive together (a pull worker's completes, callbacks) share one
+  // statement, as in-process finishes do; a lease id is Postgres' uuid, whatever its case.
+  // The statement locks rows in a fixed order, but a deadlock aborts all of it, so it is safe to run again.
+  const endLeaseBatched = createWriteBatcher({
+    run: (inputs: LeaseEnd[]) => retryOnDeadlock(() => leases.endWithoutDependents(inputs)),
+    key: (i: LeaseEnd) => i.leaseId.toLowerCase(),
+  })
 
   async function one (text: string, params: unknown[], tx: Pick<postgres.Sql, 'unsafe'> = sql): Promise<TaskRow | undefined> {
     const rows = await tx.unsafe(text, params as never[])
@@ -92,10 +99,11 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
 
   const transitions = {
     /**
-     * A pull worker's lease (lease-statements.ts): a queued task of the tenant becomes running
-     * on a new attempt held by the lease (tasks.lease_id), which expires unless extended.
+     * A pull worker's leases (lease-statements.ts): queued tasks of the tenant whose jobs a
+     * lease request took become running, each on a new attempt held by its lease
+     * (tasks.lease_id), which expires unless extended. One statement for the request.
      */
-    claimLease: leases.claim,
+    claimLeases: (...args: Parameters<typeof leases.claim>) => retryOnDeadlock(() => leases.claim(...args)),
     /** Extends a live lease, never past the attempt's deadline, and records progress. */
     extendLease: leases.extend,
     /**
@@ -103,12 +111,20 @@ export function createTaskTransitions (sql: postgres.Sql, options: { maxLostAtte
      * or cancelled. `scope` says whether the lease must be live (a worker's call), expired
      * (the sweeper: the attempt is lost, or timed out past its deadline) or either (a cancel).
      */
-    endLease: (tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding): Promise<TaskRow | undefined> =>
-      // In the transaction that settles what depends on the task, when it ended for good.
-      withDependents(async (tx) => {
-        const row = await leases.end(tenant, leaseId, scope, ending, tx)
+    endLease: async (tenant: string, leaseId: string, scope: LeaseScope, ending: LeaseEnding): Promise<TaskRow | undefined> => {
+      // Most tasks have no dependents: their end is one statement, outside a transaction.
+      const row = await endLeaseBatched({ tenant, leaseId, scope, ending })
+      if (row) {
+        await left([row])
+        return row
+      }
+      // The task has dependents (or the lease did not match, which the transaction finds
+      // again): in the transaction that settles what depends on it, when it ended for good.
+      return withDependents(async (tx) => {
+        const row = await leases.end({ tenant, leaseId, scope, ending }, tx)
         return row?.status === 'queued' || row?.status === 'running' ? { value: row } : endedIfDependents(row)
-      }),
+      })
+    },
     /**
      * A webhook attempt's callback window: a lease on the attempt (the claim's lease id, so it
      * is fenced like a pull worker's) that callbacks end, or the lease sweeper at the deadline.
