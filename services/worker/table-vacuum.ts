@@ -64,7 +64,7 @@ export function createTableVacuum (deps: {
       with t as (
         select c.relname as table, greatest(c.reltuples, 0) as reltuples, s.n_dead_tup as dead,
           s.n_ins_since_vacuum as inserted, s.n_mod_since_analyze as modified,
-          coalesce(o.enabled, current_setting('autovacuum')::bool) as autovacuumed,
+          current_setting('autovacuum')::bool and coalesce(o.enabled, true) as autovacuumed,
           coalesce(o.vac_base, current_setting('autovacuum_vacuum_threshold')::float8) as vac_base,
           coalesce(o.vac_scale, current_setting('autovacuum_vacuum_scale_factor')::float8) as vac_scale,
           coalesce(o.ins_base, current_setting('autovacuum_vacuum_insert_threshold')::float8) as ins_base,
