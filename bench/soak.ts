@@ -14,8 +14,10 @@ of 10 ms) for a long time. Like a client that collects its results, it deletes e
 (DELETE /v1/tasks/{id}) a few seconds after it completed, so at a steady rate the tasks table
 should neither grow nor bloat. Every sample it prints the RSS of the API and the worker, Redis'
 memory, the tasks table's rows and bytes on disk (the sum, then its heap, its indexes and the
-attempts table with its indexes, each judged), the dead tuples in tasks and the backlog (queued
-and running; these two not judged). At the end it says, for each figure, whether it is flat after the warm-up
+attempts table with its indexes, each judged), and, not judged, the dead tuples in tasks, the
+most tasks accepted and not yet deleted since the last sample (an index keeps the size of the
+most entries it held, so a moment the deletes fall behind grows it for good) and the backlog
+(queued and running). At the end it says, for each figure, whether it is flat after the warm-up
 (its trend over the later samples rises by less than the tolerance), checks that every accepted
 task completed, and exits 1 if not.
 
@@ -137,8 +139,12 @@ try {
     { name: 'attempts', unit: 'MiB', values: [] },
   ]
   // Not judged: the work not yet done, so that a growing table can be told apart from a
-  // worker that falls behind; and the dead tuples in tasks, which come and go with each vacuum.
+  // worker that falls behind; the dead tuples in tasks, which come and go with each vacuum; and
+  // the most tasks accepted and not yet deleted since the last sample, because an index keeps
+  // the size of the most entries it ever held: a moment this client falls behind on its deletes
+  // (a loaded host) grows the table for good, which a sample of the rows alone would not show.
   let backlog = 0
+  let undeletedPeak = 0
   const started = performance.now()
   const mib = (bytes: number) => Math.round(bytes / 2 ** 20 * 100) / 100
   async function sample (): Promise<void> {
@@ -159,7 +165,8 @@ try {
     const at = Math.round((performance.now() - started) / 1000)
     print(`[${String(Math.floor(at / 60)).padStart(2, '0')}:${String(at % 60).padStart(2, '0')}] ` +
       series.map((s, i) => `${s.name} ${figures[i]}${s.unit ? ` ${s.unit}` : ''}`).join(' | ') +
-      ` | tasks dead tuples ${dead} | backlog ${backlog} | accepted ${accepted.size} deleted ${deleted.size}`)
+      ` | tasks dead tuples ${dead} | undeleted peak ${undeletedPeak} | backlog ${backlog} | accepted ${accepted.size} deleted ${deleted.size}`)
+    undeletedPeak = accepted.size - deleted.size
   }
 
   print(`soak: ${options.rate} tasks/s for ${options.durationSec} s, a sample every ${options.sampleSec} s, warm-up ${options.warmupSec} s (api pid ${api.pid}, worker pid ${worker.pid})`)
@@ -180,6 +187,7 @@ try {
       collecting = collect().catch((err) => { count(`collect error ${(err as Error).message}`) }).finally(() => { collecting = undefined })
     }
     if (now >= nextSample) { nextSample += options.sampleSec * 1000; await sample() }
+    undeletedPeak = Math.max(undeletedPeak, accepted.size - deleted.size)
     await sleep(5)
   }
   await Promise.all(inFlight)

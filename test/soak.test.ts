@@ -21,7 +21,7 @@ t.test('node bench/soak.ts --smoke: samples every figure, and every task it crea
   const { code, stdout, stderr } = await runScript('bench/soak.ts', ['--smoke', '--duration', '12s'], { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl })
   t.comment(stdout)
   t.equal(code, 0, `the soak exits 0\n${stderr}`)
-  const samples = stdout.split('\n').filter((l) => /^\[\d\d:\d\d\] api rss \d+ MiB \| worker rss \d+ MiB \| redis memory \d+ MiB \| tasks rows \d+ \| tasks table [\d.]+ MiB \| tasks heap [\d.]+ MiB \| tasks indexes [\d.]+ MiB \| attempts [\d.]+ MiB \| tasks dead tuples \d+ \| backlog \d+ \| accepted \d+ deleted \d+$/.test(l))
+  const samples = stdout.split('\n').filter((l) => /^\[\d\d:\d\d\] api rss \d+ MiB \| worker rss \d+ MiB \| redis memory \d+ MiB \| tasks rows \d+ \| tasks table [\d.]+ MiB \| tasks heap [\d.]+ MiB \| tasks indexes [\d.]+ MiB \| attempts [\d.]+ MiB \| tasks dead tuples \d+ \| undeleted peak \d+ \| backlog \d+ \| accepted \d+ deleted \d+$/.test(l))
   t.ok(samples.length >= 5, `${samples.length} samples with every figure`)
   const tasks = /tasks: accepted (\d+), completed and deleted (\d+), not completed (\d+)/.exec(stdout)
   t.ok(tasks && Number(tasks[1]) >= 400, `at least 400 tasks accepted (${tasks?.[1]})`)
