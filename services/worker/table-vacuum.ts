@@ -52,7 +52,7 @@ export function createTableVacuum (deps: {
   const { config, log } = deps
   const runs = new Counter({
     name: 'tasklane_table_maintenance_total',
-    help: 'VACUUM and ANALYZE runs of the task tables by the workers where autovacuum is off (TASKLANE_PURGE_VACUUM), by table and operation',
+    help: 'VACUUM and ANALYZE statements a worker issued on the task tables where autovacuum is off (TASKLANE_PURGE_VACUUM), by table and operation; one skipped because another replica was vacuuming the table counts too',
     labelNames: ['table', 'operation'] as const,
     registers: [deps.registry],
   })
