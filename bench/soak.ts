@@ -13,8 +13,11 @@ the local Postgres and Redis) under a fixed, evenly paced rate of POST /v1/tasks
 of 10 ms) for a long time. Like a client that collects its results, it deletes each task
 (DELETE /v1/tasks/{id}) a few seconds after it completed, so at a steady rate the tasks table
 should neither grow nor bloat. Every sample it prints the RSS of the API and the worker, Redis'
-memory, the tasks table (rows, and bytes on disk with the attempts) and the backlog (queued and
-running, not judged). At the end it says, for each figure, whether it is flat after the warm-up
+memory, the tasks table's rows and bytes on disk (the sum, then its heap, its indexes and the
+attempts table with its indexes, each judged), and, not judged, the dead tuples in tasks, the
+most tasks accepted and not yet deleted since the last sample (an index keeps the size of the
+most entries it held, so a moment the deletes fall behind grows it for good) and the backlog
+(queued and running). At the end it says, for each figure, whether it is flat after the warm-up
 (its trend over the later samples rises by less than the tolerance), checks that every accepted
 task completed, and exits 1 if not.
 
@@ -123,30 +126,47 @@ try {
     }
   }
 
+  // The tasks table is judged by its parts as well as whole, so that growth can be told to
+  // be the heap's, its indexes' or the attempts'.
   const series: Series[] = [
     { name: 'api rss', unit: 'MiB', values: [] },
     { name: 'worker rss', unit: 'MiB', values: [] },
     { name: 'redis memory', unit: 'MiB', values: [] },
     { name: 'tasks rows', unit: '', values: [] },
     { name: 'tasks table', unit: 'MiB', values: [] },
+    { name: 'tasks heap', unit: 'MiB', values: [] },
+    { name: 'tasks indexes', unit: 'MiB', values: [] },
+    { name: 'attempts', unit: 'MiB', values: [] },
   ]
   // Not judged: the work not yet done, so that a growing table can be told apart from a
-  // worker that falls behind.
+  // worker that falls behind; the dead tuples in tasks, which come and go with each vacuum; and
+  // the most tasks accepted and not yet deleted since the last sample, because an index keeps
+  // the size of the most entries it ever held: a moment this client falls behind on its deletes
+  // (a loaded host) grows the table for good, which a sample of the rows alone would not show.
   let backlog = 0
+  let undeletedPeak = 0
   const started = performance.now()
+  const mib = (bytes: number) => Math.round(bytes / 2 ** 20 * 100) / 100
   async function sample (): Promise<void> {
-    const [table] = await stack.sql<{ rows: number, bytes: number, backlog: number }[]>`
+    // The statistics reach pg_stat_user_tables asynchronously, and a snapshot of them lasts the transaction.
+    await stack.sql`select pg_stat_clear_snapshot()`
+    const [table] = await stack.sql<{ rows: number, backlog: number, heap: number, indexes: number, attempts: number, dead: number }[]>`
       select (select count(*)::int from tasks) as rows,
         (select count(*)::int from tasks where status in ('queued', 'running')) as backlog,
-        (pg_total_relation_size('tasks') + pg_total_relation_size('task_attempts'))::float8 as bytes`
+        pg_table_size('tasks')::float8 as heap,
+        pg_indexes_size('tasks')::float8 as indexes,
+        pg_total_relation_size('task_attempts')::float8 as attempts,
+        (select n_dead_tup::int from pg_stat_user_tables where relid = 'tasks'::regclass) as dead`
     const redisMb = Number(/^used_memory_rss:(\d+)/m.exec(await stack.redis.info('memory'))?.[1] ?? 0) / 2 ** 20
-    const figures = [rssMb(api.pid) ?? 0, rssMb(worker.pid) ?? 0, Math.round(redisMb), table!.rows, Math.round(table!.bytes / 2 ** 20 * 10) / 10]
+    const { rows, heap, indexes, attempts, dead } = table!
+    const figures = [rssMb(api.pid) ?? 0, rssMb(worker.pid) ?? 0, Math.round(redisMb), rows, mib(heap + indexes + attempts), mib(heap), mib(indexes), mib(attempts)]
     figures.forEach((v, i) => series[i]!.values.push(v))
     backlog = table!.backlog
     const at = Math.round((performance.now() - started) / 1000)
     print(`[${String(Math.floor(at / 60)).padStart(2, '0')}:${String(at % 60).padStart(2, '0')}] ` +
       series.map((s, i) => `${s.name} ${figures[i]}${s.unit ? ` ${s.unit}` : ''}`).join(' | ') +
-      ` | backlog ${backlog} | accepted ${accepted.size} deleted ${deleted.size}`)
+      ` | tasks dead tuples ${dead} | undeleted peak ${undeletedPeak} | backlog ${backlog} | accepted ${accepted.size} deleted ${deleted.size}`)
+    undeletedPeak = accepted.size - deleted.size
   }
 
   print(`soak: ${options.rate} tasks/s for ${options.durationSec} s, a sample every ${options.sampleSec} s, warm-up ${options.warmupSec} s (api pid ${api.pid}, worker pid ${worker.pid})`)
@@ -167,6 +187,7 @@ try {
       collecting = collect().catch((err) => { count(`collect error ${(err as Error).message}`) }).finally(() => { collecting = undefined })
     }
     if (now >= nextSample) { nextSample += options.sampleSec * 1000; await sample() }
+    undeletedPeak = Math.max(undeletedPeak, accepted.size - deleted.size)
     await sleep(5)
   }
   await Promise.all(inFlight)

@@ -128,36 +128,6 @@ t.test('never before: per status defaults and per-tenant retentionDays, in bound
   t.same(counts, actual, 'task_counts equals a count of the rows')
 })
 
-t.test('with the server\'s autovacuum off, a pass vacuums the tables it churned; with TASKLANE_PURGE_VACUUM=off it leaves them', async (t) => {
-  const h = await startHarness(t, { env: { TASKLANE_PURGE_INTERVAL_MS: '0' } })
-  const autovacuum = (await h.sql<{ autovacuum: string }[]>`show autovacuum`)[0]!.autovacuum
-  const deadTasks = async () => {
-    // The statistics reach pg_stat_user_tables asynchronously: read them fresh.
-    await h.sql`select pg_stat_clear_snapshot()`
-    const [row] = await h.sql<{ dead: number }[]>`select n_dead_tup::int as dead from pg_stat_user_tables where relname = 'tasks'`
-    return row!.dead
-  }
-  const churn = async () => {
-    for (let i = 0; i < 20; i++) await seed(h, 'default', 'completed', 9 * DAY, 8 * DAY)
-    await h.sql`select pg_stat_force_next_flush()`
-  }
-
-  await churn()
-  const off = await purgerOf(t, h, { TASKLANE_PURGE_VACUUM: 'off' }).purger.runOnce()
-  t.equal(off?.vacuumed, false, 'off: never vacuums')
-  await h.sql`select pg_stat_force_next_flush()`
-  await waitFor(async () => (await deadTasks()) >= 20, 10_000)
-  t.ok(await deadTasks() >= 20, 'the purged rows are dead tuples until a vacuum')
-
-  await churn()
-  const auto = await purgerOf(t, h).purger.runOnce()
-  t.equal(auto?.vacuumed, autovacuum === 'off', `auto with autovacuum ${autovacuum}: vacuums only when it is off`)
-  if (autovacuum === 'off') {
-    await waitFor(async () => (await deadTasks()) === 0, 10_000)
-    t.equal(await deadTasks(), 0, 'no dead tuples left in tasks after the pass')
-  }
-})
-
 t.test('one purger pass at a time across replicas', async (t) => {
   const h = await startHarness(t, { env: { TASKLANE_PURGE_INTERVAL_MS: '0' } })
   const { purger } = purgerOf(t, h)

@@ -91,8 +91,11 @@ const EnvSchema = Type.Object({
   TASKLANE_PURGE_INTERVAL_MS: Type.Integer({ default: 15_000, minimum: 0 }),
   TASKLANE_PURGE_BATCH_SIZE: Type.Integer({ default: 1000, minimum: 1, maximum: 10_000 }),
   TASKLANE_PURGE_MAX_PER_PASS: Type.Integer({ default: 200_000, minimum: 1 }),
-  // auto: the purger vacuums the tables it churns when the server's autovacuum is off.
-  TASKLANE_PURGE_VACUUM: Type.Union([Type.Literal('auto'), Type.Literal('off')], { default: 'auto' }),
+  // auto: the workers vacuum the task tables when the server's autovacuum is off (or off for a
+  // table), by autovacuum's thresholds, checked every TASKLANE_VACUUM_CHECK_INTERVAL_MS;
+  // always: also when it is on; off: never.
+  TASKLANE_PURGE_VACUUM: Type.Union([Type.Literal('auto'), Type.Literal('always'), Type.Literal('off')], { default: 'auto' }),
+  TASKLANE_VACUUM_CHECK_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 100 }),
   // Fair sharing: the default per-tenant concurrency per queue ("default:50,reports:5"), the
   // dispatch window of a tenant without one while other tenants have work in the queue, the
   // window of a tenant alone in it, and how often the admission loop looks for held work.

@@ -22,17 +22,9 @@ export type PurgeReport = {
   purged: Record<FinishedStatus, number>
   /** Every tenant's and status's sweep reached its end within the pass's budget. */
   caughtUp: boolean
-  /** The pass vacuumed the churned tables itself (the server's autovacuum is off). */
-  vacuumed: boolean
 }
 
-/**
- * Tables whose rows are deleted by the purge (tasks and what cascades from them) or updated on
- * every task (task_counts by the statement triggers, tasks and attempts by each transition).
- */
-const CHURNED_TABLES = ['tasks', 'task_attempts', 'task_leases', 'task_dependencies', 'task_counts', 'notification_outbox', 'webhook_deliveries']
-
-type PurgerConfig = Pick<Config, 'retentionMs' | 'TASKLANE_PURGE_INTERVAL_MS' | 'TASKLANE_PURGE_BATCH_SIZE' | 'TASKLANE_PURGE_MAX_PER_PASS' | 'TASKLANE_PURGE_VACUUM'>
+type PurgerConfig = Pick<Config, 'retentionMs' | 'TASKLANE_PURGE_INTERVAL_MS' | 'TASKLANE_PURGE_BATCH_SIZE' | 'TASKLANE_PURGE_MAX_PER_PASS'>
 
 /**
  * Deletes finished tasks (and, through their foreign keys, their child rows) once their
@@ -72,7 +64,7 @@ export function createPurger (deps: {
   let rotation = 0
 
   async function pass (): Promise<PurgeReport> {
-    const report: PurgeReport = { scanned: 0, purged: { completed: 0, failed: 0, cancelled: 0 }, caughtUp: true, vacuumed: false }
+    const report: PurgeReport = { scanned: 0, purged: { completed: 0, failed: 0, cancelled: 0 }, caughtUp: true }
     const overrides = await limits.retentionOverrides()
     const groups = await repo.finishedGroups()
     let budget = config.TASKLANE_PURGE_MAX_PER_PASS
@@ -96,29 +88,7 @@ export function createPurger (deps: {
         after = chunk.lastId
       }
     }
-    report.vacuumed = await vacuumWithoutAutovacuum()
     return report
-  }
-
-  /**
-   * Deleted and updated rows leave dead tuples that only a vacuum makes room of; a server with
-   * autovacuum off (some CI and hand-tuned setups) would grow the tables for ever despite the
-   * purge. There the purger vacuums them itself after each pass: a plain VACUUM, which blocks
-   * neither reads nor writes. Without the rights to (not the tables' owner), it says so once.
-   */
-  let vacuumRefused = false
-  async function vacuumWithoutAutovacuum (): Promise<boolean> {
-    if (config.TASKLANE_PURGE_VACUUM === 'off' || vacuumRefused) return false
-    const [setting] = await deps.sql<{ autovacuum: string }[]>`show autovacuum`
-    if (setting?.autovacuum !== 'off') return false
-    try {
-      await deps.sql.unsafe(`vacuum (analyze) ${CHURNED_TABLES.join(', ')}`)
-      return true
-    } catch (err) {
-      vacuumRefused = true
-      log.warn({ err }, 'autovacuum is off and the purger cannot vacuum the task tables; they will grow until someone does')
-      return false
-    }
   }
 
   return createPassLoop({

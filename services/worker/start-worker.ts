@@ -39,6 +39,7 @@ import { createWebhookMetrics } from '../core/outbound/webhook-metrics.ts'
 import { createOpsServer } from './ops-server.ts'
 import { createPurger } from './purger.ts'
 import { createReconciler } from './reconciler.ts'
+import { createTableVacuum } from './table-vacuum.ts'
 import type { TaskHandler } from './task-handler.ts'
 import { createTaskRunner } from './task-runner.ts'
 import { createWorkerMetrics } from './worker-metrics.ts'
@@ -130,6 +131,9 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   const purgerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:purger` })
   const purger = createPurger({ sql: database.sql, db: database.db, lockSql: purgerLock.sql, config, registry, log })
   purger.start()
+  // Without autovacuum, the churn of every task (not only the purge's deletes) is vacuumed here.
+  const vacuum = createTableVacuum({ sql: database.sql, config, registry, log })
+  vacuum.start()
   registerTableSizeMetrics({ registry, sql: database.sql, log })
   const admissionLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:admission` })
   const admission = createAdmissionLoop({
@@ -147,7 +151,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     readiness.startDraining()
     // BullMQ stops fetching at once; running jobs go on until they end or the grace is over.
     const closing = workers.close(false).then(() => 'drained' as const)
-    await Promise.all([reconciler.stop(), scheduleLoop.stop(), purger.stop(), notifications.stop(), admission.stop()])
+    await Promise.all([reconciler.stop(), scheduleLoop.stop(), purger.stop(), vacuum.stop(), notifications.stop(), admission.stop()])
     const drained = await Promise.race([closing, sleep(graceMs, 'timeout' as const, { ref: false })])
     if (drained === 'timeout') {
       log.warn({ graceMs }, 'grace period over; releasing the tasks still running')
@@ -174,6 +178,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     registry,
     reconciler,
     purger,
+    vacuum,
     admission,
     /** Idempotent: a second call (a second signal, a test teardown) waits for the first. */
     stop (graceMs = config.TASKLANE_SHUTDOWN_GRACE_MS): Promise<void> {
