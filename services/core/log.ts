@@ -51,8 +51,18 @@ export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, base: Record<st
     ? pino(options, more.destination)
     : process.stdout.isTTY && prettyAvailable()
       ? pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } })
-      : pino(options)
+      : pino(options, bufferedStdout())
   return withPrimitivesUnredacted(logger)
+}
+
+/**
+ * stdout written in blocks of at least 4 KiB instead of a write call per line: under load
+ * the access log and the attempt lines made one system call each, a tenth of the worker's
+ * CPU time. Lines wait at most a quarter of a second, and pino writes what is left when the
+ * process exits, so only a SIGKILL loses them (at most one block).
+ */
+function bufferedStdout (): DestinationStream {
+  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 250 })
 }
 
 /**
