@@ -104,11 +104,19 @@ export function createTaskRunner (deps: {
 
     // A timer cleared when the attempt ends: AbortSignal.timeout would keep every finished
     // attempt's signals alive until its timeout fires, tens of MB and tens of thousands of
-    // pending timers at a thousand tasks a second with the default 30 s timeout.
-    const timeoutController = new AbortController()
-    const timeoutTimer = setTimeout(() => timeoutController.abort(new DOMException('signal timed out', 'TimeoutError')), task.timeoutMs).unref()
-    const timeout = timeoutController.signal
-    const signal = jobSignal ? AbortSignal.any([timeout, jobSignal]) : timeout
+    // pending timers at a thousand tasks a second with the default 30 s timeout. The job's
+    // signal is forwarded into the same controller by a listener removed at the end, which
+    // costs less per attempt than AbortSignal.any's composite signal.
+    const attemptController = new AbortController()
+    let timedOut = false
+    const timeoutTimer = setTimeout(() => {
+      timedOut = true
+      attemptController.abort(new DOMException('signal timed out', 'TimeoutError'))
+    }, task.timeoutMs).unref()
+    const forwardJobAbort = () => attemptController.abort(jobSignal!.reason)
+    if (jobSignal?.aborted) forwardJobAbort()
+    else jobSignal?.addEventListener('abort', forwardJobAbort, { once: true })
+    const signal = attemptController.signal
     const startedAt = performance.now()
     const elapsed = () => Math.round(performance.now() - startedAt)
 
@@ -156,7 +164,7 @@ export function createTaskRunner (deps: {
         return null
       }
       const permanent = caught instanceof PermanentTaskError || caught instanceof ResultTooLargeError
-      const err = timeout.aborted && !permanent ? new TaskTimeoutError(task.timeoutMs) : caught
+      const err = timedOut && !permanent ? new TaskTimeoutError(task.timeoutMs) : caught
       const retryAfterMs = caught instanceof RetryableTaskError ? caught.retryAfterMs : undefined
       const failure = { error: toTaskError(err), retryable: !permanent, durationMs, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }
       const decided = await retryOnOutage(() => transitions.failAttempt(task, failure))
@@ -173,6 +181,7 @@ export function createTaskRunner (deps: {
       throw new UnrecoverableError(failure.error.message)
     } finally {
       clearTimeout(timeoutTimer)
+      jobSignal?.removeEventListener('abort', forwardJobAbort)
     }
   }
 }
