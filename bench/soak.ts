@@ -5,6 +5,8 @@ import { Pool } from 'undici'
 import { createBenchStack } from './bench-stack.ts'
 import { rssMb } from './proc-stats.ts'
 import { judgeFlat, type Series } from './soak-verdict.ts'
+import { ensureIndexStats, formatIndexLine, formatIndexTable, sampleIndexes, type IndexSample } from './index-stats.ts'
+import { CHURNED_TABLES } from '../services/worker/table-vacuum.ts'
 
 const HELP = `Usage: node bench/soak.ts [options]      (make soak runs it with the defaults)
 
@@ -91,6 +93,7 @@ const stack = await createBenchStack({
 })
 let ok = false
 try {
+  await ensureIndexStats(stack.sql)
   const prefix = stack.newPrefix()
   const api = await stack.startApi(prefix)
   const worker = await stack.startWorker(prefix, 0, options.concurrency)
@@ -145,6 +148,9 @@ try {
   // (a loaded host) grows the table for good, which a sample of the rows alone would not show.
   let backlog = 0
   let undeletedPeak = 0
+  // Each index of the churned tables, every sample: which index grows, and whether with deleted
+  // pages not yet recycled or with emptier leaves.
+  const indexHistory: IndexSample[][] = []
   const started = performance.now()
   const mib = (bytes: number) => Math.round(bytes / 2 ** 20 * 100) / 100
   async function sample (): Promise<void> {
@@ -167,6 +173,9 @@ try {
       series.map((s, i) => `${s.name} ${figures[i]}${s.unit ? ` ${s.unit}` : ''}`).join(' | ') +
       ` | tasks dead tuples ${dead} | undeleted peak ${undeletedPeak} | backlog ${backlog} | accepted ${accepted.size} deleted ${deleted.size}`)
     undeletedPeak = accepted.size - deleted.size
+    const perIndex = await sampleIndexes(stack.sql, CHURNED_TABLES)
+    indexHistory.push(perIndex)
+    print(formatIndexLine('tasks', perIndex))
   }
 
   print(`soak: ${options.rate} tasks/s for ${options.durationSec} s, a sample every ${options.sampleSec} s, warm-up ${options.warmupSec} s (api pid ${api.pid}, worker pid ${worker.pid})`)
@@ -207,6 +216,9 @@ try {
   print(`answers: ${[...answers].map(([k, n]) => `${k} x${n}`).join(', ')}`)
   print(`tasks: accepted ${accepted.size}, completed and deleted ${deleted.size}, not completed ${missing}`)
   const warmupSamples = Math.min(Math.ceil(options.warmupSec / options.sampleSec), series[0]!.values.length - 2)
+  print('per index of the churned tables (KiB at the first sample under load, the end of the warm-up, the last sample, the')
+  print('largest; trend after warm-up, ! past the tolerance; leaf and deleted pages of 8 KiB; not judged):')
+  for (const line of formatIndexTable(indexHistory, Math.max(warmupSamples, 0), options.tolerancePercent)) print(`  ${line}`)
   const verdicts = series.map((s) => judgeFlat(s, Math.max(warmupSamples, 0), options.tolerancePercent))
   for (const v of verdicts) {
     print(`${v.flat ? 'flat   ' : 'GROWING'} ${v.name}: ${v.first} -> ${v.last}, trend ${v.growthPercent >= 0 ? '+' : ''}${v.growthPercent}% after warm-up (tolerance ${options.tolerancePercent}%)`)
