@@ -9,6 +9,7 @@ import postgres from 'postgres'
 import { v7 as uuidv7 } from 'uuid'
 import { createBenchStack } from './bench-stack.ts'
 import { ensureIndexStats, formatIndexLine, formatIndexTable, sampleIndexes, type IndexSample } from './index-stats.ts'
+import { watchVacuums } from './vacuum-watch.ts'
 import { createTableVacuum } from '../services/worker/table-vacuum.ts'
 import { createLogger } from '../services/core/log.ts'
 import { Registry } from 'prom-client'
@@ -35,6 +36,7 @@ const vacuum = createTableVacuum({
   log: createLogger({ LOG_LEVEL: 'silent' } as never, {}),
 })
 vacuum.start()
+const vacuumWatch = watchVacuums(stack.sql, 'tasks')
 const history: IndexSample[][] = []
 const started = performance.now()
 const inFlight = new Set<Promise<unknown>>()
@@ -57,7 +59,7 @@ async function sample (): Promise<void> {
   const per = await sampleIndexes(stack.sql, ['tasks'])
   history.push(per)
   const at = Math.round((performance.now() - started) / 1000)
-  process.stdout.write(`[${at}s] rows ${t!.rows} heap ${Math.round(t!.heap / 1024)} KiB indexes ${Math.round(t!.indexes / 1024)} KiB\n${formatIndexLine('tasks', per)}\n`)
+  process.stdout.write(`[${at}s] rows ${t!.rows} heap ${Math.round(t!.heap / 1024)} KiB indexes ${Math.round(t!.indexes / 1024)} KiB\n${formatIndexLine('tasks', per)} | ${JSON.stringify(vacuumWatch.take())}\n`)
 }
 
 await sample()
@@ -75,6 +77,7 @@ await Promise.all(inFlight)
 await sample()
 for (const line of formatIndexTable(history, Math.ceil(history.length / 5), 15)) process.stdout.write(`  ${line}\n`)
 await vacuum.stop()
+await vacuumWatch.stop()
 await sql.end()
 await stack.close()
 process.exit(0)

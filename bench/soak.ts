@@ -6,6 +6,7 @@ import { createBenchStack } from './bench-stack.ts'
 import { rssMb } from './proc-stats.ts'
 import { judgeFlat, type Series } from './soak-verdict.ts'
 import { ensureIndexStats, formatIndexLine, formatIndexTable, sampleIndexes, type IndexSample } from './index-stats.ts'
+import { watchVacuums } from './vacuum-watch.ts'
 import { CHURNED_TABLES } from '../services/worker/table-vacuum.ts'
 
 const HELP = `Usage: node bench/soak.ts [options]      (make soak runs it with the defaults)
@@ -33,7 +34,8 @@ Options:
   --smoke           20 s at 50/s sampled every 2 s, for the test suite: figures printed, flatness not judged
   -h, --help        this text
 
-Environment: DATABASE_URL and REDIS_URL as for make bench.`
+Environment: DATABASE_URL and REDIS_URL as for make bench; TASKLANE_VACUUM_CHECK_INTERVAL_MS, if set,
+is passed to the worker.`
 
 function seconds (name: string, raw: string): number {
   const match = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(raw.trim())
@@ -89,7 +91,12 @@ const stack = await createBenchStack({
   logLevel: 'warn',
   profileDir: undefined,
   // As the images ship them; the creation limit would cap the rate at the tenant's quota.
-  env: { TASKLANE_RATE_LIMIT_MAX: '0', NODE_OPTIONS: '--max-semi-space-size=16' },
+  env: {
+    TASKLANE_RATE_LIMIT_MAX: '0',
+    NODE_OPTIONS: '--max-semi-space-size=16',
+    // To compare vacuum cadences in one run of two soaks side by side.
+    ...(process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS ? { TASKLANE_VACUUM_CHECK_INTERVAL_MS: process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS } : {}),
+  },
 })
 let ok = false
 try {
@@ -151,6 +158,7 @@ try {
   // Each index of the churned tables, every sample: which index grows, and whether with deleted
   // pages not yet recycled or with emptier leaves.
   const indexHistory: IndexSample[][] = []
+  const vacuumWatch = watchVacuums(stack.sql, 'tasks')
   const started = performance.now()
   const mib = (bytes: number) => Math.round(bytes / 2 ** 20 * 100) / 100
   async function sample (): Promise<void> {
@@ -175,7 +183,8 @@ try {
     undeletedPeak = accepted.size - deleted.size
     const perIndex = await sampleIndexes(stack.sql, CHURNED_TABLES)
     indexHistory.push(perIndex)
-    print(formatIndexLine('tasks', perIndex))
+    const v = vacuumWatch.take()
+    print(`${formatIndexLine('tasks', perIndex)} | tasks vacuums ${v.vacuums}, longest gap ${v.longestGapSec} s, most dead tuples ${v.mostDead}`)
   }
 
   print(`soak: ${options.rate} tasks/s for ${options.durationSec} s, a sample every ${options.sampleSec} s, warm-up ${options.warmupSec} s (api pid ${api.pid}, worker pid ${worker.pid})`)
@@ -201,6 +210,7 @@ try {
   }
   await Promise.all(inFlight)
   await collecting
+  await vacuumWatch.stop()
   // The backlog drains: every accepted task must end completed (and then be collected).
   const drainUntil = Date.now() + 60_000
   let pending = 0
