@@ -14,7 +14,7 @@ import { createTableVacuum } from '../services/worker/table-vacuum.ts'
 import { createLogger } from '../services/core/log.ts'
 import { Registry } from 'prom-client'
 
-const { values } = parseArgs({ options: { rate: { type: 'string' }, duration: { type: 'string' }, 'vacuum-interval': { type: 'string' }, sample: { type: 'string' }, setup: { type: 'string' } } })
+const { values } = parseArgs({ options: { rate: { type: 'string' }, duration: { type: 'string' }, 'vacuum-interval': { type: 'string' }, sample: { type: 'string' }, setup: { type: 'string' }, 'own-connection': { type: 'boolean' } } })
 const rate = Number(values.rate ?? 100)
 const durationSec = Number((values.duration ?? '300').replace(/m$/, '')) * (values.duration?.endsWith('m') ? 60 : 1)
 const sampleSec = Number(values.sample ?? 30)
@@ -29,8 +29,10 @@ const sql = postgres(stack.databaseUrl, { max: 10, onnotice: () => {} })
 await ensureIndexStats(stack.sql)
 // A variant under test, e.g. a table or index storage parameter.
 if (values.setup) await stack.sql.unsafe(values.setup)
+// As the worker did before its vacuum had a connection of its own: in the churn's pool, or apart.
+const vacuumSql = values['own-connection'] ? postgres(stack.databaseUrl, { max: 1, onnotice: () => {} }) : sql
 const vacuum = createTableVacuum({
-  sql,
+  sql: vacuumSql,
   config: { TASKLANE_PURGE_VACUUM: 'auto', TASKLANE_VACUUM_CHECK_INTERVAL_MS: Number(values['vacuum-interval'] ?? 5000) },
   registry: new Registry(),
   log: createLogger({ LOG_LEVEL: 'silent' } as never, {}),
@@ -78,6 +80,7 @@ await sample()
 for (const line of formatIndexTable(history, Math.ceil(history.length / 5), 15)) process.stdout.write(`  ${line}\n`)
 await vacuum.stop()
 await vacuumWatch.stop()
+if (vacuumSql !== sql) await vacuumSql.end()
 await sql.end()
 await stack.close()
 process.exit(0)
