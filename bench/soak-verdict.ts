@@ -24,3 +24,23 @@ export function judgeFlat (series: Series, warmupSamples: number, tolerancePerce
   const growthPercent = meanY === 0 ? (rise > 0 ? Infinity : 0) : (100 * rise) / meanY
   return { name: series.name, flat: growthPercent < tolerancePercent, growthPercent: Math.round(growthPercent * 10) / 10, first, last }
 }
+
+/**
+ * Flat once levelled: the mean of the run's last third rises by less than `tolerancePercent`
+ * over the mean of its middle third. For a figure that is a high-water mark, such as a churned
+ * table's index, which keeps the most entries it held between two vacuums: it steps up when the
+ * gap between two vacuums is the longest yet (a stalled host), and stays level between those
+ * records, which come ever more rarely. A trend line over such a series rises with any step
+ * after the warm-up, however level it has been since; a leak still rises in the last third.
+ */
+export function judgePlateau (series: Series, tolerancePercent: number): Verdict {
+  const n = series.values.length
+  const first = series.values[0] ?? 0
+  const last = series.values.at(-1) ?? 0
+  if (n < 3) return { name: series.name, flat: true, growthPercent: 0, first, last }
+  const mean = (vs: number[]) => vs.reduce((sum, v) => sum + v, 0) / vs.length
+  const middle = mean(series.values.slice(Math.floor(n / 3), Math.floor((2 * n) / 3)))
+  const tail = mean(series.values.slice(Math.floor((2 * n) / 3)))
+  const growthPercent = middle === 0 ? (tail > 0 ? Infinity : 0) : (100 * (tail - middle)) / middle
+  return { name: series.name, flat: growthPercent < tolerancePercent, growthPercent: Math.round(growthPercent * 10) / 10, first, last }
+}

@@ -4,7 +4,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { createBenchStack } from './bench-stack.ts'
 import { rssMb } from './proc-stats.ts'
-import { judgeFlat, type Series } from './soak-verdict.ts'
+import { judgeFlat, judgePlateau, type Series } from './soak-verdict.ts'
+import { ensureIndexStats, formatIndexLine, formatIndexTable, sampleIndexes, type IndexSample } from './index-stats.ts'
+import { watchVacuums } from './vacuum-watch.ts'
+import { CHURNED_TABLES } from '../services/worker/table-vacuum.ts'
 
 const HELP = `Usage: node bench/soak.ts [options]      (make soak runs it with the defaults)
 
@@ -17,9 +20,15 @@ memory, the tasks table's rows and bytes on disk (the sum, then its heap, its in
 attempts table with its indexes, each judged), and, not judged, the dead tuples in tasks, the
 most tasks accepted and not yet deleted since the last sample (an index keeps the size of the
 most entries it held, so a moment the deletes fall behind grows it for good) and the backlog
-(queued and running). At the end it says, for each figure, whether it is flat after the warm-up
-(its trend over the later samples rises by less than the tolerance), checks that every accepted
-task completed, and exits 1 if not.
+(queued and running); under each sample, the size of each index of tasks and the tasks table's
+vacuums since the last sample, the longest gap between two and the most dead tuples seen. At the
+end it prints, per index of the churned tables, its size first, at the end of the warm-up, last
+and at most, with its B-tree leaf and deleted pages or GIN pending pages; then it says, for each
+figure, whether it is flat after the warm-up (its trend over the later samples rises by less than
+the tolerance; for the tasks table, its indexes and the attempts, which are high-water marks of
+the entries held between two vacuums, whether the last third of the run's samples rises by less
+than the tolerance over the middle third), checks that every accepted task completed, and exits 1
+if not.
 
 Options:
   --duration TIME   how long the load runs: 20m, 90s or seconds (default 20m)
@@ -31,7 +40,8 @@ Options:
   --smoke           20 s at 50/s sampled every 2 s, for the test suite: figures printed, flatness not judged
   -h, --help        this text
 
-Environment: DATABASE_URL and REDIS_URL as for make bench.`
+Environment: DATABASE_URL and REDIS_URL as for make bench; TASKLANE_VACUUM_CHECK_INTERVAL_MS, if set,
+is passed to the worker.`
 
 function seconds (name: string, raw: string): number {
   const match = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(raw.trim())
@@ -87,10 +97,16 @@ const stack = await createBenchStack({
   logLevel: 'warn',
   profileDir: undefined,
   // As the images ship them; the creation limit would cap the rate at the tenant's quota.
-  env: { TASKLANE_RATE_LIMIT_MAX: '0', NODE_OPTIONS: '--max-semi-space-size=16' },
+  env: {
+    TASKLANE_RATE_LIMIT_MAX: '0',
+    NODE_OPTIONS: '--max-semi-space-size=16',
+    // To compare vacuum cadences in one run of two soaks side by side.
+    ...(process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS ? { TASKLANE_VACUUM_CHECK_INTERVAL_MS: process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS } : {}),
+  },
 })
 let ok = false
 try {
+  await ensureIndexStats(stack.sql)
   const prefix = stack.newPrefix()
   const api = await stack.startApi(prefix)
   const worker = await stack.startWorker(prefix, 0, options.concurrency)
@@ -145,6 +161,10 @@ try {
   // (a loaded host) grows the table for good, which a sample of the rows alone would not show.
   let backlog = 0
   let undeletedPeak = 0
+  // Each index of the churned tables, every sample: which index grows, and whether with deleted
+  // pages not yet recycled or with emptier leaves.
+  const indexHistory: IndexSample[][] = []
+  const vacuumWatch = watchVacuums(stack.sql, 'tasks')
   const started = performance.now()
   const mib = (bytes: number) => Math.round(bytes / 2 ** 20 * 100) / 100
   async function sample (): Promise<void> {
@@ -167,6 +187,10 @@ try {
       series.map((s, i) => `${s.name} ${figures[i]}${s.unit ? ` ${s.unit}` : ''}`).join(' | ') +
       ` | tasks dead tuples ${dead} | undeleted peak ${undeletedPeak} | backlog ${backlog} | accepted ${accepted.size} deleted ${deleted.size}`)
     undeletedPeak = accepted.size - deleted.size
+    const perIndex = await sampleIndexes(stack.sql, CHURNED_TABLES)
+    indexHistory.push(perIndex)
+    const v = vacuumWatch.take()
+    print(`${formatIndexLine('tasks', perIndex)} | tasks vacuums ${v.vacuums}, longest gap ${v.longestGapSec} s, most dead tuples ${v.mostDead}`)
   }
 
   print(`soak: ${options.rate} tasks/s for ${options.durationSec} s, a sample every ${options.sampleSec} s, warm-up ${options.warmupSec} s (api pid ${api.pid}, worker pid ${worker.pid})`)
@@ -192,6 +216,7 @@ try {
   }
   await Promise.all(inFlight)
   await collecting
+  await vacuumWatch.stop()
   // The backlog drains: every accepted task must end completed (and then be collected).
   const drainUntil = Date.now() + 60_000
   let pending = 0
@@ -207,10 +232,24 @@ try {
   print(`answers: ${[...answers].map(([k, n]) => `${k} x${n}`).join(', ')}`)
   print(`tasks: accepted ${accepted.size}, completed and deleted ${deleted.size}, not completed ${missing}`)
   const warmupSamples = Math.min(Math.ceil(options.warmupSec / options.sampleSec), series[0]!.values.length - 2)
-  const verdicts = series.map((s) => judgeFlat(s, Math.max(warmupSamples, 0), options.tolerancePercent))
-  for (const v of verdicts) {
-    print(`${v.flat ? 'flat   ' : 'GROWING'} ${v.name}: ${v.first} -> ${v.last}, trend ${v.growthPercent >= 0 ? '+' : ''}${v.growthPercent}% after warm-up (tolerance ${options.tolerancePercent}%)`)
-  }
+  print('per index of the churned tables (KiB at the first sample under load, the end of the warm-up, the last sample, the')
+  print('largest; trend after warm-up, ! past the tolerance; leaf and deleted pages of 8 KiB; not judged):')
+  for (const line of formatIndexTable(indexHistory, Math.max(warmupSamples, 0), options.tolerancePercent)) print(`  ${line}`)
+  // Indexes (and the totals that hold them) are high-water marks of the entries held between two
+  // vacuums: judged on whether they have levelled (last third against the middle one), with the
+  // trend after warm-up printed beside; the rest on their trend.
+  const highWater = new Set(['tasks table', 'tasks indexes', 'attempts'])
+  const signed = (n: number) => `${n >= 0 ? '+' : ''}${n}%`
+  const verdicts = series.map((s) => {
+    const trend = judgeFlat(s, Math.max(warmupSamples, 0), options.tolerancePercent)
+    if (!highWater.has(s.name)) {
+      print(`${trend.flat ? 'flat   ' : 'GROWING'} ${s.name}: ${trend.first} -> ${trend.last}, trend ${signed(trend.growthPercent)} after warm-up (tolerance ${options.tolerancePercent}%)`)
+      return trend
+    }
+    const plateau = judgePlateau(s, options.tolerancePercent)
+    print(`${plateau.flat ? 'flat   ' : 'GROWING'} ${s.name}: ${trend.first} -> ${trend.last}, last third ${signed(plateau.growthPercent)} over the middle third (tolerance ${options.tolerancePercent}%; trend after warm-up ${signed(trend.growthPercent)}, a high-water mark: judged on its level)`)
+    return plateau
+  })
   const flat = verdicts.every((v) => v.flat)
   const clean = missing === 0 && sent === accepted.size
   print(`verdict: ${clean ? 'every task accepted and completed' : 'TASKS NOT ACCEPTED OR NOT COMPLETED'}; ` +

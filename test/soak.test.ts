@@ -1,5 +1,5 @@
 import t from 'tap'
-import { judgeFlat } from '../bench/soak-verdict.ts'
+import { judgeFlat, judgePlateau } from '../bench/soak-verdict.ts'
 import { runScript } from './helpers/run-script.ts'
 import { serviceEndpoints } from './helpers/services.ts'
 
@@ -12,6 +12,16 @@ t.test('the soak\'s flatness verdict: a trend after warm-up, not one noisy sampl
   t.ok(leak.growthPercent > 15 && leak.growthPercent < 30, `growth ${leak.growthPercent}% over the judged window`)
   t.equal(judgeFlat(series([0, 0, 0]), 0, 15).flat, true, 'all zero: flat')
   t.equal(judgeFlat(series([0, 0, 5]), 0, 15).flat, false, 'from zero up: growing')
+})
+
+t.test('a high-water mark is judged on its level: a step that then holds is flat, a steady rise is not', async (t) => {
+  const series = (values: number[]) => ({ name: 'x', unit: 'MiB', values })
+  // Sizes of the soak's index-churn simulation, a sample every 20 s: one step when the gap between two vacuums was the longest.
+  const stepped = [0.62, 0.62, 0.62, 0.62, 0.64, 0.82, 0.82, 0.82, 0.82, 0.82, 0.82, 0.82, 0.82, 0.82, 0.82]
+  t.equal(judgeFlat(series(stepped), 3, 15).flat, false, 'the trend after warm-up calls the step growth')
+  t.equal(judgePlateau(series(stepped), 15).flat, true, 'the last third is level with the middle one: flat')
+  t.equal(judgePlateau(series([100, 104, 108, 112, 116, 120, 124, 128, 132, 136, 140, 144]), 5).flat, false, 'a steady rise still rises in the last third')
+  t.equal(judgePlateau(series([1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2]), 15).flat, false, 'a step in the last third: growing')
 })
 
 // A short run so the soak cannot rot; flatness over 20 s means nothing and is not judged

@@ -95,7 +95,7 @@ const EnvSchema = Type.Object({
   // table), by autovacuum's thresholds, checked every TASKLANE_VACUUM_CHECK_INTERVAL_MS;
   // always: also when it is on; off: never.
   TASKLANE_PURGE_VACUUM: Type.Union([Type.Literal('auto'), Type.Literal('always'), Type.Literal('off')], { default: 'auto' }),
-  TASKLANE_VACUUM_CHECK_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 100 }),
+  TASKLANE_VACUUM_CHECK_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 100 }),
   // Fair sharing: the default per-tenant concurrency per queue ("default:50,reports:5"), the
   // dispatch window of a tenant without one while other tenants have work in the queue, the
   // window of a tenant alone in it, and how often the admission loop looks for held work.

@@ -131,8 +131,12 @@ export async function startWorker (config: Config, log: Logger, options: { handl
   const purgerLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:purger` })
   const purger = createPurger({ sql: database.sql, db: database.db, lockSql: purgerLock.sql, config, registry, log })
   purger.start()
-  // Without autovacuum, the churn of every task (not only the purge's deletes) is vacuumed here.
-  const vacuum = createTableVacuum({ sql: database.sql, config, registry, log })
+  // Without autovacuum, the churn of every task (not only the purge's deletes) is vacuumed here,
+  // on a connection of its own: a churned table's indexes grow to the most entries they held
+  // between two vacuums, so the vacuum must not wait in the pool's queue behind the tasks' own
+  // queries, which under load made the gap between two vacuums of tasks many times its interval.
+  const vacuumClient = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:vacuum` })
+  const vacuum = createTableVacuum({ sql: vacuumClient.sql, config, registry, log })
   vacuum.start()
   registerTableSizeMetrics({ registry, sql: database.sql, log })
   const admissionLock = createDbClient(config.DATABASE_URL, { max: 1, applicationName: `tasklane-worker:${workerId}:admission` })
@@ -169,7 +173,7 @@ export async function startWorker (config: Config, log: Logger, options: { handl
     await handlers.close()
     await outbound.close()
     redis.disconnect()
-    await Promise.all([database.close(), reconcilerLock.close(), purgerLock.close(), admissionLock.close()])
+    await Promise.all([database.close(), reconcilerLock.close(), purgerLock.close(), admissionLock.close(), vacuumClient.close()])
   }
 
   return {
