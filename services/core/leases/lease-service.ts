@@ -85,12 +85,16 @@ export function createLeaseService (deps: {
     if (held.size > MAX_HELD) held.delete(held.keys().next().value!)
   }
 
-  function pullQueues (tenant: string, types: string[]): Map<string, Set<string>> {
-    const byQueue = new Map<string, Set<string>>()
+  /** The queues of the named types, each with its names and the longest default timeout among them. */
+  function pullQueues (tenant: string, types: string[]): Map<string, { names: Set<string>, timeoutMs: number }> {
+    const byQueue = new Map<string, { names: Set<string>, timeoutMs: number }>()
     const errors = types.flatMap((name, i) => {
       const type = deps.catalog.registered(tenant, name)
       if (!type || type.executor.kind !== 'pull') return [{ path: `/types/${i}`, message: `"${name}" is not one of this tenant's pull task types` }]
-      byQueue.set(type.internalQueue, (byQueue.get(type.internalQueue) ?? new Set()).add(name))
+      const queue = byQueue.get(type.internalQueue) ?? { names: new Set<string>(), timeoutMs: 0 }
+      queue.names.add(name)
+      queue.timeoutMs = Math.max(queue.timeoutMs, type.defaults.timeoutMs)
+      byQueue.set(type.internalQueue, queue)
       return []
     })
     if (errors.length > 0) throw new ValidationError(errors, 'Leases are only for task types with a pull executor')
@@ -111,7 +115,8 @@ export function createLeaseService (deps: {
   }
 
   /** Jobs taken, each locked with the lease id that will hold its task, not claimed yet. */
-  type Taken = { taskId: string, leaseId: string, job: NonNullable<Awaited<ReturnType<PullDispatcher['take']>>>, lockEnd: number }
+  /** `lockEnd`: when the job's lock ends at the latest, taken for the lease's expected length (`lockBaseMs`) and the slack. */
+  type Taken = { taskId: string, leaseId: string, job: NonNullable<Awaited<ReturnType<PullDispatcher['take']>>>, lockEnd: number, lockBaseMs: number }
 
   /** Gives jobs back at once: they were taken but will not be leased. */
   async function handBack (queue: string, jobs: readonly { id: string, token: string }[]): Promise<void> {
@@ -125,20 +130,20 @@ export function createLeaseService (deps: {
    * empty queue costs one call; once that came, the rest are asked for at once (Redis runs the
    * calls one after another, each atomic, as for concurrent workers).
    */
-  async function takeJobs (queue: string, names: Set<string>, room: number, visibilityMs: number,
+  async function takeJobs (queue: string, names: Set<string>, room: number, lockBaseMs: number,
     foreign: { id: string, token: string }[]): Promise<Taken[]> {
     const taken: Taken[] = []
     let wave = 1
     while (taken.length < room && foreign.length < MAX_FOREIGN) {
       const leaseIds = Array.from({ length: Math.min(wave, room - taken.length, MAX_FOREIGN - foreign.length) }, () => randomUUID())
-      const lockMs = visibilityMs + LOCK_SLACK_MS
+      const lockMs = lockBaseMs + LOCK_SLACK_MS
       const lockEnd = Date.now() + lockMs
       const jobs = await Promise.allSettled(leaseIds.map((leaseId) => deps.dispatcher.take(queue, leaseId, lockMs)))
       let empty = false
       jobs.forEach((job, i) => {
         if (job.status === 'rejected') return
         if (!job.value) empty = true
-        else if (names.has(job.value.name)) taken.push({ taskId: job.value.id!, leaseId: leaseIds[i]!, job: job.value, lockEnd })
+        else if (names.has(job.value.name)) taken.push({ taskId: job.value.id!, leaseId: leaseIds[i]!, job: job.value, lockEnd, lockBaseMs })
         else foreign.push({ id: job.value.id!, token: leaseIds[i]! })
       })
       const failed = jobs.find((job) => job.status === 'rejected')
@@ -165,16 +170,16 @@ export function createLeaseService (deps: {
       await handBack(queue, taken.map((t) => ({ id: t.taskId, token: t.leaseId })))
       throw err
     }
-    const leases = await Promise.all(taken.map(async ({ taskId, leaseId, job, lockEnd }, i): Promise<Lease | undefined> => {
+    const leases = await Promise.all(taken.map(async ({ taskId, leaseId, job, lockEnd, lockBaseMs }, i): Promise<Lease | undefined> => {
       const task = tasks[i]
       if (!task) {
         await settleUnclaimed(queue, taskId, leaseId)
         return undefined
       }
-      // The lock was taken for the visibility and the slack, so it outlives the lease by less
-      // than the slack. Set again when it would not: the lease ends at the attempt's deadline
-      // (sooner), or the claim came so late that the lock would end first.
-      if (task.expiresInMs < request.visibilityMs || lockEnd < Date.now() + task.expiresInMs) {
+      // The lock was taken for the lease's expected length and the slack, so it outlives the
+      // lease by less than the slack. Set again when it would not: the lease is shorter (the
+      // task's own timeout), or longer, or the claim came so late that the lock would end first.
+      if (task.expiresInMs !== lockBaseMs || lockEnd < Date.now() + task.expiresInMs) {
         await deps.dispatcher.extendTaken(job, leaseId, task.expiresInMs)
       }
       hold(leaseId, { tenant, type: task.type, attempt: task.attempt, maxAttempts: task.maxAttempts, backoff: task.backoff, job: { name: job.name, opts: job.opts } })
@@ -271,13 +276,14 @@ export function createLeaseService (deps: {
       const items: Lease[] = []
       const dependent = new Set<string>()
       for (;;) {
-        for (const [queue, names] of byQueue) {
+        for (const [queue, { names, timeoutMs }] of byQueue) {
           const foreign: { id: string, token: string }[] = []
           try {
             // The jobs are taken first, then their tasks claimed in one statement; again while
             // some could not be claimed and more may be ready.
             while (items.length < request.max && foreign.length < MAX_FOREIGN) {
-              const taken = await takeJobs(queue, names, request.max - items.length, request.visibilityMs, foreign)
+              // A lease lasts its visibility, or less when the attempt's timeout is shorter.
+              const taken = await takeJobs(queue, names, request.max - items.length, Math.min(request.visibilityMs, timeoutMs), foreign)
               if (taken.length === 0) break
               const leased = await claimJobs(tenant, queue, taken, request, workerId, dependent)
               items.push(...leased)

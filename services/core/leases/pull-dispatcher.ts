@@ -10,8 +10,9 @@ import type { QueueRegistry } from '../queues/queue-registry.ts'
  * and the claim, so the lock needs no second call to match the lease.
  */
 export const LOCK_SLACK_MS = 250
-// A lease of the default visibility (60 s) takes its job with no call besides the take.
-const WORKER_LOCK_MS = 60_000 + LOCK_SLACK_MS
+// A lease of the defaults (a visibility of 60 s, a task timeout of 30 s) lasts 30 s: it takes
+// its job with no call besides the take.
+const WORKER_LOCK_MS = 30_000 + LOCK_SLACK_MS
 
 /** What moving a job needs of it besides its id, kept from its take so the job is not read again. */
 export type KnownJob = { name: string, opts: JobsOptions }
