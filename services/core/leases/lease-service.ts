@@ -14,7 +14,7 @@ import type { TaskTransitions } from '../tasks/transitions.ts'
 import type { TaskEventPublisher } from '../tasks/task-events.ts'
 import { statusEventOf } from '../tasks/task-status-event.ts'
 import { toTaskView, type TaskError, type TaskView } from '../tasks/task-view.ts'
-import type { PullDispatcher } from './pull-dispatcher.ts'
+import { LOCK_SLACK_MS, type KnownJob, type PullDispatcher } from './pull-dispatcher.ts'
 import { reportedError, resultEnding, retryOrFail } from './lease-endings.ts'
 
 export type LeaseRequest = { types: string[], max: number, visibilityMs: number, waitMs: number, workerId?: string | undefined }
@@ -29,11 +29,14 @@ export const LEASE_OUTCOMES = ['completed', 'failed', 'expired', 'cancelled'] as
 // How often a long poll looks again when nothing was ready, and how long past its expiry a
 // lease is left before the sweeper ends it (the job's lock outlives it by a round trip).
 const POLL_MS = 100
-const SWEEP_GRACE_MS = 250
+const SWEEP_GRACE_MS = LOCK_SLACK_MS
 const SWEEP_BATCH = 200
 const REMOVE_TRIES = 20
 // Tasks of other types of a shared queue that one lease round may pass over.
 const MAX_FOREIGN = 50
+// Leases handed out by this process whose end has not been recorded here, at most this many
+// (the oldest are forgotten first; a forgotten one is read again when it ends).
+const MAX_HELD = 20_000
 
 const lost = (detail = 'The lease expired, ended, or is not known') => new LeaseLostError(detail)
 
@@ -70,12 +73,28 @@ export function createLeaseService (deps: {
   })
   for (const outcome of LEASE_OUTCOMES) leasesTotal.inc({ outcome }, 0)
 
-  function pullQueues (tenant: string, types: string[]): Map<string, Set<string>> {
-    const byQueue = new Map<string, Set<string>>()
+  // What a lease request learned of each lease it handed out: a complete or fail sent to this
+  // process then needs neither its task read from Postgres nor its job from Redis. None of it
+  // changes while the lease lasts (a task's attempt budget moves only once it has ended), and
+  // the ending statement still fences the lease; a lease ended elsewhere (another replica) is
+  // read as before.
+  type Held = { tenant: string, type: string, attempt: number, maxAttempts: number, backoff: LeasedTask['backoff'], job: KnownJob }
+  const held = new Map<string, Held>()
+  function hold (leaseId: string, lease: Held): void {
+    held.set(leaseId.toLowerCase(), lease)
+    if (held.size > MAX_HELD) held.delete(held.keys().next().value!)
+  }
+
+  /** The queues of the named types, each with its names and the longest default timeout among them. */
+  function pullQueues (tenant: string, types: string[]): Map<string, { names: Set<string>, timeoutMs: number }> {
+    const byQueue = new Map<string, { names: Set<string>, timeoutMs: number }>()
     const errors = types.flatMap((name, i) => {
       const type = deps.catalog.registered(tenant, name)
       if (!type || type.executor.kind !== 'pull') return [{ path: `/types/${i}`, message: `"${name}" is not one of this tenant's pull task types` }]
-      byQueue.set(type.internalQueue, (byQueue.get(type.internalQueue) ?? new Set()).add(name))
+      const queue = byQueue.get(type.internalQueue) ?? { names: new Set<string>(), timeoutMs: 0 }
+      queue.names.add(name)
+      queue.timeoutMs = Math.max(queue.timeoutMs, type.defaults.timeoutMs)
+      byQueue.set(type.internalQueue, queue)
       return []
     })
     if (errors.length > 0) throw new ValidationError(errors, 'Leases are only for task types with a pull executor')
@@ -96,7 +115,8 @@ export function createLeaseService (deps: {
   }
 
   /** Jobs taken, each locked with the lease id that will hold its task, not claimed yet. */
-  type Taken = { taskId: string, leaseId: string, job: NonNullable<Awaited<ReturnType<PullDispatcher['take']>>> }
+  /** `lockEnd`: when the job's lock ends at the latest, taken for the lease's expected length (`lockBaseMs`) and the slack. */
+  type Taken = { taskId: string, leaseId: string, job: NonNullable<Awaited<ReturnType<PullDispatcher['take']>>>, lockEnd: number, lockBaseMs: number }
 
   /** Gives jobs back at once: they were taken but will not be leased. */
   async function handBack (queue: string, jobs: readonly { id: string, token: string }[]): Promise<void> {
@@ -110,18 +130,20 @@ export function createLeaseService (deps: {
    * empty queue costs one call; once that came, the rest are asked for at once (Redis runs the
    * calls one after another, each atomic, as for concurrent workers).
    */
-  async function takeJobs (queue: string, names: Set<string>, room: number, visibilityMs: number,
+  async function takeJobs (queue: string, names: Set<string>, room: number, lockBaseMs: number,
     foreign: { id: string, token: string }[]): Promise<Taken[]> {
     const taken: Taken[] = []
     let wave = 1
     while (taken.length < room && foreign.length < MAX_FOREIGN) {
       const leaseIds = Array.from({ length: Math.min(wave, room - taken.length, MAX_FOREIGN - foreign.length) }, () => randomUUID())
-      const jobs = await Promise.allSettled(leaseIds.map((leaseId) => deps.dispatcher.take(queue, leaseId, visibilityMs)))
+      const lockMs = lockBaseMs + LOCK_SLACK_MS
+      const lockEnd = Date.now() + lockMs
+      const jobs = await Promise.allSettled(leaseIds.map((leaseId) => deps.dispatcher.take(queue, leaseId, lockMs)))
       let empty = false
       jobs.forEach((job, i) => {
         if (job.status === 'rejected') return
         if (!job.value) empty = true
-        else if (names.has(job.value.name)) taken.push({ taskId: job.value.id!, leaseId: leaseIds[i]!, job: job.value })
+        else if (names.has(job.value.name)) taken.push({ taskId: job.value.id!, leaseId: leaseIds[i]!, job: job.value, lockEnd, lockBaseMs })
         else foreign.push({ id: job.value.id!, token: leaseIds[i]! })
       })
       const failed = jobs.find((job) => job.status === 'rejected')
@@ -148,16 +170,19 @@ export function createLeaseService (deps: {
       await handBack(queue, taken.map((t) => ({ id: t.taskId, token: t.leaseId })))
       throw err
     }
-    const leases = await Promise.all(taken.map(async ({ taskId, leaseId, job }, i): Promise<Lease | undefined> => {
+    const leases = await Promise.all(taken.map(async ({ taskId, leaseId, job, lockEnd, lockBaseMs }, i): Promise<Lease | undefined> => {
       const task = tasks[i]
       if (!task) {
         await settleUnclaimed(queue, taskId, leaseId)
         return undefined
       }
-      // The lock expires with the lease (it was set for the requested visibility), or at the deadline.
-      if (task.expiresAt.getTime() - Date.now() < request.visibilityMs) {
-        await deps.dispatcher.extendTaken(job, leaseId, task.expiresAt.getTime() - Date.now())
+      // The lock was taken for the lease's expected length and the slack, so it outlives the
+      // lease by less than the slack. Set again when it would not: the lease is shorter (the
+      // task's own timeout), or longer, or the claim came so late that the lock would end first.
+      if (task.expiresInMs !== lockBaseMs || lockEnd < Date.now() + task.expiresInMs) {
+        await deps.dispatcher.extendTaken(job, leaseId, task.expiresInMs)
       }
+      hold(leaseId, { tenant, type: task.type, attempt: task.attempt, maxAttempts: task.maxAttempts, backoff: task.backoff, job: { name: job.name, opts: job.opts } })
       if (task.dependencyCount > 0) dependent.add(taskId)
       void deps.events.publish(taskId, { kind: 'status', status: 'running', attempts: task.attempt, updatedAt: new Date().toISOString() })
       return {
@@ -182,19 +207,25 @@ export function createLeaseService (deps: {
 
   async function end (tenant: string, leaseId: string, ending: LeaseEnding, outcome: typeof LEASE_OUTCOMES[number] | null,
     scope: 'live' | 'expired' | 'any' = 'live'): Promise<TaskView | undefined> {
+    const known = held.get(leaseId.toLowerCase())?.job
     const row = await transitions.end(tenant, leaseId, scope, ending)
+    // Whatever the answer, the lease is over (or was not live): nothing more to keep of it.
+    held.delete(leaseId.toLowerCase())
     if (!row) return undefined
     if (outcome) leasesTotal.inc({ outcome })
     void deps.events.publish(row.id, statusEventOf(row))
     // Redis follows Postgres: the job is done, or waits out the retry's backoff.
     await retryOnOutage(() => ending.status === 'queued'
-      ? deps.dispatcher.delay(row.queue, row.id, leaseId, row.runAt.getTime())
-      : deps.dispatcher.finish(row.queue, row.id, leaseId)).catch((err: unknown) =>
+      ? deps.dispatcher.delay(row.queue, row.id, leaseId, row.runAt.getTime(), known)
+      : deps.dispatcher.finish(row.queue, row.id, leaseId, known)).catch((err: unknown) =>
       deps.log.warn({ err, taskId: row.id }, 'the job of an ended lease could not be moved; its lock expires'))
     return toTaskView(row)
   }
 
+  /** The task of a lease: kept from the lease request when this process handed it out, else read. */
   async function taskOfLease (tenant: string, leaseId: string) {
+    const kept = held.get(leaseId.toLowerCase())
+    if (kept?.tenant === tenant) return kept
     const [row] = await deps.sql<{ type: string, attempt: number, maxAttempts: number, backoff: { type: 'exponential' | 'fixed', delayMs: number } }[]>`
       select t.type, l.attempt, t.max_attempts as "maxAttempts", t.backoff from task_leases l join tasks t on t.id = l.task_id
       where l.lease_id = ${leaseId} and l.tenant = ${tenant}`
@@ -205,6 +236,7 @@ export function createLeaseService (deps: {
   async function sweep (): Promise<number> {
     let ended = 0
     for (const lease of await transitions.listExpired(SWEEP_GRACE_MS, SWEEP_BATCH)) {
+      held.delete(lease.leaseId.toLowerCase())
       if (!lease.onAttempt) { await transitions.close(lease.leaseId); continue }
       const error: TaskError = lease.timedOut
         ? { message: 'the attempt did not finish before its deadline', code: 'TIMEOUT' }
@@ -244,13 +276,14 @@ export function createLeaseService (deps: {
       const items: Lease[] = []
       const dependent = new Set<string>()
       for (;;) {
-        for (const [queue, names] of byQueue) {
+        for (const [queue, { names, timeoutMs }] of byQueue) {
           const foreign: { id: string, token: string }[] = []
           try {
             // The jobs are taken first, then their tasks claimed in one statement; again while
             // some could not be claimed and more may be ready.
             while (items.length < request.max && foreign.length < MAX_FOREIGN) {
-              const taken = await takeJobs(queue, names, request.max - items.length, request.visibilityMs, foreign)
+              // A lease lasts its visibility, or less when the attempt's timeout is shorter.
+              const taken = await takeJobs(queue, names, request.max - items.length, Math.min(request.visibilityMs, timeoutMs), foreign)
               if (taken.length === 0) break
               const leased = await claimJobs(tenant, queue, taken, request, workerId, dependent)
               items.push(...leased)

@@ -19,8 +19,11 @@ export type LeasedTask = {
   maxAttempts: number
   queue: string
   priority: string
+  backoff: { type: 'exponential' | 'fixed', delayMs: number }
   runAt: Date
   expiresAt: Date
+  /** How long the lease lasts, from the claim (Postgres' clock, as a duration). */
+  expiresInMs: number
   deadline: Date
   /** How many tasks it depends on (their results go with the lease). */
   dependencyCount: number
@@ -80,8 +83,9 @@ const claimSql = (input: string) => `
     from claimed
     returning task_id, expires_at, deadline
   )
-  select c.id, c.type, c.payload, c.attempts as attempt, c.max_attempts as "maxAttempts", c.queue, c.priority,
-         c.run_at as "runAt", l.expires_at as "expiresAt", l.deadline, c.dependency_count as "dependencyCount"
+  select c.id, c.type, c.payload, c.attempts as attempt, c.max_attempts as "maxAttempts", c.backoff, c.queue, c.priority,
+         c.run_at as "runAt", l.expires_at as "expiresAt", (extract(epoch from l.expires_at - now()) * 1000)::int as "expiresInMs",
+         l.deadline, c.dependency_count as "dependencyCount"
   from claimed c join leased l on l.task_id = c.id`
 const CLAIM_ONE = claimSql('select $1::uuid as task_id, $3::uuid as lease_id')
 const CLAIM_MANY = claimSql('select * from unnest($1::uuid[], $3::uuid[]) as i(task_id, lease_id)')
