@@ -116,6 +116,8 @@ export type FaultReport = {
   resultWithoutExecution: number
   lostAttempts: number
   releasedAttempts: number
+  /** The statuses of the tasks that did not complete, held ones apart: what a failure looks into first. */
+  notCompleted: Record<string, number>
 }
 
 /**
@@ -124,19 +126,19 @@ export type FaultReport = {
  * or ran more often than its history says, shows.
  */
 export async function faultReport (sql: postgres.Sql, tasks: DrillTask[], receiver: ExecutionReceiver): Promise<FaultReport> {
-  const rows = await sql<{ id: string, status: string, attempts: number, terminal: number, lost: number, released: number, nonce: string | null }[]>`
+  const rows = await sql<{ id: string, status: string, held: boolean, attempts: number, terminal: number, lost: number, released: number, nonce: string | null }[]>`
     with mine as (select unnest(${tasks.map((x) => x.id)}::uuid[]) as id)
-    select t.id, t.status, t.result -> 'body' ->> 'nonce' as nonce,
+    select t.id, t.status, t.held, t.result -> 'body' ->> 'nonce' as nonce,
       count(a.attempt)::int as attempts,
       (count(*) filter (where a.outcome in ('completed', 'failed', 'cancelled')))::int as terminal,
       (count(*) filter (where a.outcome = 'lost'))::int as lost,
       (count(*) filter (where a.outcome = 'released'))::int as released
     from mine m join tasks t on t.id = m.id left join task_attempts a on a.task_id = t.id
-    group by t.id`
+    group by t.id, t.status, t.held, t.result`
   const byId = new Map(rows.map((r) => [r.id, r]))
   const report: FaultReport = {
     submitted: tasks.length, completed: 0, lost: 0, recordedTwice: 0, executed: 0, executedMoreThanOnce: 0,
-    executedBeyondAttempts: 0, resultWithoutExecution: 0, lostAttempts: 0, releasedAttempts: 0,
+    executedBeyondAttempts: 0, resultWithoutExecution: 0, lostAttempts: 0, releasedAttempts: 0, notCompleted: {},
   }
   for (const { id, key } of tasks) {
     const row = byId.get(id)
@@ -147,6 +149,9 @@ export async function faultReport (sql: postgres.Sql, tasks: DrillTask[], receiv
     if (row?.status === 'completed') {
       report.completed++
       if (!executions.some((e) => e.nonce === row.nonce)) report.resultWithoutExecution++
+    } else {
+      const state = !row ? 'missing' : row.held ? `${row.status} (held)` : row.status
+      report.notCompleted[state] = (report.notCompleted[state] ?? 0) + 1
     }
     if ((row?.terminal ?? 0) > 1) report.recordedTwice++
     report.lostAttempts += row?.lost ?? 0
@@ -159,7 +164,8 @@ export async function faultReport (sql: postgres.Sql, tasks: DrillTask[], receiv
 export function formatReport (name: string, r: FaultReport): string {
   return `${name}: submitted=${r.submitted} completed=${r.completed} lost=${r.lost} recorded-twice=${r.recordedTwice} ` +
     `executed=${r.executed} executed-more-than-once=${r.executedMoreThanOnce} executed-beyond-attempts=${r.executedBeyondAttempts} ` +
-    `result-without-execution=${r.resultWithoutExecution} (lost attempts ${r.lostAttempts}, released attempts ${r.releasedAttempts})`
+    `result-without-execution=${r.resultWithoutExecution} (lost attempts ${r.lostAttempts}, released attempts ${r.releasedAttempts})` +
+    (r.lost > 0 ? `; not completed: ${Object.entries(r.notCompleted).map(([s, n]) => `${s} ${n}`).join(', ')}` : '')
 }
 
 /**
