@@ -62,8 +62,8 @@ export async function runFairness (deps: { stack: BenchStack, options: BenchOpti
   /**
    * Keeps the flood ahead of the worker until `done` resolves: a fixed flood drains within the
    * window when the worker is fast (a high concurrency), and the low-rate tenant would then be
-   * measured alone. Whenever the backlog falls below a few seconds of the drain rate seen so
-   * far, it gets that much more. Answers the least backlog seen and the tasks added.
+   * measured alone. Whenever the backlog falls below --drain-tasks or a few seconds of the
+   * drain rate seen so far, it is filled to twice that. Answers the least backlog seen and the tasks added.
    */
   async function topUp (url: string, done: Promise<unknown>): Promise<{ least: number, added: number }> {
     let over = false
@@ -78,7 +78,7 @@ export async function runFairness (deps: { stack: BenchStack, options: BenchOpti
       const now = Date.now()
       rate = Math.max(rate, (last.backlog - backlog) / ((now - last.at) / 1000))
       least = Math.min(least, backlog)
-      const floor = Math.max(2_000, Math.ceil(rate * TOP_UP_BELOW_SEC))
+      const floor = Math.max(options.drainTasks, Math.ceil(rate * TOP_UP_BELOW_SEC))
       let more = 0
       if (!over && backlog < floor) {
         more = Math.ceil((2 * floor - backlog) / 1_000) * 1_000
