@@ -90,7 +90,7 @@ export function formatReport (r: BenchResult): string {
     const f = r.fairness
     out.push(`Fair sharing (1 worker; a tenant at ${f.steadyPerSec} tasks/s, pickup ms p50 / p95 / p99): alone ${pct(f.alone)}; ` +
       `beside a tenant whose backlog saturates the worker ${pct(f.beside)} (that tenant completed ${f.floodCompletedPerSec} tasks/s, ` +
-      `${f.floodBacklog} left queued; dispatch window ${f.dispatchWindow})`)
+      `never fewer than ${f.floodBacklog} queued, ${f.floodToppedUp} added while measuring; dispatch window ${f.dispatchWindow})`)
   }
   out.push(`Peak RSS: API ${r.peakRssMb.api ?? '-'} MB, worker ${r.peakRssMb.worker ?? '-'} MB (concurrency ${String(r.settings.concurrency)})`)
   for (const note of r.notes) out.push(`Note: ${note}`)

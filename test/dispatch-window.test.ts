@@ -37,3 +37,47 @@ t.test('alone in a queue a tenant gets the larger window; beside another tenant 
   await window.adjust('default', 'globex', -5)
   t.equal(await redis.hexists(window.keys.counter('default'), 'globex'), 0, 'a correction to zero or below removes the entry')
 })
+
+t.test('reservations asked together go out in one script call and answer as if made one by one', async (t) => {
+  const { window, redis } = await openWindow(t)
+  // How many requests each script call this client sends carries, by counter key (ioredis
+  // sends a defined command as EVALSHA [sha, key count, keys..., args...], and sends it again
+  // if Redis lost its scripts, which the shared Redis of a test run may do).
+  const carried = new Map<string, Set<number>>()
+  const send = redis.sendCommand.bind(redis)
+  redis.sendCommand = ((command: { name: string, args: unknown[] }) => {
+    if (command.name === 'evalsha') {
+      const key = String(command.args[2])
+      carried.set(key, (carried.get(key) ?? new Set()).add((command.args.length - 4) / 5))
+    }
+    return send(command as never)
+  }) as typeof redis.sendCommand
+
+  const answers = await Promise.all([
+    window.reserve('default', 'acme', 150, SHARED),
+    window.reserve('default', 'globex', 100, SHARED),
+    window.reserve('default', 'acme', 100, SHARED),
+    window.reserve('default', 'acme', 10, SHARED),
+    window.reserve('default', 'acme', 10, SHARED, false),
+    window.reserve('reports', 'acme', 500, SHARED),
+  ])
+  t.same(answers, [
+    { granted: 150, first: 0 },
+    { granted: 100, first: 0 },
+    { granted: 50, first: 150 },
+    { granted: 0, first: 0 },
+    { granted: 0, first: 200 },
+  ].concat([{ granted: 500, first: 0 }]), 'alone, then beside globex past the shared window, then behind its own held tasks')
+  t.same(await window.counters('default'), new Map([['acme', 200], ['globex', 100]]), 'the counters as the answers say')
+  t.same(await window.heldFlags('default'), ['acme'], 'acme is marked as having held tasks')
+  t.same(await window.counters('reports'), new Map([['acme', 500]]), 'another queue is another window')
+  t.same(carried, new Map([[window.keys.counter('default'), new Set([5])], [window.keys.counter('reports'), new Set([1])]]),
+    'one script call per queue, carrying all of its requests')
+
+  const again = await Promise.all([
+    window.reserve('reports', 'globex', 300, SHARED),
+    window.reserve('reports', 'acme', 1, SHARED),
+  ])
+  t.same(again, [{ granted: 200, first: 0 }, { granted: 0, first: 500 }],
+    'a newcomer ends the larger window of the tenant alone within the same call')
+})

@@ -15,28 +15,68 @@ import type { Logger } from '../log.ts'
 // A tenant's entry in the counter hash exists only while it has tasks dispatched (the scripts
 // delete it at zero), so the hash's length says how many tenants have work in BullMQ.
 
-// KEYS: counter hash, held-flag hash. ARGV: tenant, wanted, cap, honour the held flag (1/0), cap
-// while alone. Grants min(wanted, cap - dispatched) slots and answers { granted, dispatched
-// before }; the cap is the larger one while no other tenant has tasks dispatched or held in the
-// queue. When it grants fewer than wanted, the tenant is marked as having held tasks.
+// KEYS: counter hash, held-flag hash. ARGV: one request after another, each five values:
+// tenant, wanted, cap, honour the held flag (1/0), cap while alone. Answers two numbers per
+// request, { granted, dispatched before }, exactly as if the requests had run one by one in
+// order: each grants min(wanted, cap - dispatched) slots; the cap is the larger one while no
+// other tenant has tasks dispatched or held in the queue; one that grants fewer than wanted
+// marks the tenant as having held tasks. The reads and writes are made once per tenant (the
+// requests of one create burst are mostly one tenant's), the writes at the end.
 const RESERVE = `
-local wanted = tonumber(ARGV[2])
-if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return { 0, 0 } end
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-local used = math.max(0, tonumber(raw or '0'))
-local cap = tonumber(ARGV[3])
-local alone = tonumber(ARGV[5])
-if alone > cap and used + wanted > cap then
-  -- The tenant's own entries, known already: its counter from HGET, its held flag from the check above.
-  local ownHeld = 0
-  if ARGV[4] ~= '1' then ownHeld = redis.call('HEXISTS', KEYS[2], ARGV[1]) end
-  if redis.call('HLEN', KEYS[1]) - (raw and 1 or 0) == 0 and redis.call('HLEN', KEYS[2]) - ownHeld == 0 then cap = alone end
+local raws, flags, added, flagged = {}, {}, {}, {}
+local newFields, newFlags = 0, 0
+local counterLen, heldLen
+local function raw (tenant)
+  if raws[tenant] == nil then
+    local v = redis.call('HGET', KEYS[1], tenant)
+    raws[tenant] = v and tonumber(v) or false
+  end
+  return raws[tenant]
 end
-local granted = math.min(wanted, cap - used)
-if granted < 0 then granted = 0 end
-if granted > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], granted) end
-if granted < wanted and ARGV[4] == '1' then redis.call('HSET', KEYS[2], ARGV[1], 1) end
-return { granted, used }`
+local function flag (tenant)
+  if flags[tenant] == nil then flags[tenant] = redis.call('HEXISTS', KEYS[2], tenant) == 1 end
+  return flags[tenant]
+end
+local out = {}
+for i = 1, #ARGV, 5 do
+  local tenant, wanted, cap, honour, alone = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
+  if honour and flag(tenant) then
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  else
+    local r = raw(tenant)
+    local used = math.max(0, r or 0)
+    if alone > cap and used + wanted > cap then
+      counterLen = counterLen or (redis.call('HLEN', KEYS[1]) + newFields)
+      heldLen = heldLen or (redis.call('HLEN', KEYS[2]) + newFlags)
+      -- Honoured, the tenant's own flag is known to be clear (it would have got nothing above).
+      local ownHeld = 0
+      if not honour and flag(tenant) then ownHeld = 1 end
+      if counterLen - (r and 1 or 0) == 0 and heldLen - ownHeld == 0 then cap = alone end
+    end
+    local granted = math.min(wanted, cap - used)
+    if granted < 0 then granted = 0 end
+    if granted > 0 then
+      if not r then
+        newFields = newFields + 1
+        if counterLen then counterLen = counterLen + 1 end
+      end
+      raws[tenant] = (r or 0) + granted
+      added[tenant] = (added[tenant] or 0) + granted
+    end
+    if granted < wanted and honour and not flag(tenant) then
+      flags[tenant] = true
+      flagged[#flagged + 1] = tenant
+      newFlags = newFlags + 1
+      if heldLen then heldLen = heldLen + 1 end
+    end
+    out[#out + 1] = granted
+    out[#out + 1] = used
+  end
+end
+for tenant, n in pairs(added) do redis.call('HINCRBY', KEYS[1], tenant, n) end
+for _, tenant in ipairs(flagged) do redis.call('HSET', KEYS[2], tenant, 1) end
+return out`
 
 // KEYS: counter hash, held-flag hash. ARGV: signal channel, queue, then tenant, count pairs.
 // Frees slots, and signals the admission loop when a tenant with held tasks freed some.
@@ -55,12 +95,21 @@ if redis.call('HINCRBY', KEYS[1], ARGV[1], tonumber(ARGV[2])) <= 0 then redis.ca
 return 0`
 
 type ScriptRedis = Redis & {
-  fairReserve: (counter: string, held: string, tenant: string, wanted: number, cap: number, honourHeld: string, alone: number) => Promise<[number, number]>
+  fairReserve: (counter: string, held: string, ...args: (string | number)[]) => Promise<number[]>
   fairRelease: (counter: string, held: string, ...args: (string | number)[]) => Promise<number>
   fairAdjust: (counter: string, tenant: string, delta: number) => Promise<number>
 }
 
 export type DispatchedTask = { tenant: string, queue: string }
+
+type ReserveAsk = {
+  tenant: string, wanted: number, limit: { cap: number, alone: number }, honourHeld: boolean
+  resolve: (answer: { granted: number, first: number }) => void
+  reject: (err: unknown) => void
+}
+
+/** Requests one script call carries at most (five arguments each), so no call runs long. */
+const RESERVES_PER_CALL = 500
 
 export function dispatchKeys (prefix: string) {
   return {
@@ -78,6 +127,29 @@ export function createDispatchWindow (deps: { redis: Redis, prefix: string, log:
     redis.defineCommand('fairReserve', { numberOfKeys: 2, lua: RESERVE })
     redis.defineCommand('fairRelease', { numberOfKeys: 2, lua: RELEASE })
     redis.defineCommand('fairAdjust', { numberOfKeys: 1, lua: ADJUST })
+  }
+
+  // Reservations of one turn of the event loop go out together, one script call per queue:
+  // the creates that arrive together (many requests, one write batch) cost one round trip
+  // and one script run between them instead of one each.
+  let asks = new Map<string, ReserveAsk[]>()
+  let reserving = false
+
+  function flushReserves (): void {
+    const batch = asks
+    asks = new Map()
+    reserving = false
+    for (const [queue, all] of batch) {
+      for (let at = 0; at < all.length; at += RESERVES_PER_CALL) {
+        const chunk = all.slice(at, at + RESERVES_PER_CALL)
+        const args = chunk.flatMap((a) => [a.tenant, a.wanted, a.limit.cap, a.honourHeld ? '1' : '0', a.limit.alone])
+        redis.fairReserve(keys.counter(queue), keys.held(queue), ...args).then((answer) => {
+          chunk.forEach((a, i) => a.resolve({ granted: Number(answer[2 * i]), first: Number(answer[2 * i + 1]) }))
+        }, (err: unknown) => {
+          for (const a of chunk) a.reject(err)
+        })
+      }
+    }
   }
 
   // Releases of one turn of the event loop go out together: one script call per queue.
@@ -106,10 +178,18 @@ export function createDispatchWindow (deps: { redis: Redis, prefix: string, log:
      * tenant has work there, `alone`; answers how many it got and how many the tenant had
      * dispatched before (the first slot's number).
      * `honourHeld`: none while the tenant has held tasks there (they go first).
+     * Sent with the other reservations of this turn of the event loop, in the order asked.
      */
-    async reserve (queue: string, tenant: string, wanted: number, limit: { cap: number, alone: number }, honourHeld = true): Promise<{ granted: number, first: number }> {
-      const [granted, first] = await redis.fairReserve(keys.counter(queue), keys.held(queue), tenant, wanted, limit.cap, honourHeld ? '1' : '0', limit.alone)
-      return { granted, first }
+    reserve (queue: string, tenant: string, wanted: number, limit: { cap: number, alone: number }, honourHeld = true): Promise<{ granted: number, first: number }> {
+      return new Promise((resolve, reject) => {
+        const list = asks.get(queue) ?? []
+        list.push({ tenant, wanted, limit, honourHeld, resolve, reject })
+        asks.set(queue, list)
+        if (!reserving) {
+          reserving = true
+          setImmediate(flushReserves)
+        }
+      })
     },
     /** Frees slots of tasks that left BullMQ for good; sent with the others of this tick. */
     release (tasks: readonly DispatchedTask[]): Promise<void> {
