@@ -11,6 +11,7 @@ import { Redis } from 'ioredis'
 import postgres from 'postgres'
 import { createDbClient } from '../services/core/db/db-client.ts'
 import { runMigrations } from '../services/core/db/migrate.ts'
+import { buildServices, type Entries } from './built-services.ts'
 import { peakRssMb } from './proc-stats.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -42,8 +43,8 @@ export async function freePort (): Promise<number> {
   return port
 }
 
-// Generous: on a shared, busy machine a process that type-strips its modules at start can take
-// tens of seconds to listen; the figures are measured after it answers, never this wait.
+// Generous: on a shared, busy machine a process that loads its modules at start can take tens
+// of seconds to listen; the figures are measured after it answers, never this wait.
 async function waitUntilAnswers (url: string, child: ChildProcess, logFile: string, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -59,9 +60,16 @@ async function waitUntilAnswers (url: string, child: ChildProcess, logFile: stri
 
 /**
  * Everything the benchmark runs against: a fresh database on the given server, and the API and
- * worker processes started as in production (node services/.../*.ts), each on free ports.
+ * worker processes started as in production (node dist/..., built here first), each on free ports.
  */
 export async function createBenchStack (options: StackOptions) {
+  // Once per checkout (the baseline's too, at its first start), before any process runs.
+  const builds = new Map<string, Promise<Entries>>()
+  const entriesOf = (root: string): Promise<Entries> => {
+    if (!builds.has(root)) builds.set(root, buildServices(root))
+    return builds.get(root)!
+  }
+  await entriesOf(ROOT)
   const tag = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
   const dbName = `tasklane_bench_${tag}`
   const logDir = mkdtempSync(join(tmpdir(), 'tasklane-bench-'))
@@ -142,7 +150,7 @@ export async function createBenchStack (options: StackOptions) {
     async startApi (prefix: string, env: Record<string, string> = {}, root = ROOT): Promise<ServiceProcess> {
       const port = await freePort()
       const metricsPort = await freePort()
-      const { child, logFile } = spawnService('services/api/server.ts', `api-${serial}`, {
+      const { child, logFile } = spawnService((await entriesOf(root)).api, `api-${serial}`, {
         PORT: String(port), METRICS_PORT: String(metricsPort), TASKLANE_QUEUE_PREFIX: prefix, ...env,
       }, root)
       await waitUntilAnswers(`http://127.0.0.1:${port}/readyz`, child, logFile)
@@ -159,7 +167,7 @@ export async function createBenchStack (options: StackOptions) {
     },
     async startWorker (prefix: string, index: number, concurrency: number, env: Record<string, string> = {}, root = ROOT): Promise<ServiceProcess> {
       const port = await freePort()
-      const { child, logFile } = spawnService('services/worker/main.ts', `worker-${serial}-${index}`, {
+      const { child, logFile } = spawnService((await entriesOf(root)).worker, `worker-${serial}-${index}`, {
         METRICS_PORT: String(port), TASKLANE_QUEUE_PREFIX: prefix,
         TASKLANE_QUEUES: `default:${concurrency}`, TASKLANE_WORKER_ID: `bench-${serial}-${index}`, ...env,
       }, root)
