@@ -3,12 +3,13 @@ import { parseArgs } from 'node:util'
 
 export const HELP = `Usage: npm run bench -- [options]      (make bench runs it with the defaults)
 
-Measures Tasklane on the local Postgres and Redis: builds it (npm run build), then starts the
-API (node dist/api/server.js, TASKLANE_AUTH=disabled, no creation rate limit) and worker
-processes (node dist/worker/main.js, concurrency 100), as the images run them, on free ports, in a fresh database (dropped at the
-end) and a fresh BullMQ prefix, drives them over keep-alive connections (autocannon for the
-saturating phases, an evenly paced undici client for the fixed rate), and prints a table and
-then one JSON line with every figure.
+Measures Tasklane on the local Postgres and Redis: builds it as npm run build does (into .tmp/,
+removed at the end), then starts the API (dist/api/server.js, TASKLANE_AUTH=disabled, no
+creation rate limit) and worker processes (dist/worker/main.js, concurrency 100), the
+JavaScript the images run, on free ports, in a fresh database (dropped at the end) and a fresh
+BullMQ prefix, drives them over keep-alive connections (autocannon for the saturating phases, an
+evenly paced undici client for the fixed rate), and prints a table and then one JSON line with
+every figure.
 
 Phases, in order:
   raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
@@ -55,7 +56,8 @@ Options:
                          baseline too with --baseline)
   --baseline DIR         another checkout of Tasklane (same migrations, node_modules installed) run as
                          one more system of the peers phase: a change's before and after in one run
-                         (built with its npm run build if it has one; --baseline . runs this checkout)
+                         (built as this checkout is if it has tsconfig.build.json, else its .ts
+                         sources run; --baseline . runs this checkout once more)
   --baseline-env NAME=VALUE  a variable for the baseline's API and worker only, over --env and
                          --node-options (repeatable): --baseline . --baseline-env
                          NODE_OPTIONS=--max-semi-space-size=8 compares two settings in one run

@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { closeSync, mkdtempSync, openSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
@@ -64,6 +64,7 @@ async function waitUntilAnswers (url: string, child: ChildProcess, logFile: stri
  */
 export async function createBenchStack (options: StackOptions) {
   // Once per checkout (the baseline's too, at its first start), before any process runs.
+  // Spawned with the checkout as cwd, so an absolute entry point runs like `node dist/...`.
   const builds = new Map<string, Promise<Entries>>()
   const entriesOf = (root: string): Promise<Entries> => {
     if (!builds.has(root)) builds.set(root, buildServices(root))
@@ -93,7 +94,7 @@ export async function createBenchStack (options: StackOptions) {
     // would cost the load generator CPU and make the child's writes block on a pipe.
     const out = openSync(logFile, 'a')
     const flags = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
-    const child = spawn(process.execPath, [...flags, join(root, script)], {
+    const child = spawn(process.execPath, [...flags, resolve(root, script)], {
       cwd: root,
       env: {
         PATH: process.env.PATH ?? '',
@@ -199,6 +200,7 @@ export async function createBenchStack (options: StackOptions) {
       await sql.end({ timeout: 5 })
       if (!keepDatabase) await admin.unsafe(`drop database if exists "${dbName}" with (force)`)
       await admin.end({ timeout: 5 })
+      for (const build of builds.values()) await build.then((b) => b.remove(), () => {})
     },
   }
 }

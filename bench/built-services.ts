@@ -1,26 +1,37 @@
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { copyFileSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
-export type Entries = { api: string, worker: string }
-
-const BUILT: Entries = { api: 'dist/api/server.js', worker: 'dist/worker/main.js' }
-const SOURCES: Entries = { api: 'services/api/server.ts', worker: 'services/worker/main.ts' }
+/** Entry points as absolute paths, and the build to remove when the run ends (none for sources). */
+export type Entries = { api: string, worker: string, remove: () => void }
 
 /**
  * The API and worker entry points of a checkout, built first: the benchmark measures the
- * JavaScript the images run (`npm run build`), not the .ts files, whose type stripping alone
- * keeps tens of MB more resident. A checkout without the build step (an older baseline) runs
- * its sources, as it shipped them.
+ * JavaScript the images run, not the .ts files, whose type stripping alone keeps tens of MB
+ * more resident. It is `npm run build` (tsconfig.build.json, then the SQL migrations) into a
+ * directory of this run's own under .tmp/, so runs at once (the test suite's smoke runs) never
+ * rebuild each other's dist/ under their processes. package.json goes beside it: files find
+ * it by a relative URL, as they find the repository's from dist/, and it makes the files ESM.
+ * A checkout without the build step (an older baseline) runs its sources, as it shipped them.
  */
 export async function buildServices (root: string): Promise<Entries> {
-  if (!existsSync(join(root, 'tsconfig.build.json'))) return SOURCES
-  try {
-    await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: root, maxBuffer: 16 << 20 })
-  } catch (err) {
-    const { stdout, stderr } = err as { stdout?: string, stderr?: string }
-    throw new Error(`npm run build in ${root} failed:\n${stdout ?? ''}${stderr ?? ''}`)
+  if (!existsSync(join(root, 'tsconfig.build.json'))) {
+    return { api: join(root, 'services/api/server.ts'), worker: join(root, 'services/worker/main.ts'), remove: () => {} }
   }
-  return BUILT
+  const dir = join(root, '.tmp', `bench-build-${randomBytes(4).toString('hex')}`)
+  const out = join(dir, 'dist')
+  mkdirSync(dir, { recursive: true })
+  try {
+    await promisify(execFile)(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out],
+      { cwd: root, maxBuffer: 16 << 20 })
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    const { stdout, stderr } = err as { stdout?: string, stderr?: string }
+    throw new Error(`building ${root} (tsc -p tsconfig.build.json) failed:\n${stdout ?? ''}${stderr ?? ''}`)
+  }
+  cpSync(join(root, 'services/core/db/migrations'), join(out, 'core/db/migrations'), { recursive: true })
+  copyFileSync(join(root, 'package.json'), join(dir, 'package.json'))
+  return { api: join(out, 'api/server.js'), worker: join(out, 'worker/main.js'), remove: () => rmSync(dir, { recursive: true, force: true }) }
 }
