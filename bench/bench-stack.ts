@@ -67,8 +67,9 @@ export async function createBenchStack (options: StackOptions) {
   // Spawned with the checkout as cwd, so an absolute entry point runs like `node dist/...`.
   const builds = new Map<string, Promise<Entries>>()
   const entriesOf = (root: string): Promise<Entries> => {
-    if (!builds.has(root)) builds.set(root, buildServices(root))
-    return builds.get(root)!
+    const key = resolve(root) // --baseline . is this checkout: one build
+    if (!builds.has(key)) builds.set(key, buildServices(key))
+    return builds.get(key)!
   }
   await entriesOf(ROOT)
   const tag = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
