@@ -60,11 +60,11 @@ Options:
                          sources run; --baseline . runs this checkout once more)
   --baseline-env NAME=VALUE  a variable for the baseline's API and worker only, over --env and
                          --node-options (repeatable): --baseline . --baseline-env
-                         NODE_OPTIONS=--max-semi-space-size=8 compares two settings in one run
+                         NODE_OPTIONS=--max-semi-space-size=16 compares two settings in one run
   --drain-tasks N        tasks in the drain phase (default 20000)
   --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
   --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
-  --node-options FLAGS   NODE_OPTIONS of the API and workers (default "--max-semi-space-size=16", as shipped)
+  --node-options FLAGS   NODE_OPTIONS of the API and workers (default "--max-semi-space-size=8", as shipped)
   --env NAME=VALUE       set a variable for the API and workers, e.g. --env TASKLANE_HEAP_GROWTH_PERCENT=0
                          (repeatable)
   --profile DIR          run the API and workers with --cpu-prof, writing profiles to DIR
@@ -193,7 +193,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     logLevel: values['log-level'] ?? 'info',
     poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),
     // The shipped images and npm scripts run with this; pass --node-options='' to see V8's default.
-    nodeOptions: values['node-options'] ?? '--max-semi-space-size=16',
+    nodeOptions: values['node-options'] ?? '--max-semi-space-size=8',
     env: pairs('env', values.env),
     baselineEnv: pairs('baseline-env', values['baseline-env']),
     profileDir: values.profile,

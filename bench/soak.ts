@@ -87,7 +87,7 @@ const stack = await createBenchStack({
   logLevel: 'warn',
   profileDir: undefined,
   // As the images ship them; the creation limit would cap the rate at the tenant's quota.
-  env: { TASKLANE_RATE_LIMIT_MAX: '0', NODE_OPTIONS: '--max-semi-space-size=16' },
+  env: { TASKLANE_RATE_LIMIT_MAX: '0', NODE_OPTIONS: '--max-semi-space-size=8' },
 })
 let ok = false
 try {
