@@ -24,8 +24,9 @@ export async function buildServices (root: string): Promise<Entries> {
   const out = join(dir, 'dist')
   mkdirSync(dir, { recursive: true })
   try {
+    // Not this process's environment: under the test runner its NODE_OPTIONS load hooks into tsc.
     await promisify(execFile)(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out],
-      { cwd: root, maxBuffer: 16 << 20 })
+      { cwd: root, env: { PATH: process.env.PATH ?? '' }, maxBuffer: 16 << 20 })
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })
     const { stdout, stderr } = err as { stdout?: string, stderr?: string }
