@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { copyFileSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 
 /** Entry points as absolute paths, and the build to remove when the run ends (none for sources). */
@@ -24,9 +24,10 @@ export async function buildServices (root: string): Promise<Entries> {
   const out = join(dir, 'dist')
   mkdirSync(dir, { recursive: true })
   try {
-    // Not this process's environment: under the test runner its NODE_OPTIONS load hooks into tsc.
-    await promisify(execFile)(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out],
-      { cwd: root, env: { PATH: process.env.PATH ?? '' }, maxBuffer: 16 << 20 })
+    // By its bin script, on this Node, with none of this process's environment: under the test
+    // runner a node child (by process.execPath or NODE_OPTIONS) gets its hooks, which break tsc.
+    await promisify(execFile)(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json', '--outDir', out],
+      { cwd: root, env: { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` }, maxBuffer: 16 << 20 })
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })
     const { stdout, stderr } = err as { stdout?: string, stderr?: string }
