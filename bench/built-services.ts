@@ -24,9 +24,9 @@ export async function buildServices (root: string): Promise<Entries> {
   const out = join(dir, 'dist')
   mkdirSync(dir, { recursive: true })
   try {
-    // By its bin script, on this Node, with none of this process's environment: under the test
-    // runner a node child (by process.execPath or NODE_OPTIONS) gets its hooks, which break tsc.
-    await promisify(execFile)(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json', '--outDir', out],
+    // Through sh, which drops NODE_OPTIONS: under the test runner every child of this process gets
+    // the runner's module hooks in it, and they break tsc's launcher.
+    await promisify(execFile)('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', join(root, 'node_modules/.bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out],
       { cwd: root, env: { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` }, maxBuffer: 16 << 20 })
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })
