@@ -2,10 +2,11 @@
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 SHELL := /bin/bash
 
-.PHONY: help install dev test typecheck bench soak soak-growth up down images image-check k8s services tools
+.PHONY: help install build dev test typecheck bench soak soak-growth up down images image-check k8s services tools
 
 help:
 	@echo "make dev     run migrations, the API and a worker against local Postgres and Redis"
+	@echo "make build   compile services/ to dist/, which npm start:api / start:worker / migrate run"
 	@echo "make test    install from the lockfile and run every test"
 	@echo "make bench   run the benchmark and print its figures"
 	@echo "make soak    20 minutes at a fixed rate: RSS and tasks table every minute, flat or not (SOAK_ARGS=\"--duration 5m\")"
@@ -32,9 +33,14 @@ typecheck: install
 test: install services tools
 	npm test
 
+build: install
+	npm run build
+
+# Development runs the .ts sources (Node strips the types): an edit needs a restart, not a
+# build. The images, the npm start scripts and the benchmark run the built dist/.
 dev: install
 	@node scripts/check-services.ts
-	npm run migrate
+	node services/core/db/migrate-command.ts
 	npm run dev
 
 bench: install services

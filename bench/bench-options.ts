@@ -3,12 +3,13 @@ import { parseArgs } from 'node:util'
 
 export const HELP = `Usage: npm run bench -- [options]      (make bench runs it with the defaults)
 
-Measures Tasklane on the local Postgres and Redis: starts the API (node services/api/server.ts,
-TASKLANE_AUTH=disabled, no creation rate limit) and worker processes (node
-services/worker/main.ts, concurrency 100) on free ports, in a fresh database (dropped at the
-end) and a fresh BullMQ prefix, drives them over keep-alive connections (autocannon for the
-saturating phases, an evenly paced undici client for the fixed rate), and prints a table and
-then one JSON line with every figure.
+Measures Tasklane on the local Postgres and Redis: builds it as npm run build does (into .tmp/,
+removed at the end), then starts the API (dist/api/server.js, TASKLANE_AUTH=disabled, no
+creation rate limit) and worker processes (dist/worker/main.js, concurrency 100), the
+JavaScript the images run, on free ports, in a fresh database (dropped at the end) and a fresh
+BullMQ prefix, drives them over keep-alive connections (autocannon for the saturating phases, an
+evenly paced undici client for the fixed rate), and prints a table and then one JSON line with
+every figure.
 
 Phases, in order:
   raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
@@ -55,10 +56,15 @@ Options:
                          baseline too with --baseline)
   --baseline DIR         another checkout of Tasklane (same migrations, node_modules installed) run as
                          one more system of the peers phase: a change's before and after in one run
+                         (built as this checkout is if it has tsconfig.build.json, else its .ts
+                         sources run; --baseline . runs this checkout once more)
+  --baseline-env NAME=VALUE  a variable for the baseline's API and worker only, over --env and
+                         --node-options (repeatable): --baseline . --baseline-env
+                         NODE_OPTIONS=--max-semi-space-size=16 compares two settings in one run
   --drain-tasks N        tasks in the drain phase (default 20000)
   --log-level LEVEL      LOG_LEVEL of the API and workers (default info)
   --pool-size N          TASKLANE_DB_POOL_SIZE of the API and workers (default: theirs)
-  --node-options FLAGS   NODE_OPTIONS of the API and workers (default "--max-semi-space-size=16", as shipped)
+  --node-options FLAGS   NODE_OPTIONS of the API and workers (default "--max-semi-space-size=8", as shipped)
   --env NAME=VALUE       set a variable for the API and workers, e.g. --env TASKLANE_HEAP_GROWTH_PERCENT=0
                          (repeatable)
   --profile DIR          run the API and workers with --cpu-prof, writing profiles to DIR
@@ -89,6 +95,7 @@ export type BenchOptions = {
   peerRounds: number
   peerSystems: string[]
   baselineRoot: string | undefined
+  baselineEnv: Record<string, string>
   drainTasks: number
   logLevel: string
   poolSize: number | undefined
@@ -118,6 +125,14 @@ function positive (name: string, raw: string | undefined, fallback: number): num
   return n
 }
 
+function pairs (name: string, list: string[] | undefined): Record<string, string> {
+  return Object.fromEntries((list ?? []).map((pair) => {
+    const at = pair.indexOf('=')
+    if (at < 1) throw new Error(`--${name}: "${pair}" is not NAME=VALUE`)
+    return [pair.slice(0, at), pair.slice(at + 1)]
+  }))
+}
+
 export function parseBenchOptions (argv: string[]): BenchOptions {
   const { values } = parseArgs({
     args: argv,
@@ -140,6 +155,7 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
       'peer-rounds': { type: 'string' },
       peers: { type: 'string' },
       baseline: { type: 'string' },
+      'baseline-env': { type: 'string', multiple: true },
       'drain-tasks': { type: 'string' },
       'log-level': { type: 'string' },
       'pool-size': { type: 'string' },
@@ -177,12 +193,9 @@ export function parseBenchOptions (argv: string[]): BenchOptions {
     logLevel: values['log-level'] ?? 'info',
     poolSize: values['pool-size'] === undefined ? undefined : positive('pool-size', values['pool-size'], 10),
     // The shipped images and npm scripts run with this; pass --node-options='' to see V8's default.
-    nodeOptions: values['node-options'] ?? '--max-semi-space-size=16',
-    env: Object.fromEntries((values.env ?? []).map((pair) => {
-      const at = pair.indexOf('=')
-      if (at < 1) throw new Error(`--env: "${pair}" is not NAME=VALUE`)
-      return [pair.slice(0, at), pair.slice(at + 1)]
-    })),
+    nodeOptions: values['node-options'] ?? '--max-semi-space-size=8',
+    env: pairs('env', values.env),
+    baselineEnv: pairs('baseline-env', values['baseline-env']),
     profileDir: values.profile,
     ownRedis: values['own-redis'],
     keep: values.keep,

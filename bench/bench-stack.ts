@@ -4,13 +4,14 @@ import { once } from 'node:events'
 import { closeSync, mkdtempSync, openSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import postgres from 'postgres'
 import { createDbClient } from '../services/core/db/db-client.ts'
 import { runMigrations } from '../services/core/db/migrate.ts'
+import { buildServices, type Entries } from './built-services.ts'
 import { peakRssMb } from './proc-stats.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -42,8 +43,8 @@ export async function freePort (): Promise<number> {
   return port
 }
 
-// Generous: on a shared, busy machine a process that type-strips its modules at start can take
-// tens of seconds to listen; the figures are measured after it answers, never this wait.
+// Generous: on a shared, busy machine a process that loads its modules at start can take tens
+// of seconds to listen; the figures are measured after it answers, never this wait.
 async function waitUntilAnswers (url: string, child: ChildProcess, logFile: string, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -59,9 +60,18 @@ async function waitUntilAnswers (url: string, child: ChildProcess, logFile: stri
 
 /**
  * Everything the benchmark runs against: a fresh database on the given server, and the API and
- * worker processes started as in production (node services/.../*.ts), each on free ports.
+ * worker processes started as in production (node dist/..., built here first), each on free ports.
  */
 export async function createBenchStack (options: StackOptions) {
+  // Once per checkout (the baseline's too, at its first start), before any process runs.
+  // Spawned with the checkout as cwd, so an absolute entry point runs like `node dist/...`.
+  const builds = new Map<string, Promise<Entries>>()
+  const entriesOf = (root: string): Promise<Entries> => {
+    const key = resolve(root) // --baseline . is this checkout: one build
+    if (!builds.has(key)) builds.set(key, buildServices(key))
+    return builds.get(key)!
+  }
+  await entriesOf(ROOT)
   const tag = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
   const dbName = `tasklane_bench_${tag}`
   const logDir = mkdtempSync(join(tmpdir(), 'tasklane-bench-'))
@@ -85,7 +95,7 @@ export async function createBenchStack (options: StackOptions) {
     // would cost the load generator CPU and make the child's writes block on a pipe.
     const out = openSync(logFile, 'a')
     const flags = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
-    const child = spawn(process.execPath, [...flags, join(root, script)], {
+    const child = spawn(process.execPath, [...flags, resolve(root, script)], {
       cwd: root,
       env: {
         PATH: process.env.PATH ?? '',
@@ -142,7 +152,7 @@ export async function createBenchStack (options: StackOptions) {
     async startApi (prefix: string, env: Record<string, string> = {}, root = ROOT): Promise<ServiceProcess> {
       const port = await freePort()
       const metricsPort = await freePort()
-      const { child, logFile } = spawnService('services/api/server.ts', `api-${serial}`, {
+      const { child, logFile } = spawnService((await entriesOf(root)).api, `api-${serial}`, {
         PORT: String(port), METRICS_PORT: String(metricsPort), TASKLANE_QUEUE_PREFIX: prefix, ...env,
       }, root)
       await waitUntilAnswers(`http://127.0.0.1:${port}/readyz`, child, logFile)
@@ -159,7 +169,7 @@ export async function createBenchStack (options: StackOptions) {
     },
     async startWorker (prefix: string, index: number, concurrency: number, env: Record<string, string> = {}, root = ROOT): Promise<ServiceProcess> {
       const port = await freePort()
-      const { child, logFile } = spawnService('services/worker/main.ts', `worker-${serial}-${index}`, {
+      const { child, logFile } = spawnService((await entriesOf(root)).worker, `worker-${serial}-${index}`, {
         METRICS_PORT: String(port), TASKLANE_QUEUE_PREFIX: prefix,
         TASKLANE_QUEUES: `default:${concurrency}`, TASKLANE_WORKER_ID: `bench-${serial}-${index}`, ...env,
       }, root)
@@ -191,6 +201,7 @@ export async function createBenchStack (options: StackOptions) {
       await sql.end({ timeout: 5 })
       if (!keepDatabase) await admin.unsafe(`drop database if exists "${dbName}" with (force)`)
       await admin.end({ timeout: 5 })
+      for (const build of builds.values()) await build.then((b) => b.remove(), () => {})
     },
   }
 }

@@ -29,6 +29,8 @@ export type PeerOptions = {
   systems: readonly System[]
   /** Another checkout of Tasklane run as the system `baseline`, to measure a change against in one run. */
   baselineRoot?: string | undefined
+  /** Environment of the baseline's API and worker only (over the stack's), e.g. other NODE_OPTIONS. */
+  baselineEnv?: Record<string, string>
 }
 
 const BODY = JSON.stringify({ type: 'echo', payload: { message: 'hello', n: 42 } })
@@ -66,7 +68,8 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
     if (system === 'tasklane' || system === 'baseline') {
       const prefix = stack.newPrefix()
       const root = system === 'baseline' ? options.baselineRoot : undefined
-      const [api, worker] = await Promise.all([stack.startApi(prefix, {}, root), stack.startWorker(prefix, 0, options.concurrency, {}, root)])
+      const env = system === 'baseline' ? options.baselineEnv ?? {} : {}
+      const [api, worker] = await Promise.all([stack.startApi(prefix, env, root), stack.startWorker(prefix, 0, options.concurrency, env, root)])
       return {
         api, worker, path: '/v1/tasks',
         progress: async () => lastAt((await sql<{ completed: number, last: number | null }[]>`

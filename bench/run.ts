@@ -57,7 +57,7 @@ try {
       rate: options.rate, workers: options.workers, concurrency: options.concurrency, connections: options.connections,
       batchConnections: options.batchConnections, batchSize: options.batchSize, rawJobs: options.rawJobs, peerTasks: options.peerTasks, peerRounds: options.peerRounds, drainTasks: options.drainTasks,
       logLevel: options.logLevel, poolSize: options.poolSize ?? 'default', nodeOptions: options.nodeOptions ?? '',
-      env: options.env, ownRedis: options.ownRedis,
+      env: options.env, baselineEnv: options.baselineEnv, ownRedis: options.ownRedis,
     },
     rawBullmq: null,
     peers: null,
@@ -82,7 +82,7 @@ try {
   // Before the main API starts, so nothing else of Tasklane's is running beside the peers.
   if (options.phases.has('peers')) {
     const settings = { rounds: options.peerRounds, tasks: options.peerTasks, connections: options.connections }
-    const runs = await createPeersPhase({ stack, options: { ...settings, concurrency: options.concurrency, systems: options.peerSystems as System[], baselineRoot: options.baselineRoot } }).run(progress)
+    const runs = await createPeersPhase({ stack, options: { ...settings, concurrency: options.concurrency, systems: options.peerSystems as System[], baselineRoot: options.baselineRoot, baselineEnv: options.baselineEnv } }).run(progress)
     result.peers = summarizePeers(runs, settings)
   }
 

@@ -99,7 +99,7 @@ const stack = await createBenchStack({
   // As the images ship them; the creation limit would cap the rate at the tenant's quota.
   env: {
     TASKLANE_RATE_LIMIT_MAX: '0',
-    NODE_OPTIONS: '--max-semi-space-size=16',
+    NODE_OPTIONS: '--max-semi-space-size=8',
     // To compare vacuum cadences in one run of two soaks side by side.
     ...(process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS ? { TASKLANE_VACUUM_CHECK_INTERVAL_MS: process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS } : {}),
   },

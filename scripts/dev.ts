@@ -14,7 +14,7 @@ const metricsPort = Number(process.env.METRICS_PORT ?? 9464)
 // sends each child one SIGTERM. Sharing the terminal's group, a child would get the terminal's
 // SIGINT and then this script's signal, and take the second-signal path that exits at once.
 const start = (entry: string, port: number): ChildProcess =>
-  spawn(process.execPath, ['--max-semi-space-size=16', entry], { env: { ...env, METRICS_PORT: String(port) }, stdio: 'inherit', detached: true })
+  spawn(process.execPath, ['--max-semi-space-size=8', entry], { env: { ...env, METRICS_PORT: String(port) }, stdio: 'inherit', detached: true })
 const children: ChildProcess[] = [start('services/api/server.ts', metricsPort), start('services/worker/main.ts', metricsPort + 1)]
 
 let stopping = false

@@ -125,7 +125,7 @@ async function stop (name: string): Promise<void> {
 async function main (): Promise<void> {
   await imageFacts()
   await admin.unsafe(`create database "${dbName}"`)
-  const migrate = await podman('run', '--rm', ...HARDENED, '--network', 'host', '--no-healthcheck', ...env({}), API_IMAGE, 'node', 'services/core/db/migrate-command.ts')
+  const migrate = await podman('run', '--rm', ...HARDENED, '--network', 'host', '--no-healthcheck', ...env({}), API_IMAGE, 'node', 'dist/core/db/migrate-command.js')
   const db = postgres(dbUrl, { max: 1, onnotice: () => {} })
   try {
     const [tables] = await db<{ n: number }[]>`select count(*)::int as n from information_schema.tables where table_name = 'tasks'`

@@ -12,6 +12,7 @@ import { parse } from 'yaml'
 import { loadConfig } from '../services/core/config.ts'
 import { resolveQueueConcurrency } from '../services/core/queues/queue-defaults.ts'
 import { builtinTaskTypes } from '../services/core/task-types/builtin-types.ts'
+import { sourceOf } from './helpers/built-entry.ts'
 import { execForm, exposedPorts, findLast, parseDockerfile } from './helpers/dockerfile-parser.ts'
 
 // docker-compose.yml, checked without a Docker engine: against the Compose specification's
@@ -94,7 +95,8 @@ t.test('every app service refers to a Dockerfile stage, a command file and ports
     t.ok(stage, `${name}: target stage ${build.target} exists in ${build.dockerfile}`)
     const command = service.command!
     t.equal(command[0], 'node', `${name}: runs on the image's node`)
-    t.ok(existsSync(join(ROOT, command[1]!)), `${name}: ${command[1]} exists`)
+    t.not(sourceOf(command[1]!), command[1], `${name}: runs built JavaScript, as the image's CMD does`)
+    t.ok(existsSync(join(ROOT, sourceOf(command[1]!))), `${name}: ${command[1]} is built from ${sourceOf(command[1]!)}, which exists`)
     t.equal(pkg.scripts[scriptFor[name]!], command.join(' '), `${name}: the same command as npm run ${scriptFor[name]}`)
     if (name !== 'migrate') {
       t.same(execForm(findLast(stage!, 'CMD')!.args), command, `${name}: the image's own CMD`)

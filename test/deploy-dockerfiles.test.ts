@@ -6,14 +6,15 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { execForm, exposedPorts, findAll, findLast, parseDockerfile, stageEnv, type Dockerfile } from './helpers/dockerfile-parser.ts'
+import { sourceOf } from './helpers/built-entry.ts'
 import { startHarness } from './helpers/harness.ts'
 
 // Checked statically here, and what can run without an engine is run for real (the HEALTHCHECK
 // command, the production dependency set); scripts/image-check.sh builds and runs the images.
 const ROOT = new URL('..', import.meta.url).pathname
 const IMAGES = [
-  { file: 'Dockerfile.api', final: 'api', entry: 'services/api/server.ts', healthPortEnv: 'PORT', ports: [3000, 9464] },
-  { file: 'Dockerfile.worker', final: 'worker', entry: 'services/worker/main.ts', healthPortEnv: 'METRICS_PORT', ports: [9464] },
+  { file: 'Dockerfile.api', final: 'api', entry: 'dist/api/server.js', healthPortEnv: 'PORT', ports: [3000, 9464] },
+  { file: 'Dockerfile.worker', final: 'worker', entry: 'dist/worker/main.js', healthPortEnv: 'METRICS_PORT', ports: [9464] },
 ] as const
 const parsed = new Map<string, Dockerfile>(IMAGES.map((image) => [image.file, parseDockerfile(join(ROOT, image.file))]))
 const stageOf = (file: string, name: string) => parsed.get(file)!.stages.find((s) => s.name === name)
@@ -49,21 +50,25 @@ t.test('both images start from Node 24 LTS slim and share their build and runtim
   }
 })
 
-t.test('the build stage installs from the lockfile, type-checks, then prunes to production dependencies', async (t) => {
+t.test('the build stage installs from the lockfile, builds dist/, then prunes to production dependencies', async (t) => {
   const build = stageOf('Dockerfile.api', 'build')!
   const runs = findAll(build, 'RUN').map((i) => i.args)
   const order = (needle: RegExp) => runs.findIndex((r) => needle.test(r))
   t.ok(order(/\bnpm ci\b/) >= 0, 'npm ci')
-  t.ok(order(/\bnpm run typecheck\b/) > order(/\bnpm ci\b/), 'npm run typecheck after npm ci')
+  t.ok(order(/\bnpm run build\b/) > order(/\bnpm ci\b/), 'npm run build after npm ci')
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  // tsc type-checks what it compiles and exits non-zero on an error, which fails the RUN.
+  t.match(pkg.scripts.build, /\btsc -p tsconfig\.build\.json\b/, 'the build runs tsc on the build config')
+  t.match(pkg.scripts.build, /services\/core\/db\/migrations dist\/core\/db\/migrations/, 'the build copies the SQL migrations the migrator reads')
   const prune = runs.find((r) => /npm prune --omit=dev/.test(r)) ?? ''
-  t.ok(prune.indexOf('npm prune') > prune.indexOf('npm run typecheck'), 'dev dependencies pruned after the type check')
+  t.ok(prune.indexOf('npm prune') > prune.indexOf('npm run build'), 'dev dependencies pruned after the build')
   t.match(prune, /test ! -e node_modules\/node\b/, 'the build fails if the `node` devDependency survived')
   const runtime = stageOf('Dockerfile.api', 'runtime')!
   for (const copy of findAll(runtime, 'COPY')) {
     t.match(copy.args, /^--from=build\s/, `runtime copies only from the build stage: COPY ${copy.args}`)
   }
   const copied = findAll(runtime, 'COPY').map((c) => c.args.split(/\s+/)[1])
-  t.same(copied.sort(), ['/app/node_modules', '/app/package.json', '/app/services'], 'package.json, pruned node_modules and services only')
+  t.same(copied.sort(), ['/app/dist', '/app/node_modules', '/app/package.json'], 'package.json, pruned node_modules and the built dist/ only')
 })
 
 t.test('every COPY from the build context exists and passes .dockerignore', async (t) => {
@@ -79,7 +84,8 @@ t.test('every COPY from the build context exists and passes .dockerignore', asyn
       }
     }
   }
-  for (const excluded of ['node_modules', '.git', 'test/pipeline.test.ts', 'k8s', '.env']) {
+  t.ok(contextAllows('tsconfig.build.json'), 'the build config is in the build context')
+  for (const excluded of ['node_modules', '.git', 'dist', 'test/pipeline.test.ts', 'k8s', '.env']) {
     t.notOk(contextAllows(excluded), `${excluded} stays out of the build context`)
   }
 })
@@ -94,8 +100,8 @@ t.test('each image runs as a non-root user under tini, with its CMD file present
     t.ok(findAll(stageOf(file, 'runtime')!, 'RUN').some((r) => /apt-get install[^&]*\btini\b/.test(r.args)), `${file}: tini is installed`)
     const cmd = execForm(findLast(stageOf(file, final)!, 'CMD')!.args)
     t.same(cmd, ['node', entry], `${file}: CMD runs ${entry} on the image's node`)
-    t.ok(existsSync(join(ROOT, entry)), `${entry} exists`)
-    t.ok(contextAllows(entry), `${entry} is in the build context`)
+    t.ok(existsSync(join(ROOT, sourceOf(entry))), `${entry} is built from ${sourceOf(entry)}, which exists`)
+    t.ok(contextAllows(sourceOf(entry)), `${sourceOf(entry)} is in the build context`)
     t.same(exposedPorts(df, final).sort(), [...ports].sort(), `${file}: EXPOSE ${ports.join(' ')}`)
   }
 })

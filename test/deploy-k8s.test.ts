@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../services/core/config.ts'
 import { builtinTaskTypes } from '../services/core/task-types/builtin-types.ts'
+import { sourceOf } from './helpers/built-entry.ts'
 import { execForm, findLast, parseDockerfile } from './helpers/dockerfile-parser.ts'
 import { byKind, named, overlays, render, ROOT, selects, validateObject, type K8sObject } from './helpers/k8s-manifests.ts'
 
@@ -14,8 +15,8 @@ const rendered = new Map(OVERLAYS.map((name) => [name, render(name)]))
 const KNOWN_QUEUES = [...new Set(builtinTaskTypes.map((type) => type.queue))].sort()
 const IMAGE_ENTRY: Record<string, string[]> = {
   // The image each container runs -> the command files that image may run.
-  'tasklane-api': ['services/api/server.ts', 'services/core/db/migrate-command.ts'],
-  'tasklane-worker': ['services/worker/main.ts'],
+  'tasklane-api': ['dist/api/server.js', 'dist/core/db/migrate-command.js'],
+  'tasklane-worker': ['dist/worker/main.js'],
 }
 
 type Container = {
@@ -108,7 +109,7 @@ for (const overlay of OVERLAYS) {
         t.notOk(c.command, `${cid}: keeps the image entrypoint (tini)`)
         const [node, file] = c.args ?? []
         t.equal(node, 'node', `${cid}: runs node`)
-        t.ok(existsSync(join(ROOT, file!)), `${cid}: ${file} exists`)
+        t.ok(existsSync(join(ROOT, sourceOf(file!))), `${cid}: ${file} is built from ${sourceOf(file!)}, which exists`)
         t.ok(IMAGE_ENTRY[imageRepo(c.image)]?.includes(file!), `${cid}: ${file} is run from the ${imageRepo(c.image)} image`)
         t.ok(imageTag(c.image), `${cid}: image ${c.image} has a tag`)
         t.same(c.envFrom, [{ configMapRef: { name: 'tasklane-config' } }, { secretRef: { name: 'tasklane-secrets' } }], `${cid}: config and secrets from the shared objects`)

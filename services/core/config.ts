@@ -39,7 +39,7 @@ const EnvSchema = Type.Object({
   TASKLANE_DB_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
   TASKLANE_WORKER_ID: Type.String({ default: '' }),
   // How far V8 lets the old generation grow past what the last full collection kept; 0 leaves it to V8.
-  TASKLANE_HEAP_GROWTH_PERCENT: Type.Integer({ default: 0, minimum: 0, maximum: 400 }),
+  TASKLANE_HEAP_GROWTH_PERCENT: Type.Integer({ default: 60, minimum: 0, maximum: 400 }),
   // How often an open event stream sends a heartbeat comment and re-checks the task.
   TASKLANE_SSE_HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 300_000 }),
   // Caps on event streams: per tenant (429 beyond) and per process (503 beyond), and the bytes a
