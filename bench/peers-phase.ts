@@ -1,9 +1,13 @@
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { BenchStack, ServiceProcess } from './bench-stack.ts'
+import { buildPeers } from './built-services.ts'
 import { freePort } from './bench-stack.ts'
 import { runLoad, type Percentiles } from './http-load.ts'
 import { createCpuMeter } from './proc-stats.ts'
 import { createTaskReadout } from './task-readout.ts'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 export const SYSTEMS = ['tasklane', 'baseline', 'byHand', 'pgBoss1', 'pgBoss50'] as const
 export type System = typeof SYSTEMS[number]
@@ -61,6 +65,9 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
   const readout = createTaskReadout(stack.sql)
   const sql = stack.sql
   let schemaSerial = 0
+  // Built at the first peer's start: a run of Tasklane alone needs no build.
+  let peers: ReturnType<typeof buildPeers> | undefined
+  const peer = async (name: string): Promise<string> => (await (peers ??= buildPeers(ROOT))).path(name)
 
   const lastAt = (row: { completed: number, last: number | null } | undefined) => ({ completed: row?.completed ?? 0, lastAt: Number(row?.last ?? 0) })
 
@@ -81,8 +88,8 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
       const prefix = stack.newPrefix()
       const env = { PEER_PREFIX: prefix, PEER_CONCURRENCY: String(options.concurrency) }
       const [api, worker] = await Promise.all([
-        stack.startProcess('bench/peers/by-hand-api.ts', 'by-hand-api', env, await freePort()),
-        stack.startProcess('bench/peers/by-hand-worker.ts', 'by-hand-worker', env, await freePort()),
+        stack.startProcess(await peer('by-hand-api'), 'by-hand-api', env, await freePort()),
+        stack.startProcess(await peer('by-hand-worker'), 'by-hand-worker', env, await freePort()),
       ])
       return {
         api, worker, path: '/tasks',
@@ -95,8 +102,8 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
     const schema = `pgboss_bench_${++schemaSerial}`
     const env = { PEER_SCHEMA: schema, PEER_BATCH_SIZE: system === 'pgBoss1' ? '1' : '50', PEER_NOTIFY: system === 'pgBoss1' ? '1' : '0', PEER_CONCURRENCY: String(options.concurrency) }
     const [api, worker] = await Promise.all([
-      stack.startProcess('bench/peers/pg-boss-api.ts', `${system}-api`, env, await freePort()),
-      stack.startProcess('bench/peers/pg-boss-worker.ts', `${system}-worker`, env, await freePort()),
+      stack.startProcess(await peer('pg-boss-api'), `${system}-api`, env, await freePort()),
+      stack.startProcess(await peer('pg-boss-worker'), `${system}-worker`, env, await freePort()),
     ])
     return {
       api, worker, path: '/tasks',
@@ -153,13 +160,17 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
     /** Every round, every system; `progress` is told what runs next. */
     async run (progress: (message: string) => void): Promise<PeerRun[]> {
       const runs: PeerRun[] = []
-      for (let round = 1; round <= options.rounds; round++) {
-        const systems = options.systems
-        const order = systems.map((_, i) => systems[(i + round - 1) % systems.length]!)
-        for (const system of order) {
-          progress(`peers: round ${round}/${options.rounds}, ${system}, ${options.tasks} tasks`)
-          runs.push(await measure(system, round))
+      try {
+        for (let round = 1; round <= options.rounds; round++) {
+          const systems = options.systems
+          const order = systems.map((_, i) => systems[(i + round - 1) % systems.length]!)
+          for (const system of order) {
+            progress(`peers: round ${round}/${options.rounds}, ${system}, ${options.tasks} tasks`)
+            runs.push(await measure(system, round))
+          }
         }
+      } finally {
+        await peers?.then((built) => built.remove(), () => {})
       }
       return runs
     },
