@@ -49,7 +49,11 @@ t.test('API and worker log JSON lines with request id, tenant, task id, type, qu
     const lines = jsonLines(api.stdout())
     return lines.some((l) => l.reqId === 'log-req-read' && l.msg === 'request completed') ? lines : undefined
   }, 5_000)
-  const workerLines = jsonLines(worker.stdout())
+  // Log lines reach stdout in blocks, within a quarter second: wait for the three outcomes.
+  const workerLines = await waitFor(async () => {
+    const lines = jsonLines(worker.stdout())
+    return lines.filter((l) => l.outcome !== undefined).length >= 3 ? lines : undefined
+  }, 5_000)
 
   for (const line of [...apiLines, ...workerLines]) {
     t.type(line.level, 'number')
