@@ -37,7 +37,7 @@ t.test('one reconciler pass at a time across replicas: a pass while another hold
   t.equal((await a.runOnce()).active, true, 'runs once the lock is free')
 })
 
-t.test('repairs: queued with no job, queued with a finished job, running with a vanished worker; leaves live and fresh work alone', async (t) => {
+t.test('repairs: queued with no job, queued with a finished job, queued with a job in no list, running with a vanished worker; leaves live and fresh work alone', async (t) => {
   const receiver = await startExecutionReceiver(t)
   const h = await startHarness(t, { env: ENV })
   const queue = h.deps.queues.get('http')
@@ -46,6 +46,12 @@ t.test('repairs: queued with no job, queued with a finished job, running with a 
   const missing = await h.createTask(receiver.task('missing'))
   await queue.remove(missing.id)
   await age(h, missing.id)
+  // Queued, its job hash left but in none of BullMQ's lists (keys lost one by one): no worker
+  // would ever take it, and adding the id again would be a no-op while the hash is there.
+  const orphan = await h.createTask(receiver.task('orphan'))
+  await h.deps.redis.multi().zrem(queue.keys.prioritized!, orphan.id).lrem(queue.keys.wait!, 0, orphan.id).zrem(queue.keys.delayed!, orphan.id).exec()
+  t.equal(await queue.getJobState(orphan.id), 'unknown', 'the orphan job is in no list')
+  await age(h, orphan.id)
   // Queued, but its job already finished (a manual retry whose enqueue failed).
   const finished = await h.createTask(receiver.task('finished'))
   const worker = await h.startWorker(ENV)
@@ -68,7 +74,7 @@ t.test('repairs: queued with no job, queued with a finished job, running with a 
   await queue.remove(fresh.id)
 
   const report = await reconcilerOf(t, h).runOnce()
-  t.same(report.repaired, { queued_job_missing: 1, queued_job_finished: 1, running_worker_lost: 1, failed_worker_lost: 0 })
+  t.same(report.repaired, { queued_job_missing: 2, queued_job_finished: 1, running_worker_lost: 1, failed_worker_lost: 0 })
   t.equal((await queue.getJob(fresh.id)), undefined, 'the fresh task is left to its creator')
   const [liveRow] = await h.sql<{ status: string }[]>`select status from tasks where id = ${live.id}`
   t.equal(liveRow!.status, 'running', 'a task whose job is locked by a live worker is left alone')
@@ -76,8 +82,9 @@ t.test('repairs: queued with no job, queued with a finished job, running with a 
 
   await h.deps.redis.del(`${queue.toKey(live.id)}:lock`)
   await h.startWorker(ENV)
-  const done = await h.waitForTerminal([missing.id, finished.id, lost.id])
-  t.same(done.map((d) => d.status), ['completed', 'completed', 'completed'])
+  const done = await h.waitForTerminal([missing.id, finished.id, lost.id, orphan.id])
+  t.same(done.map((d) => d.status), ['completed', 'completed', 'completed', 'completed'])
+  t.equal(receiver.executions('orphan').length, 1, 'the orphan ran once, from its new job')
   const attempts = (await h.app.inject({ url: `/v1/tasks/${lost.id}/attempts` })).json().items as { outcome: string, workerId: string }[]
   t.same(attempts.map((a) => [a.outcome, a.workerId === 'gone-worker']), [['lost', true], ['completed', false]], 'the lost attempt stays in the history')
   // Executions, counted where the handler sent them: each repaired task ran once more, and

@@ -56,8 +56,21 @@ export function createReconciler (deps: {
     await deps.queues.get(task.queue).remove(task.id)
   }
 
+  /**
+   * Of queued tasks whose job hash is there, unfinished and unlocked, the ones whose job is in
+   * none of BullMQ's lists: keys lost one by one (an eviction, a partial delete racing an add)
+   * can leave a hash that no worker will ever take, and adding the same id again is a no-op
+   * while it exists. BullMQ's own state script checks every list at once; a prioritized or
+   * delayed job, the usual case, costs it one or two ZSCOREs.
+   */
+  async function orphans (tasks: UnfinishedTask[]): Promise<Set<UnfinishedTask>> {
+    const states = await Promise.all(tasks.map((task) => deps.queues.get(task.queue).getJobState(task.id)))
+    return new Set(tasks.filter((_, i) => states[i] === 'unknown'))
+  }
+
   async function repairQueued (tasks: UnfinishedTask[], presence: JobPresence[], report: PassReport): Promise<void> {
     const toEnqueue: UnfinishedTask[] = []
+    const lost = await orphans(tasks.filter((_, i) => presence[i] === 'pending'))
     for (const [i, task] of tasks.entries()) {
       if (presence[i] === 'missing') {
         toEnqueue.push(task)
@@ -66,6 +79,10 @@ export function createReconciler (deps: {
         await dropFinished(task)
         toEnqueue.push(task)
         report.repaired.queued_job_finished++
+      } else if (lost.has(task)) {
+        await dropFinished(task)
+        toEnqueue.push(task)
+        report.repaired.queued_job_missing++
       }
     }
     await deps.queues.enqueue(toEnqueue)
