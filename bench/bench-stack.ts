@@ -207,3 +207,17 @@ export async function createBenchStack (options: StackOptions) {
 }
 
 export type BenchStack = Awaited<ReturnType<typeof createBenchStack>>
+
+/**
+ * The stack of a drill run from the command line (soak, growth, schedule lag, index churn):
+ * DATABASE_URL and REDIS_URL or the local defaults, warnings only, no profile.
+ */
+export function createDrillStack (env: Record<string, string> = {}) {
+  return createBenchStack({
+    databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    logLevel: 'warn',
+    profileDir: undefined,
+    env,
+  })
+}

@@ -9,7 +9,7 @@ import { loadConfig } from '../services/core/config.ts'
 import { createDbClient } from '../services/core/db/db-client.ts'
 import { createLogger } from '../services/core/log.ts'
 import { createPurger } from '../services/worker/purger.ts'
-import { createBenchStack } from './bench-stack.ts'
+import { createDrillStack } from './bench-stack.ts'
 import { percentiles } from './http-load.ts'
 
 const { values } = parseArgs({
@@ -27,14 +27,8 @@ const STEADY_SEC = Number(values['steady-sec'] ?? (smoke ? 6 : 240))
 const RETENTION = values.retention ?? (smoke ? '2s' : '30s')
 const progress = (m: string): void => { process.stderr.write(`growth: ${m}\n`) }
 
-const stack = await createBenchStack({
-  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  logLevel: 'warn',
-  profileDir: undefined,
-  // The worker runs the tasks; the purges are run here, so they can be timed.
-  env: { TASKLANE_PURGE_INTERVAL_MS: '0' },
-})
+// The worker runs the tasks; the purges are run here, so they can be timed.
+const stack = await createDrillStack({ TASKLANE_PURGE_INTERVAL_MS: '0' })
 const db = createDbClient(stack.databaseUrl, { max: 4, applicationName: 'tasklane-growth' })
 const lock = createDbClient(stack.databaseUrl, { max: 1, applicationName: 'tasklane-growth-lock' })
 const config = loadConfig({ DATABASE_URL: stack.databaseUrl, TASKLANE_RETENTION_COMPLETED: RETENTION, TASKLANE_RETENTION_FAILED: RETENTION, TASKLANE_RETENTION_CANCELLED: RETENTION, LOG_LEVEL: 'warn' })

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import postgres from 'postgres'
 import { v7 as uuidv7 } from 'uuid'
-import { createBenchStack } from './bench-stack.ts'
+import { createDrillStack } from './bench-stack.ts'
 import { ensureIndexStats, formatIndexLine, formatIndexTable, sampleIndexes, type IndexSample } from './index-stats.ts'
 import { watchVacuums } from './vacuum-watch.ts'
 import { createTableVacuum } from '../services/worker/table-vacuum.ts'
@@ -18,13 +18,7 @@ const { values } = parseArgs({ options: { rate: { type: 'string' }, duration: { 
 const rate = Number(values.rate ?? 100)
 const durationSec = Number((values.duration ?? '300').replace(/m$/, '')) * (values.duration?.endsWith('m') ? 60 : 1)
 const sampleSec = Number(values.sample ?? 30)
-const stack = await createBenchStack({
-  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  logLevel: 'warn',
-  profileDir: undefined,
-  env: {},
-})
+const stack = await createDrillStack()
 const sql = postgres(stack.databaseUrl, { max: 10, onnotice: () => {} })
 await ensureIndexStats(stack.sql)
 // A variant under test, e.g. a table or index storage parameter.

@@ -1,18 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createBenchStack } from './bench-stack.ts'
+import { createDrillStack } from './bench-stack.ts'
 
 // Firing latency of schedules: two API and two worker processes (each runs the schedule loop)
 // on a fresh database, one schedule due every second; prints the lag from due time to task
 // stored, and checks there is one task per due time. `node bench/schedule-lag.ts [seconds]`.
 
 const seconds = Number(process.argv[2] ?? 60)
-const stack = await createBenchStack({
-  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  logLevel: 'warn',
-  profileDir: undefined,
-  env: {},
-})
+const stack = await createDrillStack()
 try {
   const prefix = stack.newPrefix()
   const apis = [await stack.startApi(prefix), await stack.startApi(prefix)]

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
-import { createBenchStack } from './bench-stack.ts'
+import { createDrillStack } from './bench-stack.ts'
 import { rssMb } from './proc-stats.ts'
 import { judgeFlat, judgePlateau, type Series } from './soak-verdict.ts'
 import { ensureIndexStats, formatIndexLine, formatIndexTable, sampleIndexes, type IndexSample } from './index-stats.ts'
@@ -91,18 +91,12 @@ if (options.help) {
 }
 
 const print = (line: string): void => { process.stdout.write(`${line}\n`) }
-const stack = await createBenchStack({
-  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  logLevel: 'warn',
-  profileDir: undefined,
-  // As the images ship them; the creation limit would cap the rate at the tenant's quota.
-  env: {
-    TASKLANE_RATE_LIMIT_MAX: '0',
-    NODE_OPTIONS: '--max-semi-space-size=8',
-    // To compare vacuum cadences in one run of two soaks side by side.
-    ...(process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS ? { TASKLANE_VACUUM_CHECK_INTERVAL_MS: process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS } : {}),
-  },
+// As the images ship them; the creation limit would cap the rate at the tenant's quota.
+const stack = await createDrillStack({
+  TASKLANE_RATE_LIMIT_MAX: '0',
+  NODE_OPTIONS: '--max-semi-space-size=8',
+  // To compare vacuum cadences in one run of two soaks side by side.
+  ...(process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS ? { TASKLANE_VACUUM_CHECK_INTERVAL_MS: process.env.TASKLANE_VACUUM_CHECK_INTERVAL_MS } : {}),
 })
 let ok = false
 try {
