@@ -39,10 +39,14 @@ export type PeerOptions = {
 
 const BODY = JSON.stringify({ type: 'echo', payload: { message: 'hello', n: 42 } })
 
+// Tasklane runs as it is deployed, with authentication on: every request presents this key.
+const API_KEY = 'tl_bench-peers-key-0123456789abcdef'
+
 type Running = {
   api: ServiceProcess
   worker: ServiceProcess
   path: string
+  headers?: Record<string, string>
   /** Completed tasks and the wall-clock time (ms) of the last completion, from the system's own table. */
   progress: () => Promise<{ completed: number, lastAt: number }>
   cleanUp: () => Promise<void>
@@ -75,10 +79,10 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
     if (system === 'tasklane' || system === 'baseline') {
       const prefix = stack.newPrefix()
       const root = system === 'baseline' ? options.baselineRoot : undefined
-      const env = system === 'baseline' ? options.baselineEnv ?? {} : {}
+      const env = { TASKLANE_AUTH: 'required', TASKLANE_API_KEYS: `default:${API_KEY}`, ...(system === 'baseline' ? options.baselineEnv ?? {} : {}) }
       const [api, worker] = await Promise.all([stack.startApi(prefix, env, root), stack.startWorker(prefix, 0, options.concurrency, env, root)])
       return {
-        api, worker, path: '/v1/tasks',
+        api, worker, path: '/v1/tasks', headers: { authorization: `Bearer ${API_KEY}` },
         progress: async () => lastAt((await sql<{ completed: number, last: number | null }[]>`
           select count(*)::int as completed, extract(epoch from max(finished_at)) * 1000 as last from tasks where status = 'completed'`)[0]),
         cleanUp: async () => { await stack.dropPrefix(prefix); await stack.resetTables() },
@@ -125,7 +129,7 @@ export function createPeersPhase (deps: { stack: BenchStack, options: PeerOption
       await Promise.all(Object.values(meters).map((m) => m.start()))
       const redisBefore = await redisCounters(stack)
       const startedAt = Date.now()
-      const load = await runLoad({ url: `http://127.0.0.1:${api.port}${running.path}`, body: BODY, connections: options.connections, durationSec: 0, amount: options.tasks })
+      const load = await runLoad({ url: `http://127.0.0.1:${api.port}${running.path}`, body: BODY, headers: running.headers, connections: options.connections, durationSec: 0, amount: options.tasks })
       const accepted = load.statusCodes['202'] ?? 0
       const deadline = Date.now() + Math.max(60_000, options.tasks * 5)
       let progress = await running.progress()
