@@ -4,6 +4,7 @@ import { hashApiKey, sameHash } from '../../core/auth/api-key-hash.ts'
 import { isOutage } from '../../core/outage.ts'
 import type { AppDeps } from '../app-deps.ts'
 import { sendProblem } from './problem-details.ts'
+import { bindToRequestLog } from './request-log-context.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -85,7 +86,7 @@ export default fp(async function authentication (app: FastifyInstance, deps: App
         const challenge = route.startsWith('/v1') ? 'Bearer realm="tasklane admin"' : 'Basic realm="tasklane admin", charset="UTF-8"'
         return unauthorized(reply, challenge)
       }
-      request.log = request.log.child({ admin: true })
+      bindToRequestLog(request, { admin: true })
       return
     }
     if (!route.startsWith('/v1') && !path.startsWith('/v1')) return
@@ -96,7 +97,7 @@ export default fp(async function authentication (app: FastifyInstance, deps: App
     if (!principal) return unauthorized(reply, 'Bearer realm="tasklane"')
     request.tenant = principal.tenant
     request.apiKeyId = principal.keyId
-    request.log = request.log.child({ tenant: principal.tenant })
+    bindToRequestLog(request, { tenant: principal.tenant })
   })
 }, { name: 'authentication', dependencies: ['problem-details', 'app-services'] })
 
