@@ -23,6 +23,16 @@ export default fp(async function clientFailureLimit (app: FastifyInstance, deps:
   if (config.TASKLANE_CLIENT_FAILURE_LIMIT === 0) return
   let limiter!: Limiter
   const limitedNow = new Set<string>()
+  // When each address (the limiter's key) last had a failure counted. One with none in the
+  // last window cannot be over its budget, so its requests skip the limiter's lookup: most
+  // callers never fail. IPv6 addresses always ask, as the limiter groups them by subnet.
+  const lastFailureAt = new Map<string, number>()
+  const windowMs = config.TASKLANE_CLIENT_FAILURE_WINDOW_MS
+  const sweep = setInterval(() => {
+    const before = Date.now() - windowMs
+    for (const [key, at] of lastFailureAt) if (at <= before) lastFailureAt.delete(key)
+  }, windowMs).unref()
+  app.addHook('onClose', async () => clearInterval(sweep))
   // In a scope of its own, so the per-tenant creation limit can register the plugin at the root.
   await app.register(async function store (scope) {
     await scope.register(rateLimit, { global: false })
@@ -30,6 +40,11 @@ export default fp(async function clientFailureLimit (app: FastifyInstance, deps:
   })
 
   app.addHook('onRequest', async (request, reply) => {
+    const ip = request.ip
+    if (!ip.includes(':')) {
+      const at = lastFailureAt.get(ip)
+      if (at === undefined || Date.now() - at >= windowMs) return
+    }
     if (EXEMPT.has(request.routeOptions.url ?? '')) return
     // A peek: only failures are counted, in onResponse. The budget is spent at `remaining` 0.
     const status = await limiter(request, { increment: false })
@@ -44,6 +59,7 @@ export default fp(async function clientFailureLimit (app: FastifyInstance, deps:
     if (!COUNTED.has(reply.statusCode)) return
     metrics.clientFailure(reply.statusCode)
     const status = await limiter(request)
+    lastFailureAt.set(status.key, Date.now())
     // One line per address and window: the failure that spent the budget.
     if (status.remaining === 0 && !limitedNow.has(status.key)) {
       limitedNow.add(status.key)
