@@ -24,7 +24,9 @@ export function createWorkers (deps: {
   let closed = false
 
   function start (name: string, concurrency: number): void {
-    const connection = createRedisConnection(deps.config.REDIS_URL, 'consumer', `tasklane-worker:${deps.workerId}:${name}`)
+    // Auto-pipelined: the job finishes (each also fetching the next job) and lock renewals of
+    // the tasks running at once go to Redis in one write per turn instead of one each.
+    const connection = createRedisConnection(deps.config.REDIS_URL, 'consumer', `tasklane-worker:${deps.workerId}:${name}`, { autoPipelining: true })
     connections.push(connection)
     const worker = new Worker(name, deps.processor, {
       connection,

@@ -10,8 +10,11 @@ export function createRedisConnection (url: string, role: 'producer' | 'consumer
   const common: RedisOptions = {
     connectionName: name,
     // Commands issued in the same tick go out in one write (e.g. the events of a batch of
-    // tasks that started together). Not for connections that block or run BullMQ scripts.
+    // tasks that started together, or the job finishes of a worker's concurrent tasks).
     enableAutoPipelining: extra.autoPipelining ?? false,
+    // A blocking command would hold every command queued behind it in its pipeline; BullMQ
+    // sends it on a connection of its own, but it goes out alone either way.
+    autoPipeliningIgnoredCommands: ['bzpopmin'],
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   }
