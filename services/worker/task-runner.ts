@@ -99,7 +99,12 @@ export function createTaskRunner (deps: {
       return null
     }
     const attempt = task.attempts
-    const log = deps.log.child({ taskId, type: task.type, queue: task.queue, attempt })
+    // The attempt's child logger is built only when a line other than the completed outcome
+    // is logged (a handler's own, a failure): one per attempt was a twentieth of the
+    // worker's allocations. The outcome line carries the same fields.
+    const fields = { taskId, type: task.type, queue: task.queue, attempt }
+    let attemptLog: Logger | undefined
+    const log = (): Logger => (attemptLog ??= deps.log.child(fields))
     deps.events?.started?.(task)
 
     // A timer cleared when the attempt ends: AbortSignal.timeout would keep every finished
@@ -126,12 +131,13 @@ export function createTaskRunner (deps: {
         ? (await retryOnOutage(() => deps.dependencies!([taskId]))).get(taskId) ?? {}
         : {}
       const work = handler({
-        taskId, attempt, maxAttempts: task.maxAttempts, deadline: new Date((task.startedAt ?? new Date()).getTime() + task.timeoutMs), payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, dependencies, signal, log,
+        taskId, attempt, maxAttempts: task.maxAttempts, deadline: new Date((task.startedAt ?? new Date()).getTime() + task.timeoutMs), payload: deps.openPayload ? deps.openPayload(task.payload) : task.payload, dependencies, signal,
+        get log () { return log() },
         progress: async (value) => { await transitions.setProgress(taskId, attempt, value) },
       })
       const value = await untilAborted(work, signal)
       if (value === CONTINUES_ELSEWHERE) {
-        log.info({ durationMs: elapsed() }, 'attempt continues outside this worker')
+        log().info({ durationMs: elapsed() }, 'attempt continues outside this worker')
         return null
       }
       // Checked without recursion before anything walks the result (toStorable, the driver).
@@ -140,10 +146,11 @@ export function createTaskRunner (deps: {
       assertResultFits(result, deps.maxResultBytes)
       const durationMs = elapsed()
       if (await retryOnOutage(() => transitions.complete(taskId, attempt, { result, durationMs, hasDependents: task.hasDependents }))) {
-        log.info({ outcome: 'completed', durationMs }, 'attempt finished')
+        if (attemptLog) attemptLog.info({ outcome: 'completed', durationMs }, 'attempt finished')
+        else deps.log.info({ ...fields, outcome: 'completed', durationMs }, 'attempt finished')
         deps.events?.finished?.(task, 'completed', durationMs)
       } else {
-        log.info({ durationMs }, 'attempt finished after the task moved on; its result was not recorded')
+        log().info({ durationMs }, 'attempt finished after the task moved on; its result was not recorded')
       }
       return null
     } catch (caught) {
@@ -153,13 +160,13 @@ export function createTaskRunner (deps: {
       // for this lock to expire. Delayed (by 0) rather than waiting: that wakes idle workers.
       if (jobSignal?.aborted && jobSignal.reason === RELEASE_REASON) {
         await retryOnOutage(() => transitions.release(taskId, attempt, durationMs))
-        log.info({ outcome: 'released', durationMs }, 'attempt released at shutdown')
-        return handBack(job, token, 0, log)
+        log().info({ outcome: 'released', durationMs }, 'attempt released at shutdown')
+        return handBack(job, token, 0, log())
       }
       // The job's signal fires when a client cancels (see cancel-listener.ts); the task then
       // ends cancelled, never retried. The update checks the request really exists.
       if (jobSignal?.aborted && await retryOnOutage(() => transitions.finishCancelled(taskId, attempt, { durationMs }))) {
-        log.info({ outcome: 'cancelled', durationMs }, 'attempt cancelled')
+        log().info({ outcome: 'cancelled', durationMs }, 'attempt cancelled')
         deps.events?.finished?.(task, 'cancelled', durationMs)
         return null
       }
@@ -169,15 +176,15 @@ export function createTaskRunner (deps: {
       const failure = { error: toTaskError(err), retryable: !permanent, durationMs, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }
       const decided = await retryOnOutage(() => transitions.failAttempt(task, failure))
       if (!decided) {
-        log.info({ durationMs, err }, 'attempt failed after the task moved on; nothing was recorded')
+        log().info({ durationMs, err }, 'attempt failed after the task moved on; nothing was recorded')
         return null
       }
       deps.events?.finished?.(task, decided.outcome, durationMs)
       if (decided.outcome === 'retried') {
-        log.warn({ outcome: 'retried', durationMs, err, retryInMs: decided.delayMs }, 'attempt failed; retry scheduled')
+        log().warn({ outcome: 'retried', durationMs, err, retryInMs: decided.delayMs }, 'attempt failed; retry scheduled')
         throw new RetryScheduled(failure.error.message, decided.delayMs)
       }
-      log.warn({ outcome: 'failed', durationMs, err }, 'attempt failed; task failed')
+      log().warn({ outcome: 'failed', durationMs, err }, 'attempt failed; task failed')
       throw new UnrecoverableError(failure.error.message)
     } finally {
       clearTimeout(timeoutTimer)
