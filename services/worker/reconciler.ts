@@ -57,11 +57,11 @@ export function createReconciler (deps: {
   }
 
   /**
-   * Of queued tasks whose job hash is there, unfinished and unlocked, the ones whose job is in
-   * none of BullMQ's lists: keys lost one by one (an eviction, a partial delete racing an add)
-   * can leave a hash that no worker will ever take, and adding the same id again is a no-op
-   * while it exists. BullMQ's own state script checks every list at once; a prioritized or
-   * delayed job, the usual case, costs it one or two ZSCOREs.
+   * Of queued tasks whose job hash is there, unfinished, unlocked and in neither the
+   * prioritized nor the delayed set (the probe's ZSCOREs settle the usual case), the ones
+   * whose job is in none of BullMQ's lists: keys lost one by one (an eviction, a partial
+   * delete racing an add) can leave a hash that no worker will ever take, and adding the same
+   * id again is a no-op while it exists. BullMQ's own state script checks every list at once.
    */
   async function orphans (tasks: UnfinishedTask[]): Promise<Set<UnfinishedTask>> {
     const states = await Promise.all(tasks.map((task) => deps.queues.get(task.queue).getJobState(task.id)))
