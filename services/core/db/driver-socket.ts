@@ -36,9 +36,10 @@ type SocketTarget = { host: string[], port: number[], path?: string | false | un
  */
 export function connectDriverSocket (target: SocketTarget): net.Socket {
   const socket = new ErrorBeforeCloseSocket()
-  if (target.path) socket.connect(target.path)
-  else socket.connect(target.port[0]!, target.host[0]!)
-  return socket
+  if (target.path) return socket.connect(target.path)
+  const [host, port] = [target.host[0]!, target.port[0]!]
+  // Where the driver's connection errors ("write CONNECT_TIMEOUT host:port") read the address.
+  return Object.assign(socket.connect(port, host), { host, port })
 }
 
 /** The `socket` option for a client of `url`: undefined (the driver's own socket) when it names several hosts. */
