@@ -1,5 +1,7 @@
+import postgres from 'postgres'
 import t from 'tap'
 import { createDbClient } from '../services/core/db/db-client.ts'
+import { connectDriverSocket } from '../services/core/db/driver-socket.ts'
 import { isOutage } from '../services/core/outage.ts'
 import { startPostgresRelay } from './helpers/fault-tools.ts'
 import { createTestDatabase } from './helpers/services.ts'
@@ -37,4 +39,30 @@ t.test('a statement queued on a connection between its reset and its close fails
   for (let i = 0; i < 2; i++) {
     t.equal(await settled(sql`select 3 as n`, 3_000), 'answered', 'later statements get a connection and an answer')
   }
+})
+
+t.test('a statement handed to an idle connection between its reset and its close fails, instead of answering an empty result later', async (t) => {
+  const database = await createTestDatabase()
+  t.teardown(() => database.drop())
+  const relay = await startPostgresRelay(t, database.url)
+  let inGap: Promise<string> | undefined
+  // The driver's own socket option, with a listener that sends a write the moment the reset is heard.
+  const sql: postgres.Sql = postgres(relay.url, {
+    max: 1,
+    onnotice: () => {},
+    socket: (target: Parameters<typeof connectDriverSocket>[0]) => {
+      const socket = connectDriverSocket(target)
+      socket.on('error', () => queueMicrotask(() => {
+        inGap ??= settled(sql`update pg_class set relname = relname where false`, 3_000)
+      }))
+      return socket
+    },
+  } as postgres.Options<Record<string, postgres.PostgresType>>)
+  t.teardown(() => sql.end({ timeout: 1 }))
+  await sql`select 1`
+  relay.reset()
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.ok(inGap, 'a write was sent right after the reset was heard')
+  t.equal(await settled(sql`select 2 as n`, 3_000), 'answered', 'the next statement reconnects and is answered')
+  t.equal(await inGap, 'failed as an outage', 'the write fails (never run), rather than answering as if it matched no row')
 })
