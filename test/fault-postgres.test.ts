@@ -38,6 +38,40 @@ t.test('the worker\'s Postgres connections terminated mid-run: every task comple
   t.equal(report.lostAttempts, 0, 'no attempt recorded lost: no worker was lost')
 })
 
+t.test('the worker\'s Postgres connections reset again and again while completions are in flight: none is left running', async (t) => {
+  const receiver = await startExecutionReceiver(t)
+  const h = await startHarness(t, { env: DRILL_ENV })
+  // The worker reaches Postgres through a relay that resets its connections (a TCP RST, as a
+  // client sees a backend terminated while statements were on their way to it).
+  const relay = await startPostgresRelay(t, h.config.DATABASE_URL)
+  await h.spawnWorker({
+    DATABASE_URL: relay.url,
+    TASKLANE_QUEUES: 'http:40',
+    // Fewer connections than statements at once: the pool pipelines statements onto busy ones.
+    TASKLANE_DB_POOL_SIZE: '3',
+    TASKLANE_LOCK_DURATION_MS: '2000',
+    TASKLANE_STALLED_INTERVAL_MS: '1000',
+    TASKLANE_RECONCILER_INTERVAL_MS: '300',
+    TASKLANE_RECONCILER_MIN_AGE_MS: '1000',
+    TASKLANE_RECONCILER_STALE_RUNNING_MS: '3000',
+  })
+  // Short handlers, many at once: every reset cuts claims and completions on the wire, and the
+  // batcher's row-by-row retry of a failed batch goes out while the cut connections close.
+  const tasks = await submitDrillTasks(h, receiver.tasks('pg-reset-', 600, 5, 30))
+  let resets = 0
+  const until = Date.now() + 10_000
+  while (Date.now() < until && await waitForTerminalCount(h.sql, tasks, tasks.length, 0) < tasks.length) {
+    relay.reset()
+    resets++
+    await sleep(100 + Math.random() * 200)
+  }
+  t.comment(`reset the worker's connections ${resets} times`)
+  await waitForTerminalCount(h.sql, tasks, tasks.length, 60_000)
+  const report = await faultReport(h.sql, tasks, receiver)
+  judge(t, 'postgres connections reset in a loop', report)
+  t.same(report.notCompleted, {}, 'no task left running (a completion that never landed) or queued')
+})
+
 t.test('POST /v1/tasks: 503 storing nothing while Postgres is unreachable; 202 once it is back', async (t) => {
   const database = await createTestDatabase()
   t.teardown(() => database.drop())

@@ -58,12 +58,52 @@ t.test('a timed-out batch keeps its keys until its statement really ends: the sa
   const retried = write(1) // what retryOnOutage does after the timeout
   t.equal(await write(2), 2, 'another row goes out meanwhile')
   let settled = false
-  void retried.then(() => { settled = true })
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  void retried.then(() => { settled = true }, () => { settled = true })
+  await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(settled, false, 'the retry of row 1 waits while the stuck statement still holds it')
+  await t.rejects(retried, { code: 'WRITE_TIMEOUT' }, 'and fails as unanswered once it has waited the timeout, never sent')
   release!()
-  t.equal(await retried, 1)
+  t.equal(await write(1), 1, 'once the statement has ended, the row is written again')
   t.same(overlaps, [], 'no two statements ever held row 1 at once')
+})
+
+t.test('a write waiting for a row whose statement never ends fails with WRITE_TIMEOUT within the timeout, and is never sent', async (t) => {
+  const sent: number[][] = []
+  const write = createWriteBatcher({
+    run: (items: number[]) => {
+      sent.push(items)
+      return items.includes(1) ? new Promise<number[]>(() => {}) : Promise.resolve(items)
+    },
+    key: (i) => String(i % 100),
+    timeoutMs: 100,
+  })
+  await t.rejects(write(1), { code: 'WRITE_TIMEOUT' })
+  const started = Date.now()
+  // Both wait for row 1, held for ever; each retried write fails in time and goes nowhere.
+  for (const item of [101, 1]) {
+    const outcome = await Promise.race([
+      write(item).then(() => 'answered', (err: { code?: string }) => err.code),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 1 s'), 1_000)),
+    ])
+    t.equal(outcome, 'WRITE_TIMEOUT', `the write of ${item} fails as unanswered`)
+  }
+  t.ok(Date.now() - started < 500, `within the timeout each (${Date.now() - started} ms for both)`)
+  t.same(sent, [[1]], 'neither went out beside the statement that holds the row')
+  t.equal(await write(2), 2, 'other rows are written meanwhile')
+})
+
+t.test('writes that expire while waiting no longer count against maxPending', async (t) => {
+  const write = createWriteBatcher({
+    run: (items: string[]) => (items.includes('held') ? new Promise<string[]>(() => {}) : Promise.resolve(items)),
+    key: (i) => i.split(':')[0]!,
+    maxPending: 2,
+    timeoutMs: 100,
+  })
+  await t.rejects(write('held'), { code: 'WRITE_TIMEOUT' })
+  const waiting = [write('held:1'), write('held:2')]
+  await t.rejects(() => write('other'), { statusCode: 503, code: 'TASKLANE_UNAVAILABLE' }, 'two rows wait: the queue is full')
+  await Promise.all(waiting.map((w) => t.rejects(w, { code: 'WRITE_TIMEOUT' })))
+  t.same(await Promise.all([write('a'), write('b')]), ['a', 'b'], 'accepted again once the waiting rows expired')
 })
 
 t.test('past maxPending waiting rows a write is refused at once with a 503, and accepted again once they drain', async (t) => {

@@ -18,6 +18,11 @@ import { DependencyUnavailableError } from './errors.ts'
  * really ends, so a retried write of the same row waits for it instead of racing it. A late
  * answer is ignored; the conditional updates make a retried write safe.
  *
+ * A write still waiting for a batch after `timeoutMs` (its row held by such a statement, or
+ * every slot taken) fails the same way, with WRITE_TIMEOUT: it never went out, so its caller
+ * may retry it, and no caller waits longer than that for an answer, whatever a statement
+ * holding its row does.
+ *
  * At most `maxPending` rows wait for a batch: past that a write is refused at once with a
  * 503 (DependencyUnavailableError), so a database that falls behind turns into backpressure
  * on the callers instead of a queue that grows until the process runs out of memory.
@@ -37,13 +42,38 @@ export function createWriteBatcher<I, O> (options: {
   const timeoutMs = options.timeoutMs ?? 20_000
   const maxPending = options.maxPending ?? 20_000
   let pendingRows = 0
-  type Entry = { item: I, key: string, resolve: (value: O) => void, reject: (err: unknown) => void }
+  type Entry = { item: I, key: string, weight: number, deadline: number, resolve: (value: O) => void, reject: (err: unknown) => void }
+  /** In arrival order, so the first entry is the next to expire. */
   let pending: Entry[] = []
   let inFlight = 0
   let scheduled = false
   let serial = 0
   /** Keys of the items in the batch being built and in the batches on the wire. */
   const busy = new Set<string>()
+  /** One timer, for the first waiting entry's deadline, while any entry waits. */
+  let expiry: NodeJS.Timeout | undefined
+
+  const timeoutError = (what: string) => Object.assign(new Error(`a batched write ${what} within ${timeoutMs} ms`), { code: 'WRITE_TIMEOUT' })
+
+  function armExpiry (): void {
+    if (expiry !== undefined || pending.length === 0) return
+    expiry = setTimeout(expire, Math.max(0, pending[0]!.deadline - Date.now()))
+  }
+
+  function expire (): void {
+    expiry = undefined
+    const now = Date.now()
+    const expired = pending.filter((entry) => entry.deadline <= now)
+    if (expired.length > 0) {
+      pending = pending.filter((entry) => entry.deadline > now)
+      const err = timeoutError('was not sent')
+      for (const entry of expired) {
+        pendingRows -= entry.weight
+        entry.reject(err)
+      }
+    }
+    armExpiry()
+  }
 
   function schedule (): void {
     if (scheduled || inFlight >= maxInFlight || pending.length === 0) return
@@ -58,17 +88,20 @@ export function createWriteBatcher<I, O> (options: {
     const rest: Entry[] = []
     let rows = 0
     for (const entry of pending) {
-      const weight = options.weight ? options.weight(entry.item) : 1
-      if ((batch.length === 0 || rows + weight <= maxBatch) && !busy.has(entry.key)) {
+      if ((batch.length === 0 || rows + entry.weight <= maxBatch) && !busy.has(entry.key)) {
         busy.add(entry.key)
         batch.push(entry)
-        rows += weight
+        rows += entry.weight
       } else {
         rest.push(entry)
       }
     }
     pending = rest
     pendingRows -= rows
+    if (pending.length === 0 && expiry !== undefined) {
+      clearTimeout(expiry)
+      expiry = undefined
+    }
     if (batch.length === 0) return // everything waits for a batch on the wire; its end reschedules
     inFlight++
     // A batch that times out gives up its slot (later writes go out) but not its keys: its
@@ -81,7 +114,7 @@ export function createWriteBatcher<I, O> (options: {
       schedule()
     }
     const timer = setTimeout(() => {
-      const err = Object.assign(new Error(`a batched write did not answer within ${timeoutMs} ms`), { code: 'WRITE_TIMEOUT' })
+      const err = timeoutError('did not answer')
       for (const entry of batch) entry.reject(err)
       freeSlot()
     }, timeoutMs)
@@ -121,7 +154,8 @@ export function createWriteBatcher<I, O> (options: {
     }
     pendingRows += weight
     return new Promise<O>((resolve, reject) => {
-      pending.push({ item, key: options.key ? options.key(item) : String(++serial), resolve, reject })
+      pending.push({ item, key: options.key ? options.key(item) : String(++serial), weight, deadline: Date.now() + timeoutMs, resolve, reject })
+      armExpiry()
       schedule()
     })
   }

@@ -21,6 +21,7 @@ export { freePort, startPrivateRedis }
 export async function startPostgresRelay (t: Teardown, databaseUrl: string) {
   const target = new URL(databaseUrl)
   const sockets = new Set<Socket>()
+  const clients = new Set<Socket>()
   let server: Server | undefined
   const port = await freePort()
 
@@ -28,6 +29,8 @@ export async function startPostgresRelay (t: Teardown, databaseUrl: string) {
     server = createServer((client) => {
       const upstream = connect(Number(target.port || 5432), target.hostname)
       for (const s of [client, upstream]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => {}) }
+      clients.add(client)
+      client.on('close', () => clients.delete(client))
       client.pipe(upstream).pipe(client)
     })
     server.listen(port, '127.0.0.1')
@@ -41,11 +44,20 @@ export async function startPostgresRelay (t: Teardown, databaseUrl: string) {
     server = undefined
   }
 
+  /**
+   * Resets every open connection (a TCP RST to the client, which reads it as ECONNRESET, as it
+   * does when it writes to a backend that was terminated) and keeps accepting new ones.
+   */
+  function reset (): void {
+    for (const s of clients) s.resetAndDestroy()
+    for (const s of sockets) if (!clients.has(s)) s.destroy()
+  }
+
   await up()
   t.teardown(down)
   const url = new URL(databaseUrl)
   url.host = `127.0.0.1:${port}`
-  return { url: url.toString(), up, down }
+  return { url: url.toString(), up, down, reset }
 }
 
 /** Creates tasks through the API, `parallel` requests at a time; every one must be accepted. */

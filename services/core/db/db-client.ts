@@ -1,5 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js'
 import postgres from 'postgres'
+import { driverSocketOption } from './driver-socket.ts'
 import * as schema from './schema.ts'
 import { pgTimestampToIso } from './timestamp-text.ts'
 
@@ -27,6 +28,8 @@ export function createDbClient (url: string, options: { max: number, application
     connect_timeout: 5,
     idle_timeout: 60,
     backoff: reconnectDelaySeconds,
+    // Its socket fails every statement queued on a connection that closes after an error.
+    ...driverSocketOption(url),
   })
   const db = drizzle(sql, { schema })
   // After drizzle, which makes timestamptz text for every query on this client (its own and raw).
