@@ -18,14 +18,19 @@ import net from 'node:net'
 // 'close' go to a new socket, as before. A TLS connection wraps this socket in its own and is
 // not covered.
 
-/** A TCP socket that repeats its last error just before 'close'. */
+/**
+ * A TCP socket that repeats its last error just before 'close'. Listeners, not an emit
+ * override: every 'data' event of every statement goes through emit.
+ */
 class ErrorBeforeCloseSocket extends net.Socket {
-  private lastError: unknown = undefined
-
-  override emit (event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'error') this.lastError = args[0]
-    else if (event === 'close' && this.lastError !== undefined && this.listenerCount('error') > 0) super.emit('error', this.lastError)
-    return super.emit(event, ...args)
+  constructor () {
+    super()
+    let lastError: unknown
+    this.on('error', (err) => { lastError = err })
+    // First among the 'close' listeners: the driver's own are added after this.
+    this.prependListener('close', () => {
+      if (lastError !== undefined) this.emit('error', lastError)
+    })
   }
 }
 
