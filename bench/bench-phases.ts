@@ -33,8 +33,22 @@ export type DrainFigures = {
   completed: number
   tasksPerSec: number
   cpuSecPer1kTasks: { worker: number, postgres: number, redis: number }
+  /** Round trips behind each task: Postgres commits of the bench database, Redis commands (all clients). */
+  perTask?: { postgresCommits: number, redisCommands: number }
   /** Rows and index entries Postgres wrote per task, created and drained (pg_stat_user_tables deltas); not in smoke runs. */
   writes: TableWrites | null
+}
+
+/** What a window of work cost: CPU seconds per 1,000 tasks, and round trips per task. */
+export type WindowCost = {
+  cpuSecPer1kTasks: { api: number, client: number, postgres: number, redis: number }
+  /**
+   * Postgres commits of the bench database (pg_stat_database lags by up to its flush interval),
+   * Redis commands (those scripts run included) and the reads Redis did from its clients' sockets
+   * (about one per write a client made: commands pipelined together share one), and the bytes
+   * they brought.
+   */
+  perTask: { postgresCommits: number, redisCommands: number, redisReads: number, redisBytesIn: number }
 }
 
 const ECHO = { type: 'echo', payload: { message: 'hello', n: 42 } }
@@ -43,7 +57,7 @@ export function bodyFor (route: Route, batchSize: number): string {
   return route === 'single' ? JSON.stringify(ECHO) : JSON.stringify({ tasks: Array.from({ length: batchSize }, () => ECHO) })
 }
 
-type Counters = { redisCpu: number, redisCommands: number, postgresCommits: number }
+type Counters = { redisCpu: number, redisCommands: number, redisReads: number, redisBytesIn: number, postgresCommits: number }
 
 /** Redis' CPU seconds and commands so far, and the commits of the bench database. */
 async function counters (stack: BenchStack): Promise<Counters> {
@@ -54,6 +68,8 @@ async function counters (stack: BenchStack): Promise<Counters> {
   return {
     redisCpu: field('used_cpu_sys') + field('used_cpu_user'),
     redisCommands: field('total_commands_processed'),
+    redisReads: field('total_reads_processed'),
+    redisBytesIn: field('total_net_input_bytes'),
     postgresCommits: row?.commits ?? 0,
   }
 }
@@ -83,6 +99,35 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
       await res.arrayBuffer()
       await reset()
       return res.status === 202
+    },
+
+    /**
+     * Opens a window over the API, this process (where an in-process client runs), Postgres and
+     * Redis; closing it with the tasks done answers CPU seconds per 1,000 of them and the
+     * round trips behind each (Postgres commits of the bench database, Redis commands).
+     */
+    async meterWindow (): Promise<(done: number) => Promise<WindowCost>> {
+      const meters = {
+        api: createCpuMeter(async () => [api.pid]),
+        client: createCpuMeter(async () => [process.pid]),
+        postgres: createCpuMeter(() => readout.postgresPids(stack.dbName)),
+      }
+      await Promise.all(Object.values(meters).map((m) => m.start()))
+      const before = await counters(stack)
+      return async (done) => {
+        const [apiCpu, clientCpu, postgresCpu] = await Promise.all(Object.values(meters).map((m) => m.stop()))
+        const after = await counters(stack)
+        const perTask = (n: number): number => Math.round((n / Math.max(1, done)) * 100) / 100
+        return {
+          cpuSecPer1kTasks: { api: per1k(apiCpu!, done), client: per1k(clientCpu!, done), postgres: per1k(postgresCpu!, done), redis: per1k(after.redisCpu - before.redisCpu, done) },
+          perTask: {
+            postgresCommits: perTask(after.postgresCommits - before.postgresCommits),
+            redisCommands: perTask(after.redisCommands - before.redisCommands),
+            redisReads: perTask(after.redisReads - before.redisReads),
+            redisBytesIn: Math.round((after.redisBytesIn - before.redisBytesIn) / Math.max(1, done)),
+          },
+        }
+      }
     },
 
     /** Create throughput of one route with no worker running. */
@@ -140,6 +185,10 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
         completed: done,
         tasksPerSec: Math.round(done / seconds),
         cpuSecPer1kTasks: { worker: per1k(workerCpu!, done), postgres: per1k(postgresCpu!, done), redis: per1k(after.redisCpu - before.redisCpu, done) },
+        perTask: {
+          postgresCommits: Math.round(((after.postgresCommits - before.postgresCommits) / Math.max(1, done)) * 100) / 100,
+          redisCommands: Math.round(((after.redisCommands - before.redisCommands) / Math.max(1, done)) * 100) / 100,
+        },
       }
     },
 

@@ -72,7 +72,12 @@ export function formatReport (r: BenchResult): string {
   }
   if (r.notifyHang && r.notifyHang.length > 0) out.push(formatNotifyHang(r.notifyHang, table), '')
   if (r.pull) {
-    out.push(`Pull workers (${r.pull.tasks} tasks created first, leased ${r.pull.leaseMax} a request and completed over HTTP by the TypeScript client): ${r.pull.tasksPerSec} tasks/s`)
+    const p = r.pull
+    const ofDrain = r.drain ? ` (${Math.round((p.tasksPerSec / r.drain.tasksPerSec) * 100)}% of the worker drain)` : ''
+    const cost = p.cpuSecPer1kTasks && p.perTask
+      ? `; CPU s per 1,000 tasks: API ${p.cpuSecPer1kTasks.api}, client ${p.cpuSecPer1kTasks.client}, Postgres ${p.cpuSecPer1kTasks.postgres}, Redis ${p.cpuSecPer1kTasks.redis}; per task: ${p.perTask.postgresCommits} PG commits, ${p.perTask.redisCommands} Redis cmds, ${p.perTask.redisReads} Redis reads of ${p.perTask.redisBytesIn} bytes`
+      : ''
+    out.push(`Pull workers (${p.tasks} tasks created first, leased ${p.leaseMax} a request and completed over HTTP by the TypeScript client): ${p.tasksPerSec} tasks/s${ofDrain}${cost}`)
   }
   if (r.webhook) {
     const w = r.webhook
@@ -80,7 +85,7 @@ export function formatReport (r: BenchResult): string {
   }
   if (r.drain) {
     const d = r.drain
-    out.push(`Worker drain (${d.tasks} tasks created first, 1 worker): ${d.tasksPerSec} tasks/s${r.rawBullmq ? ` (${Math.round((d.tasksPerSec / r.rawBullmq.drainPerSec) * 100)}% of raw BullMQ)` : ''}; CPU s per 1,000 tasks: worker ${d.cpuSecPer1kTasks.worker}, Postgres ${d.cpuSecPer1kTasks.postgres}, Redis ${d.cpuSecPer1kTasks.redis}`)
+    out.push(`Worker drain (${d.tasks} tasks created first, 1 worker): ${d.tasksPerSec} tasks/s${r.rawBullmq ? ` (${Math.round((d.tasksPerSec / r.rawBullmq.drainPerSec) * 100)}% of raw BullMQ)` : ''}; CPU s per 1,000 tasks: worker ${d.cpuSecPer1kTasks.worker}, Postgres ${d.cpuSecPer1kTasks.postgres}, Redis ${d.cpuSecPer1kTasks.redis}${d.perTask ? `; per task: ${d.perTask.postgresCommits} PG commits, ${d.perTask.redisCommands} Redis cmds` : ''}`)
     if (d.writes) out.push(formatTableWrites(d.writes))
   }
   if (r.rawBullmq) {

@@ -105,7 +105,7 @@ try {
   }
   if (options.phases.has('pull') && batch) {
     progress(`pull: ${options.drainTasks} tasks, the TypeScript client leasing 50 a request`)
-    result.pull = await runPullPhase({ apiUrl: `http://127.0.0.1:${api.port}`, sql: stack.sql, count: options.drainTasks })
+    result.pull = await runPullPhase({ apiUrl: `http://127.0.0.1:${api.port}`, sql: stack.sql, count: options.drainTasks, meter: phases.meterWindow })
     await stack.dropPrefix(prefix)
     await stack.resetTables()
   }
