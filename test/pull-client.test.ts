@@ -57,13 +57,10 @@ t.test('cancel reaches a running pull handler through its next heartbeat', async
   const { h, url, create } = await setup(t)
   let heartbeatsAfterCancel = 0
   let cancelledAt: number | undefined
-  // Counts the heartbeats the client sends once the cancel is recorded.
-  const realFetch = globalThis.fetch
-  globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {
-    if (cancelledAt !== undefined && String(input).endsWith('/heartbeat')) heartbeatsAfterCancel++
-    return realFetch(input, init)
-  }) as typeof fetch
-  t.teardown(() => { globalThis.fetch = realFetch })
+  // Counts the heartbeats the API receives once the cancel is recorded.
+  h.app.server.on('request', (req: { url?: string }) => {
+    if (cancelledAt !== undefined && req.url?.endsWith('/heartbeat')) heartbeatsAfterCancel++
+  })
   let started = false
   let reason: unknown
   const worker = createWorker({

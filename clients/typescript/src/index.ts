@@ -1,3 +1,5 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import type { components, paths } from './openapi.d.ts'
 
 // Every shape comes from the OpenAPI document the API serves (src/openapi.d.ts, generated).
@@ -96,17 +98,41 @@ export function createWorker (options: WorkerOptions) {
   const polls = new AbortController()
   let slotFreed: (() => void) | undefined
 
-  async function call<T> (path: string, body: unknown, signal?: AbortSignal): Promise<T> {
-    const res = await fetch(`${base}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${options.apiKey}` },
-      body: JSON.stringify(body),
-      ...(signal ? { signal } : {}),
+  // node:http rather than fetch: every task costs a complete, and fetch (WHATWG streams, a wasm
+  // parser) spends about three times the CPU of a plain request on it. Connections are kept
+  // alive and reused, as fetch's were.
+  const secure = new URL(base).protocol === 'https:'
+  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
+  const send = secure ? httpsRequest : httpRequest
+
+  function call<T> (path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    const data = JSON.stringify(body)
+    return new Promise<T>((resolve, reject) => {
+      const answered = (res: IncomingMessage) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.on('error', reject)
+        res.on('end', () => {
+          try {
+            const text = Buffer.concat(chunks).toString('utf8')
+            const json = text === '' ? undefined : JSON.parse(text)
+            const status = res.statusCode ?? 0
+            if (status < 200 || status > 299) reject(new TasklaneApiError(status, json))
+            else resolve(json as T)
+          } catch (err) {
+            reject(err)
+          }
+        })
+      }
+      const req = send(`${base}${path}`, {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), authorization: `Bearer ${options.apiKey}` },
+        ...(signal ? { signal } : {}),
+      }, answered)
+      req.on('error', reject)
+      req.end(data)
     })
-    const text = await res.text()
-    const json = text === '' ? undefined : JSON.parse(text)
-    if (!res.ok) throw new TasklaneApiError(res.status, json)
-    return json as T
   }
 
   async function run (lease: Lease, controller: AbortController): Promise<void> {
@@ -205,6 +231,7 @@ export function createWorker (options: WorkerOptions) {
         for (const r of running.values()) r.controller.abort(SHUTDOWN)
         await all
       }
+      agent.destroy()
     },
   }
 }
