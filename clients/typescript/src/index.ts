@@ -97,6 +97,9 @@ export function createWorker (options: WorkerOptions) {
   let loop: Promise<void> | undefined
   const polls = new AbortController()
   let slotFreed: (() => void) | undefined
+  // Tasks whose handler has returned and whose complete is on its way: their slots free
+  // within a round trip.
+  let completing = 0
 
   // node:http rather than fetch: every task costs a complete, and fetch (WHATWG streams, a wasm
   // parser) spends about three times the CPU of a plain request on it. Connections are kept
@@ -148,11 +151,14 @@ export function createWorker (options: WorkerOptions) {
       }
     }
     const heartbeat = setInterval(() => { void beat() }, heartbeatMs)
+    let completes = false
     const ctx: TaskContext = { signal: controller.signal, progress: (value) => beat(value), leaseId: lease.leaseId, attempt: lease.task.attempt, deadline }
     try {
       const handler = options.handlers[lease.task.type]!
       const result = await handler(lease.task, ctx)
       if (controller.signal.aborted && controller.signal.reason !== DEADLINE) return
+      completing++
+      completes = true
       await call(`/v1/leases/${lease.leaseId}/complete`, { result: result ?? null })
     } catch (err) {
       const reason = controller.signal.reason
@@ -169,6 +175,7 @@ export function createWorker (options: WorkerOptions) {
         ...(reason === SHUTDOWN ? { retryAfterMs: 0 } : {}),
       }).catch((e: unknown) => { if (!(e instanceof TasklaneApiError && e.leaseLost)) onError(e) })
     } finally {
+      if (completes) completing--
       clearTimeout(deadlineTimer)
       clearInterval(heartbeat)
     }
@@ -185,7 +192,11 @@ export function createWorker (options: WorkerOptions) {
   async function poll (): Promise<void> {
     while (!stopping) {
       const free = concurrency - running.size
-      if (free <= 0) {
+      // With fewer than half the slots free, completes on their way are waited for: the tasks
+      // of one lease tend to end together, and one lease request then takes all their slots
+      // instead of one request for each. Free slots wait only while answers are on their way,
+      // and never half of them.
+      if (free <= 0 || (free * 2 < concurrency && completing > 0)) {
         await new Promise<void>((resolve) => { slotFreed = resolve })
         continue
       }
