@@ -54,15 +54,23 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
   const admitStored = createStoredAdmission({ ...fairness, queues })
   const tasks = createTaskService({ db: database.db, queues, taskTypes: taskTypeCatalog, config, log, secrets, events: { created: metrics.tasksCreated }, fairness })
   const readiness = createReadiness({ sql: database.sql, redis })
-  const publisher = createTaskEventPublisher({ redis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
+  // Task events on a connection of their own, auto-pipelined as the worker's: the events of
+  // tasks leased or ended together (a lease request, the completes one statement recorded) go
+  // to Redis in one write. Fail-fast like the main connection; an event is best effort.
+  const eventsRedis = createRedisConnection(config.REDIS_URL, 'producer', 'tasklane-api:publish', { autoPipelining: true })
+  eventsRedis.on('error', (err) => log.warn({ err }, 'redis events connection error'))
+  const publisher = createTaskEventPublisher({ redis: eventsRedis, prefix: config.TASKLANE_QUEUE_PREFIX, log })
   // The API's transitions are the client's cancel, retry and delete (and, for pull workers, the lease ones).
   const transitions = createTaskTransitions(database.sql, {
     maxLostAttempts: config.TASKLANE_MAX_LOST_ATTEMPTS, dependents: createDependentsDispatch({ queues, events: publisher, log, admitStored }),
     onLeft: (left) => dispatchWindow.release(left),
   })
   // Leasing blocks on nothing (non-blocking fetches), but BullMQ's Worker wants a connection
-  // that retries forever, as consumers have.
-  const pullConnection = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:pull')
+  // that retries forever, as consumers have. Auto-pipelined: the takes of one lease request,
+  // and the moves of the leases whose ends were recorded by one statement, are issued in one
+  // tick and go to Redis in one write instead of one each. Nothing on it depends on the order
+  // of commands that are not awaited one after the other.
+  const pullConnection = createRedisConnection(config.REDIS_URL, 'consumer', 'tasklane-api:pull', { autoPipelining: true })
   pullConnection.on('error', (err) => log.warn({ err }, 'redis pull connection error'))
   const dispatcher = createPullDispatcher({ connection: pullConnection, prefix: config.TASKLANE_QUEUE_PREFIX, queues, log })
   const leases = createLeaseService({
@@ -100,6 +108,7 @@ export function openApiDeps (config: Config, log: Logger): AppDeps & { close: ()
       await taskTypeCatalog.close()
       await queues.close()
       redis.disconnect()
+      eventsRedis.disconnect()
       await Promise.all([database.close(), admissionLock.close()])
     },
   }

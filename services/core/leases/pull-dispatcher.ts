@@ -49,9 +49,13 @@ export function createPullDispatcher (deps: {
     return (await Job.fromId(deps.queues.add(queue), id)) ?? undefined
   }
 
-  /** The job as Job.fromId would build it, from what its take answered (no data: moves do not need it). */
+  /**
+   * The job as Job.fromId would build it, from what its take answered (no data: moves do not
+   * need it). It is moved on the pull connection, as its take was, so the moves of leases that
+   * end together go to Redis in one write.
+   */
   function fromTake (queue: string, id: string, known: KnownJob): Job {
-    return new Job(deps.queues.add(queue), known.name, undefined, known.opts, id)
+    return new Job(worker(queue), known.name, undefined, known.opts, id)
   }
 
   return {
