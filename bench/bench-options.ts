@@ -13,8 +13,9 @@ every figure.
 
 Phases, in order:
   raw       plain BullMQ on the same Redis: bulk add, then one Worker with a no-op processor
-  peers     Tasklane beside the pipeline a team would write by hand (bench/peers/: Fastify, one
-            INSERT and queue.add; a BullMQ worker, two UPDATEs) and pg-boss (batch 1 and 50):
+  peers     Tasklane (authentication on: every request presents an API key) beside the pipeline
+            a team would write by hand (bench/peers/: Fastify, one INSERT and queue.add; a BullMQ
+            worker, two UPDATEs) and pg-boss (batch 1 and 50):
             the same echo tasks by single POSTs, one API and one worker process each, fresh
             processes every run, interleaved rounds; medians and Tasklane's per-round ratios
   create    POST /v1/tasks and POST /v1/tasks/batch (100 echo tasks each), API alone, no workers
