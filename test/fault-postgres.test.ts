@@ -8,16 +8,21 @@ import { startExecutionReceiver } from './helpers/execution-receiver.ts'
 import { createTestDatabase, deletePrefixKeys, serviceEndpoints } from './helpers/services.ts'
 import { testConfig, testLogger } from './helpers/test-config.ts'
 
+// Short locks and a frequent reconciler: a drill's repairs happen within its wait.
+const FAST_RECOVERY = {
+  TASKLANE_LOCK_DURATION_MS: '2000',
+  TASKLANE_STALLED_INTERVAL_MS: '1000',
+  TASKLANE_RECONCILER_INTERVAL_MS: '300',
+  TASKLANE_RECONCILER_MIN_AGE_MS: '1000',
+  TASKLANE_RECONCILER_STALE_RUNNING_MS: '3000',
+}
+
 t.test('the worker\'s Postgres connections terminated mid-run: every task completes, each recorded once', async (t) => {
   const receiver = await startExecutionReceiver(t)
   const h = await startHarness(t, { env: DRILL_ENV })
   await h.spawnWorker({
     TASKLANE_QUEUES: 'http:20',
-    TASKLANE_LOCK_DURATION_MS: '2000',
-    TASKLANE_STALLED_INTERVAL_MS: '1000',
-    TASKLANE_RECONCILER_INTERVAL_MS: '300',
-    TASKLANE_RECONCILER_MIN_AGE_MS: '1000',
-    TASKLANE_RECONCILER_STALE_RUNNING_MS: '3000',
+    ...FAST_RECOVERY,
   })
   const tasks = await submitDrillTasks(h, receiver.tasks('pg-', 300, 30, 120))
   let terminated = 0
@@ -49,11 +54,7 @@ t.test('the worker\'s Postgres connections reset again and again while completio
     TASKLANE_QUEUES: 'http:40',
     // Fewer connections than statements at once: the pool pipelines statements onto busy ones.
     TASKLANE_DB_POOL_SIZE: '3',
-    TASKLANE_LOCK_DURATION_MS: '2000',
-    TASKLANE_STALLED_INTERVAL_MS: '1000',
-    TASKLANE_RECONCILER_INTERVAL_MS: '300',
-    TASKLANE_RECONCILER_MIN_AGE_MS: '1000',
-    TASKLANE_RECONCILER_STALE_RUNNING_MS: '3000',
+    ...FAST_RECOVERY,
   })
   // Short handlers, many at once: every reset cuts claims and completions on the wire, and the
   // batcher's row-by-row retry of a failed batch goes out while the cut connections close.
