@@ -57,6 +57,9 @@ export function bodyFor (route: Route, batchSize: number): string {
   return route === 'single' ? JSON.stringify(ECHO) : JSON.stringify({ tasks: Array.from({ length: batchSize }, () => ECHO) })
 }
 
+/** A count per task, to two decimals. */
+const perTaskOf = (n: number, tasks: number): number => Math.round((n / Math.max(1, tasks)) * 100) / 100
+
 type Counters = { redisCpu: number, redisCommands: number, redisReads: number, redisBytesIn: number, postgresCommits: number }
 
 /** Redis' CPU seconds and commands so far, and the commits of the bench database. */
@@ -117,7 +120,7 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
       return async (done) => {
         const [apiCpu, clientCpu, postgresCpu] = await Promise.all(Object.values(meters).map((m) => m.stop()))
         const after = await counters(stack)
-        const perTask = (n: number): number => Math.round((n / Math.max(1, done)) * 100) / 100
+        const perTask = (n: number): number => perTaskOf(n, done)
         return {
           cpuSecPer1kTasks: { api: per1k(apiCpu!, done), client: per1k(clientCpu!, done), postgres: per1k(postgresCpu!, done), redis: per1k(after.redisCpu - before.redisCpu, done) },
           perTask: {
@@ -186,8 +189,8 @@ export function createBenchPhases (deps: { stack: BenchStack, api: ServiceProces
         tasksPerSec: Math.round(done / seconds),
         cpuSecPer1kTasks: { worker: per1k(workerCpu!, done), postgres: per1k(postgresCpu!, done), redis: per1k(after.redisCpu - before.redisCpu, done) },
         perTask: {
-          postgresCommits: Math.round(((after.postgresCommits - before.postgresCommits) / Math.max(1, done)) * 100) / 100,
-          redisCommands: Math.round(((after.redisCommands - before.redisCommands) / Math.max(1, done)) * 100) / 100,
+          postgresCommits: perTaskOf(after.postgresCommits - before.postgresCommits, done),
+          redisCommands: perTaskOf(after.redisCommands - before.redisCommands, done),
         },
       }
     },
